@@ -1,0 +1,195 @@
+//! The double-entry ledger. Every change of a balance is a transaction whose entries sum to zero
+//! per asset. A member's balance is the sum of the entries on their account, always.
+
+use crate::{MemberId, Points, TransactionId};
+use serde::Serialize;
+
+/// What a balance counts. Points now; stamps and a cash wallet are more variants, not more code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Asset {
+    Points,
+}
+
+impl Asset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Asset::Points => "points",
+        }
+    }
+}
+
+/// An account in a tenant's ledger: one per member, and the tenant's own accounts that points
+/// come from and go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// The member's own points.
+    Member(MemberId),
+    /// Where earned points come from (the tenant's liability grows).
+    Issued,
+    /// Points paid at the till toward a bill.
+    Payments,
+    /// Points held by vouchers issued and not yet used, cancelled or expired.
+    VouchersOutstanding,
+    /// Points of vouchers used.
+    Redeemed,
+    /// Points of vouchers that expired unused.
+    VoucherBreakage,
+    /// Points that expired in their lots (breakage).
+    Expired,
+    /// Points taken back by refunds.
+    Clawback,
+    /// Manual adjustments by staff.
+    Adjustments,
+}
+
+impl Account {
+    /// The stored name; a member's account is `member` with the member id beside it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Account::Member(_) => "member",
+            Account::Issued => "issued",
+            Account::Payments => "payments",
+            Account::VouchersOutstanding => "vouchers_outstanding",
+            Account::Redeemed => "redeemed",
+            Account::VoucherBreakage => "voucher_breakage",
+            Account::Expired => "expired",
+            Account::Clawback => "clawback",
+            Account::Adjustments => "adjustments",
+        }
+    }
+
+    pub fn member(self) -> Option<MemberId> {
+        match self {
+            Account::Member(member) => Some(member),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub account: Account,
+    pub asset: Asset,
+    pub amount: i64,
+}
+
+/// Why a transaction happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionKind {
+    Earn,
+    Payment,
+    Redemption,
+    VoucherUse,
+    VoucherCancel,
+    VoucherExpiry,
+    Clawback,
+    Expiry,
+    Adjustment,
+}
+
+impl TransactionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionKind::Earn => "earn",
+            TransactionKind::Payment => "payment",
+            TransactionKind::Redemption => "redemption",
+            TransactionKind::VoucherUse => "voucher_use",
+            TransactionKind::VoucherCancel => "voucher_cancel",
+            TransactionKind::VoucherExpiry => "voucher_expiry",
+            TransactionKind::Clawback => "clawback",
+            TransactionKind::Expiry => "expiry",
+            TransactionKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// A balanced set of entries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transaction {
+    pub id: TransactionId,
+    pub member_id: MemberId,
+    pub kind: TransactionKind,
+    pub entries: Vec<Entry>,
+    /// What the member reads in their history: which rule, which rate, which reward.
+    pub reason: serde_json::Value,
+}
+
+impl Transaction {
+    /// Moves `points` from `from` to `to`. Positive amounts only; the direction carries the sign.
+    pub fn transfer(
+        member_id: MemberId,
+        kind: TransactionKind,
+        from: Account,
+        to: Account,
+        points: Points,
+        reason: serde_json::Value,
+    ) -> Transaction {
+        assert!(points.0 > 0, "a transfer moves a positive amount");
+        let transaction = Transaction {
+            id: TransactionId::new(),
+            member_id,
+            kind,
+            entries: vec![
+                Entry {
+                    account: from,
+                    asset: Asset::Points,
+                    amount: -points.0,
+                },
+                Entry {
+                    account: to,
+                    asset: Asset::Points,
+                    amount: points.0,
+                },
+            ],
+            reason,
+        };
+        debug_assert!(transaction.is_balanced());
+        transaction
+    }
+
+    /// Entries sum to zero for every asset.
+    pub fn is_balanced(&self) -> bool {
+        let mut sums: Vec<(Asset, i64)> = Vec::new();
+        for entry in &self.entries {
+            match sums.iter_mut().find(|(asset, _)| *asset == entry.asset) {
+                Some((_, sum)) => *sum += entry.amount,
+                None => sums.push((entry.asset, entry.amount)),
+            }
+        }
+        sums.iter().all(|(_, sum)| *sum == 0)
+    }
+
+    /// How this transaction changes the member's own points.
+    pub fn member_delta(&self) -> Points {
+        Points(
+            self.entries
+                .iter()
+                .filter(|entry| matches!(entry.account, Account::Member(_)))
+                .map(|entry| entry.amount)
+                .sum(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfers_balance() {
+        let member = MemberId::new();
+        let transaction = Transaction::transfer(
+            member,
+            TransactionKind::Earn,
+            Account::Issued,
+            Account::Member(member),
+            Points(35),
+            serde_json::Value::Null,
+        );
+        assert!(transaction.is_balanced());
+        assert_eq!(transaction.member_delta(), Points(35));
+    }
+}
