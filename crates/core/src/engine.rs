@@ -14,7 +14,7 @@ use crate::time::{end_of_month, local_date, month_index, Timestamp};
 use crate::{EventId, LotId, Money, Points};
 use chrono::{Datelike, Duration, Timelike};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// What the engine needs besides the member: the programme in force and the tenant's zone.
@@ -25,7 +25,7 @@ pub struct Judge<'a> {
 }
 
 /// One reason in a member's history: which rule gave how many points, and how.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EarnLine {
     pub rule: String,
     pub name: String,

@@ -1,0 +1,1385 @@
+//! One journal batch: load everything the batch's events touch with a few set queries, judge
+//! the events in order in memory with the core, then write every change with a few multi-row
+//! statements, all in one database transaction.
+
+use crate::error::EventError;
+use crate::model::{
+    EventResult, IncomingEvent, IncomingKind, MemberRef, TierChangeView, VoucherView,
+};
+use crate::sql::{bind_all, placeholders, Bind, Rows, IN_LIST_MAX};
+use crate::{rfc3339, Store, StoreError, TenantSettings};
+use patron_core::engine::{Judge, Outcome};
+use patron_core::event::PurchaseRecord;
+use patron_core::ledger::Transaction;
+use patron_core::lots::{Allocation, Lot, Lots};
+use patron_core::member::{MemberState, PeriodTotals, Profile};
+use patron_core::reward::{Reward, Voucher, VoucherStatus};
+use patron_core::tiers::TierChange;
+use patron_core::time::{from_micros, to_micros, Timestamp};
+use patron_core::{
+    EventId, LotId, MemberId, Money, Phone, Points, RewardId, TenantId, TransactionId,
+};
+use rand::Rng;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction as DbTransaction};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+type Answer = Result<EventResult, EventError>;
+type Db<'a> = DbTransaction<'a, Any>;
+
+/// Characters of voucher codes: no 0/O or 1/I to misread at a till.
+const VOUCHER_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// Characters in a voucher code: 32^12 = 2^60 codes.
+pub const VOUCHER_CODE_LENGTH: usize = 12;
+
+fn voucher_code() -> String {
+    let mut rng = rand::rng();
+    (0..VOUCHER_CODE_LENGTH)
+        .map(|_| VOUCHER_ALPHABET[rng.random_range(0..VOUCHER_ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A member loaded (or created) in this batch.
+struct Loaded {
+    tenant_id: TenantId,
+    state: MemberState,
+    touched: bool,
+}
+
+/// A purchase record loaded or made in this batch.
+struct PurchaseEntry {
+    record: PurchaseRecord,
+    is_new: bool,
+    changed: bool,
+}
+
+struct VoucherEntry {
+    tenant_id: TenantId,
+    voucher: Voucher,
+    changed: bool,
+}
+
+struct RewardEntry {
+    tenant_id: TenantId,
+    reward: Reward,
+    stock_changed: bool,
+}
+
+/// Rows to write.
+#[derive(Default)]
+struct Writes {
+    events: Vec<EventRow>,
+    transactions: Vec<(TenantId, String, Timestamp, Transaction)>,
+    allocations: Vec<(TransactionId, Allocation)>,
+    tier_changes: Vec<(TenantId, MemberId, String, Timestamp, TierChange)>,
+}
+
+struct EventRow {
+    tenant_id: TenantId,
+    event_id: EventId,
+    kind: &'static str,
+    member_id: Option<MemberId>,
+    occurred_at: Timestamp,
+    body_hash: String,
+    result: String,
+}
+
+/// Everything the batch reads and changes.
+#[derive(Default)]
+struct World {
+    tenants: HashMap<TenantId, Arc<TenantSettings>>,
+    members: HashMap<MemberId, Loaded>,
+    phones: HashMap<(TenantId, Phone), MemberId>,
+    purchases: HashMap<(TenantId, EventId), PurchaseEntry>,
+    vouchers: HashMap<String, VoucherEntry>,
+    rewards: HashMap<RewardId, RewardEntry>,
+    /// Vouchers (not cancelled) each member holds of each reward.
+    held: HashMap<(MemberId, RewardId), i64>,
+    /// Events already stored: (tenant, id) → (body hash, result).
+    existing: HashMap<(TenantId, EventId), (String, String)>,
+    writes: Writes,
+}
+
+/// Judges and stores `events` in one transaction. An event that fails validation fails alone;
+/// a database error fails the batch (the journal then retries its events one by one).
+pub(crate) async fn process(
+    store: &Store,
+    events: &[IncomingEvent],
+) -> Result<Vec<Answer>, StoreError> {
+    let now = chrono::Utc::now();
+    let mut world = World::default();
+    for event in events {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            world.tenants.entry(event.tenant_id)
+        {
+            match store.tenant(event.tenant_id).await {
+                Ok(settings) => {
+                    slot.insert(settings);
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    let mut db = store.pool.begin().await?;
+    load(&mut db, &mut world, events).await?;
+    let mut answers = Vec::with_capacity(events.len());
+    let mut seen: HashMap<(TenantId, EventId), (String, Answer)> = HashMap::new();
+    for event in events {
+        let key = (event.tenant_id, event.id.clone());
+        if let Some((hash, answer)) = seen.get(&key) {
+            answers.push(if *hash == event.body_hash {
+                answer.clone()
+            } else {
+                Err(EventError::ExistsWithDifferentBody)
+            });
+            continue;
+        }
+        let answer = match world.existing.get(&key) {
+            Some((hash, _)) if *hash != event.body_hash => Err(EventError::ExistsWithDifferentBody),
+            Some((_, result)) => serde_json::from_str(result)
+                .map_err(|error| EventError::Database(format!("stored result: {error}"))),
+            None => judge(&mut world, event),
+        };
+        if let Ok(result) = &answer {
+            if !world.existing.contains_key(&key) {
+                world.writes.events.push(EventRow {
+                    tenant_id: event.tenant_id,
+                    event_id: event.id.clone(),
+                    kind: event.kind.name(),
+                    member_id: result
+                        .member_id
+                        .as_deref()
+                        .and_then(|id| MemberId::parse(id).ok()),
+                    occurred_at: event.occurred_at,
+                    body_hash: event.body_hash.clone(),
+                    result: serde_json::to_string(result).expect("a result serialises"),
+                });
+            }
+        }
+        seen.insert(key, (event.body_hash.clone(), answer.clone()));
+        answers.push(answer);
+    }
+    write(&mut db, &mut world, now).await?;
+    db.commit().await?;
+    Ok(answers)
+}
+
+fn member_of(world: &World, tenant_id: TenantId, reference: &MemberRef) -> Option<MemberId> {
+    match reference {
+        MemberRef::Id(id) => world
+            .members
+            .get(id)
+            .filter(|loaded| loaded.tenant_id == tenant_id)
+            .map(|_| *id),
+        MemberRef::Phone(phone) => world.phones.get(&(tenant_id, phone.clone())).copied(),
+    }
+}
+
+/// Judges one event against the world, recording its writes.
+fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
+    let settings = Arc::clone(
+        world
+            .tenants
+            .get(&event.tenant_id)
+            .ok_or(EventError::TenantNotFound)?,
+    );
+    let programme = Arc::clone(
+        settings
+            .programme_at(event.occurred_at)
+            .ok_or(EventError::NoProgramme)?,
+    );
+    let judge = Judge::new(&programme, settings.zone);
+    let at = event.occurred_at;
+    let tenant_id = event.tenant_id;
+    let mut created = false;
+    let (member_id, outcome) = match &event.kind {
+        IncomingKind::Purchase {
+            member,
+            purchase,
+            profile,
+        } => {
+            if let Some(store) = &purchase.store {
+                if !settings.stores.contains(store) {
+                    return Err(EventError::UnknownStore);
+                }
+            }
+            let member_id = match member_of(world, tenant_id, member) {
+                Some(id) => id,
+                None => match member {
+                    MemberRef::Phone(phone) => {
+                        created = true;
+                        enrol(
+                            world,
+                            tenant_id,
+                            phone,
+                            profile.clone().unwrap_or_default(),
+                            programme.base_tier_code(),
+                            at,
+                        )
+                    }
+                    MemberRef::Id(_) => return Err(EventError::MemberNotFound),
+                },
+            };
+            let loaded = world.members.get_mut(&member_id).expect("member loaded");
+            let (outcome, record) = judge
+                .purchase(&mut loaded.state, &event.id, purchase, at)
+                .map_err(EventError::Rejected)?;
+            world.purchases.insert(
+                (tenant_id, event.id.clone()),
+                PurchaseEntry {
+                    record,
+                    is_new: true,
+                    changed: false,
+                },
+            );
+            (member_id, outcome)
+        }
+        IncomingKind::Refund { original, amount } => {
+            let entry = world
+                .purchases
+                .get_mut(&(tenant_id, original.clone()))
+                .ok_or(EventError::OriginalNotFound)?;
+            let member_id = entry.record.member_id;
+            let loaded = world
+                .members
+                .get_mut(&member_id)
+                .ok_or(EventError::MemberNotFound)?;
+            let outcome = judge
+                .refund(&mut loaded.state, &mut entry.record, &event.id, *amount, at)
+                .map_err(EventError::Rejected)?;
+            entry.changed = true;
+            (member_id, outcome)
+        }
+        IncomingKind::Engagement { member, kind } => {
+            let member_id =
+                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
+            let loaded = world.members.get_mut(&member_id).expect("member loaded");
+            (
+                member_id,
+                judge.engagement(&mut loaded.state, &event.id, kind, at),
+            )
+        }
+        IncomingKind::Enrol { phone, profile } => {
+            match world.phones.get(&(tenant_id, phone.clone())).copied() {
+                Some(member_id) => (member_id, Outcome::default()),
+                None => {
+                    created = true;
+                    let member_id = enrol(
+                        world,
+                        tenant_id,
+                        phone,
+                        profile.clone(),
+                        programme.base_tier_code(),
+                        at,
+                    );
+                    let loaded = world.members.get_mut(&member_id).expect("member loaded");
+                    (
+                        member_id,
+                        judge.engagement(&mut loaded.state, &event.id, "sign_up", at),
+                    )
+                }
+            }
+        }
+        IncomingKind::Redemption { member, reward_id } => {
+            let member_id =
+                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
+            let reward_entry = world
+                .rewards
+                .get_mut(reward_id)
+                .filter(|entry| entry.tenant_id == tenant_id)
+                .ok_or(EventError::RewardNotFound)?;
+            let held = world.held.entry((member_id, *reward_id)).or_insert(0);
+            let loaded = world.members.get_mut(&member_id).expect("member loaded");
+            let outcome = judge
+                .redeem(
+                    &mut loaded.state,
+                    &mut reward_entry.reward,
+                    *held,
+                    voucher_code(),
+                    &event.id,
+                    at,
+                )
+                .map_err(EventError::Rejected)?;
+            *held += 1;
+            reward_entry.stock_changed |= reward_entry.reward.stock.is_some();
+            let voucher = outcome
+                .voucher
+                .clone()
+                .expect("a redemption issues a voucher");
+            world.vouchers.insert(
+                voucher.code.clone(),
+                VoucherEntry {
+                    tenant_id,
+                    voucher,
+                    changed: true,
+                },
+            );
+            (member_id, outcome)
+        }
+        IncomingKind::VoucherUse { code, store } => {
+            if let Some(store) = store {
+                if !settings.stores.contains(store) {
+                    return Err(EventError::UnknownStore);
+                }
+            }
+            let entry = world
+                .vouchers
+                .get_mut(code)
+                .filter(|entry| entry.tenant_id == tenant_id)
+                .ok_or(EventError::VoucherNotFound)?;
+            let reward = &world
+                .rewards
+                .get(&entry.voucher.reward_id)
+                .ok_or(EventError::RewardNotFound)?
+                .reward;
+            let outcome = judge
+                .use_voucher(&mut entry.voucher, reward, store.as_deref(), &event.id, at)
+                .map_err(EventError::Rejected)?;
+            entry.changed = true;
+            let mut outcome = outcome;
+            outcome.voucher = Some(entry.voucher.clone());
+            (entry.voucher.member_id, outcome)
+        }
+        IncomingKind::VoucherCancel { code } => {
+            let entry = world
+                .vouchers
+                .get_mut(code)
+                .filter(|entry| entry.tenant_id == tenant_id)
+                .ok_or(EventError::VoucherNotFound)?;
+            let member_id = entry.voucher.member_id;
+            let reward_entry = world
+                .rewards
+                .get_mut(&entry.voucher.reward_id)
+                .ok_or(EventError::RewardNotFound)?;
+            let loaded = world
+                .members
+                .get_mut(&member_id)
+                .ok_or(EventError::MemberNotFound)?;
+            let mut outcome = judge
+                .cancel_voucher(
+                    &mut loaded.state,
+                    &mut entry.voucher,
+                    &mut reward_entry.reward,
+                    &event.id,
+                    at,
+                )
+                .map_err(EventError::Rejected)?;
+            entry.changed = true;
+            reward_entry.stock_changed |= reward_entry.reward.stock.is_some();
+            if let Some(held) = world.held.get_mut(&(member_id, entry.voucher.reward_id)) {
+                *held -= 1;
+            }
+            outcome.voucher = Some(entry.voucher.clone());
+            (member_id, outcome)
+        }
+        IncomingKind::Adjustment {
+            member,
+            points,
+            reason,
+        } => {
+            let member_id =
+                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
+            let loaded = world.members.get_mut(&member_id).expect("member loaded");
+            let outcome = judge
+                .adjust(&mut loaded.state, *points, reason, &event.id, at)
+                .map_err(EventError::Rejected)?;
+            (member_id, outcome)
+        }
+    };
+    Ok(record_outcome(
+        world,
+        event,
+        &settings,
+        programme.version,
+        member_id,
+        outcome,
+        created,
+    ))
+}
+
+fn enrol(
+    world: &mut World,
+    tenant_id: TenantId,
+    phone: &Phone,
+    mut profile: Profile,
+    base_tier: &str,
+    at: Timestamp,
+) -> MemberId {
+    let id = MemberId::new();
+    profile.phone = Some(phone.clone());
+    world.members.insert(
+        id,
+        Loaded {
+            tenant_id,
+            state: MemberState::new(id, profile, base_tier, at),
+            touched: true,
+        },
+    );
+    world.phones.insert((tenant_id, phone.clone()), id);
+    id
+}
+
+fn record_outcome(
+    world: &mut World,
+    event: &IncomingEvent,
+    settings: &TenantSettings,
+    programme_version: i64,
+    member_id: MemberId,
+    outcome: Outcome,
+    created: bool,
+) -> EventResult {
+    let loaded = world.members.get_mut(&member_id);
+    let at = event.occurred_at;
+    let (balance, available, pending, tier) = match loaded {
+        Some(loaded) => {
+            loaded.touched = true;
+            let state = &loaded.state;
+            (
+                state.balance.0,
+                state.lots.available(at).0,
+                state.lots.pending(at).0,
+                Some(state.tier.clone()),
+            )
+        }
+        None => (0, 0, 0, None),
+    };
+    for transaction in outcome.transactions {
+        world.writes.transactions.push((
+            event.tenant_id,
+            event.id.as_str().to_owned(),
+            at,
+            transaction,
+        ));
+    }
+    for recorded in &outcome.allocations {
+        world
+            .writes
+            .allocations
+            .push((recorded.transaction_id, recorded.allocation));
+    }
+    let tier_change = outcome.tier_change.map(|change| {
+        let view = TierChangeView {
+            from: change.from.clone(),
+            to: change.to.clone(),
+            reason: change.reason.as_str().to_owned(),
+        };
+        world.writes.tier_changes.push((
+            event.tenant_id,
+            member_id,
+            event.id.as_str().to_owned(),
+            at,
+            change,
+        ));
+        view
+    });
+    let voucher = outcome.voucher.map(|voucher| {
+        let reward_name = world
+            .rewards
+            .get(&voucher.reward_id)
+            .map(|entry| entry.reward.name.clone())
+            .unwrap_or_default();
+        voucher_view(&voucher, reward_name, settings.zone)
+    });
+    EventResult {
+        event_id: event.id.as_str().to_owned(),
+        kind: event.kind.name().to_owned(),
+        member_id: Some(member_id.to_string()),
+        programme_version: Some(programme_version),
+        points_earned: outcome.points_earned.0,
+        points_spent: outcome.points_spent.0,
+        points_taken_back: outcome.points_taken_back.0,
+        balance,
+        available,
+        pending,
+        tier,
+        tier_change,
+        lines: outcome.lines,
+        voucher,
+        member_created: created,
+    }
+}
+
+pub(crate) fn voucher_view(
+    voucher: &Voucher,
+    reward_name: String,
+    zone: chrono_tz::Tz,
+) -> VoucherView {
+    VoucherView {
+        code: voucher.code.clone(),
+        reward_id: voucher.reward_id.to_string(),
+        reward_name,
+        cost: voucher.cost.0,
+        status: voucher.status.as_str().to_owned(),
+        issued_at: rfc3339(voucher.issued_at, zone),
+        expires_at: rfc3339(voucher.expires_at, zone),
+        used_at: voucher.used_at.map(|at| rfc3339(at, zone)),
+        used_store: voucher.used_store.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+async fn load(
+    db: &mut Db<'_>,
+    world: &mut World,
+    events: &[IncomingEvent],
+) -> Result<(), StoreError> {
+    let mut keys_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
+    let mut originals_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
+    let mut codes: Vec<String> = Vec::new();
+    let mut reward_ids: Vec<String> = Vec::new();
+    for event in events {
+        keys_by_tenant
+            .entry(event.tenant_id)
+            .or_default()
+            .push(event.id.as_str().to_owned());
+        match &event.kind {
+            IncomingKind::Refund { original, .. } => originals_by_tenant
+                .entry(event.tenant_id)
+                .or_default()
+                .push(original.as_str().to_owned()),
+            IncomingKind::VoucherUse { code, .. } | IncomingKind::VoucherCancel { code } => {
+                codes.push(code.clone())
+            }
+            IncomingKind::Redemption { reward_id, .. } => reward_ids.push(reward_id.to_string()),
+            _ => {}
+        }
+    }
+    for (tenant_id, keys) in &keys_by_tenant {
+        load_existing(db, world, *tenant_id, keys).await?;
+    }
+    for (tenant_id, originals) in &originals_by_tenant {
+        load_purchases(db, world, *tenant_id, originals).await?;
+    }
+    let restore_lots = load_vouchers(db, world, &codes).await?;
+    reward_ids.extend(
+        world
+            .vouchers
+            .values()
+            .map(|entry| entry.voucher.reward_id.to_string()),
+    );
+    load_rewards(db, world, &reward_ids).await?;
+
+    let mut member_ids: HashSet<String> = HashSet::new();
+    let mut phones_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
+    for event in events {
+        let reference = match &event.kind {
+            IncomingKind::Purchase { member, .. }
+            | IncomingKind::Engagement { member, .. }
+            | IncomingKind::Redemption { member, .. }
+            | IncomingKind::Adjustment { member, .. } => Some(member.clone()),
+            IncomingKind::Enrol { phone, .. } => Some(MemberRef::Phone(phone.clone())),
+            _ => None,
+        };
+        match reference {
+            Some(MemberRef::Id(id)) => {
+                member_ids.insert(id.to_string());
+            }
+            Some(MemberRef::Phone(phone)) => phones_by_tenant
+                .entry(event.tenant_id)
+                .or_default()
+                .push(phone.as_str().to_owned()),
+            None => {}
+        }
+    }
+    member_ids.extend(
+        world
+            .purchases
+            .values()
+            .map(|entry| entry.record.member_id.to_string()),
+    );
+    member_ids.extend(
+        world
+            .vouchers
+            .values()
+            .map(|entry| entry.voucher.member_id.to_string()),
+    );
+    let member_ids: Vec<String> = member_ids.into_iter().collect();
+    for chunk in member_ids.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "{MEMBER_SELECT} WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let rows = bind_all(
+            sqlx::query(&sql),
+            chunk.iter().map(|id| Bind::from(id.as_str())).collect(),
+        )
+        .fetch_all(&mut **db)
+        .await?;
+        add_members(world, rows)?;
+    }
+    for (tenant_id, phones) in &phones_by_tenant {
+        for chunk in phones.chunks(IN_LIST_MAX) {
+            let sql = format!(
+                "{MEMBER_SELECT} WHERE tenant_id = $1 AND phone IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut values = vec![Bind::from(tenant_id.to_string())];
+            values.extend(chunk.iter().map(|phone| Bind::from(phone.as_str())));
+            let rows = bind_all(sqlx::query(&sql), values)
+                .fetch_all(&mut **db)
+                .await?;
+            add_members(world, rows)?;
+        }
+    }
+    load_member_details(db, world, &restore_lots).await?;
+    load_held(db, world, events).await
+}
+
+async fn load_existing(
+    db: &mut Db<'_>,
+    world: &mut World,
+    tenant_id: TenantId,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "SELECT event_id, body_hash, result FROM events WHERE tenant_id = $1 AND event_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut values = vec![Bind::from(tenant_id.to_string())];
+        values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
+        for row in bind_all(sqlx::query(&sql), values)
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let id: String = row.get(0);
+            let id =
+                EventId::parse(&id).map_err(|_| StoreError::Corrupt(format!("event id {id}")))?;
+            world
+                .existing
+                .insert((tenant_id, id), (row.get(1), row.get(2)));
+        }
+    }
+    Ok(())
+}
+
+async fn load_purchases(
+    db: &mut Db<'_>,
+    world: &mut World,
+    tenant_id: TenantId,
+    originals: &[String],
+) -> Result<(), StoreError> {
+    for chunk in originals.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "SELECT event_id, kind, member_id, amount, eligible_amount, points_earned, lot_id, refunded_amount, \
+             points_taken_back, month, occurred_at FROM events WHERE tenant_id = $1 AND event_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut values = vec![Bind::from(tenant_id.to_string())];
+        values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
+        for row in bind_all(sqlx::query(&sql), values)
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let kind: String = row.get(1);
+            if kind != "purchase" {
+                continue;
+            }
+            let id: String = row.get(0);
+            let event_id =
+                EventId::parse(&id).map_err(|_| StoreError::Corrupt(format!("event id {id}")))?;
+            let record = PurchaseRecord {
+                event_id: event_id.clone(),
+                member_id: parse_member_id(&row.get::<String, _>(2))?,
+                amount: Money(row.get(3)),
+                eligible_amount: Money(row.get(4)),
+                points_earned: Points(row.get(5)),
+                lot_id: row
+                    .get::<Option<String>, _>(6)
+                    .map(|id| parse_lot_id(&id))
+                    .transpose()?,
+                refunded_amount: Money(row.get(7)),
+                points_taken_back: Points(row.get(8)),
+                month: row.get::<i64, _>(9) as i32,
+                occurred_at: from_micros(row.get(10)),
+            };
+            world.purchases.insert(
+                (tenant_id, event_id),
+                PurchaseEntry {
+                    record,
+                    is_new: false,
+                    changed: false,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads vouchers by code; returns the lots their cancellation may need to restore.
+async fn load_vouchers(
+    db: &mut Db<'_>,
+    world: &mut World,
+    codes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut lots = Vec::new();
+    for chunk in codes.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
+             expires_at, used_at, used_store FROM vouchers WHERE code IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let values = chunk.iter().map(|code| Bind::from(code.as_str())).collect();
+        for row in bind_all(sqlx::query(&sql), values)
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let (tenant_id, voucher) = voucher_from_row(&row)?;
+            lots.extend(
+                voucher
+                    .allocations
+                    .iter()
+                    .map(|allocation| allocation.lot_id.to_string()),
+            );
+            world.vouchers.insert(
+                voucher.code.clone(),
+                VoucherEntry {
+                    tenant_id,
+                    voucher,
+                    changed: false,
+                },
+            );
+        }
+    }
+    Ok(lots)
+}
+
+pub(crate) fn voucher_from_row(row: &AnyRow) -> Result<(TenantId, Voucher), StoreError> {
+    let status: String = row.get(5);
+    let allocations: Vec<(String, i64)> = serde_json::from_str(&row.get::<String, _>(7))
+        .map_err(|error| StoreError::Corrupt(format!("voucher allocations: {error}")))?;
+    let allocations = allocations
+        .into_iter()
+        .map(|(lot, points)| {
+            Ok(Allocation {
+                lot_id: parse_lot_id(&lot)?,
+                points: Points(points),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let voucher = Voucher {
+        code: row.get(0),
+        member_id: parse_member_id(&row.get::<String, _>(2))?,
+        reward_id: RewardId::parse(&row.get::<String, _>(3))
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        cost: Points(row.get(4)),
+        status: VoucherStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("voucher status {status}")))?,
+        redemption_transaction: TransactionId::parse(&row.get::<String, _>(6))
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        allocations,
+        issued_at: from_micros(row.get(8)),
+        expires_at: from_micros(row.get(9)),
+        used_at: row.get::<Option<i64>, _>(10).map(from_micros),
+        used_store: row.get(11),
+    };
+    let tenant_id = TenantId::parse(&row.get::<String, _>(1))
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok((tenant_id, voucher))
+}
+
+async fn load_rewards(
+    db: &mut Db<'_>,
+    world: &mut World,
+    ids: &[String],
+) -> Result<(), StoreError> {
+    let ids: Vec<String> = ids
+        .iter()
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in ids.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "{REWARD_SELECT} WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
+        for row in bind_all(sqlx::query(&sql), values)
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let (tenant_id, reward) = reward_from_row(&row)?;
+            world.rewards.insert(
+                reward.id,
+                RewardEntry {
+                    tenant_id,
+                    reward,
+                    stock_changed: false,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) const REWARD_SELECT: &str =
+    "SELECT id, tenant_id, name, description, cost, stock, per_member_limit, valid_from, \
+     valid_until, stores, voucher_valid_days, active FROM rewards";
+
+pub(crate) fn reward_from_row(row: &AnyRow) -> Result<(TenantId, Reward), StoreError> {
+    let stores: Vec<String> = serde_json::from_str(&row.get::<String, _>(9))
+        .map_err(|error| StoreError::Corrupt(format!("reward stores: {error}")))?;
+    let reward = Reward {
+        id: RewardId::parse(&row.get::<String, _>(0))
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        name: row.get(2),
+        description: row.get(3),
+        cost: Points(row.get(4)),
+        stock: row.get(5),
+        per_member_limit: row.get(6),
+        valid_from: row.get::<Option<i64>, _>(7).map(from_micros),
+        valid_until: row.get::<Option<i64>, _>(8).map(from_micros),
+        stores,
+        voucher_valid_days: row.get::<i64, _>(10) as u32,
+        active: row.get::<i64, _>(11) != 0,
+    };
+    let tenant_id = TenantId::parse(&row.get::<String, _>(1))
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok((tenant_id, reward))
+}
+
+pub(crate) const MEMBER_SELECT: &str = "SELECT id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, \
+     tier, tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
+     day_key, day_points, rule_hits, created_at FROM members";
+
+fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |error| StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+pub(crate) fn member_from_row(row: &AnyRow) -> Result<(TenantId, MemberState), StoreError> {
+    let id = parse_member_id(&row.get::<String, _>(0))?;
+    let tenant_id = TenantId::parse(&row.get::<String, _>(1))
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let profile = Profile {
+        phone: row
+            .get::<Option<String>, _>(2)
+            .and_then(|phone| Phone::parse(&phone).ok()),
+        email: row.get(3),
+        name: row.get(4),
+        birthday: row
+            .get::<Option<String>, _>(5)
+            .and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok()),
+        gender: row.get(6),
+        city: row.get(7),
+        tags: serde_json::from_str(&row.get::<String, _>(8)).map_err(corrupt("member tags"))?,
+        attributes: serde_json::from_str(&row.get::<String, _>(9))
+            .map_err(corrupt("member attributes"))?,
+    };
+    let mut state = MemberState::new(
+        id,
+        profile,
+        &row.get::<String, _>(10),
+        from_micros(row.get(21)),
+    );
+    state.tier_since = from_micros(row.get(11));
+    state.tier_below_since = row.get::<Option<i64>, _>(12).map(from_micros);
+    state.tier_held_until = row.get::<Option<i64>, _>(13).map(from_micros);
+    state.balance = Points(row.get(14));
+    state.lifetime_spend = Money(row.get(15));
+    state.lifetime_points = Points(row.get(16));
+    state.order_count = row.get(17);
+    state.day = row
+        .get::<Option<String>, _>(18)
+        .and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok());
+    state.day_points = Points(row.get(19));
+    state.rule_hits =
+        serde_json::from_str(&row.get::<String, _>(20)).map_err(corrupt("member rule hits"))?;
+    Ok((tenant_id, state))
+}
+
+fn add_members(world: &mut World, rows: Vec<AnyRow>) -> Result<(), StoreError> {
+    for row in rows {
+        let (tenant_id, state) = member_from_row(&row)?;
+        if let Some(phone) = &state.profile.phone {
+            world.phones.insert((tenant_id, phone.clone()), state.id);
+        }
+        world.members.entry(state.id).or_insert(Loaded {
+            tenant_id,
+            state,
+            touched: false,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) const LOT_SELECT: &str =
+    "SELECT id, member_id, earned, remaining, matures_at, expires_at, created_at FROM lots";
+
+pub(crate) fn lot_from_row(row: &AnyRow) -> Result<(MemberId, Lot), StoreError> {
+    Ok((
+        parse_member_id(&row.get::<String, _>(1))?,
+        Lot {
+            id: parse_lot_id(&row.get::<String, _>(0))?,
+            earned: Points(row.get(2)),
+            remaining: Points(row.get(3)),
+            matures_at: from_micros(row.get(4)),
+            expires_at: row.get::<Option<i64>, _>(5).map(from_micros),
+            created_at: from_micros(row.get(6)),
+        },
+    ))
+}
+
+/// Loads open lots and monthly totals of every loaded member, and the (possibly emptied) lots
+/// that cancelled vouchers return points to.
+async fn load_member_details(
+    db: &mut Db<'_>,
+    world: &mut World,
+    restore_lots: &[String],
+) -> Result<(), StoreError> {
+    let ids: Vec<String> = world.members.keys().map(|id| id.to_string()).collect();
+    let mut lots: HashMap<MemberId, Vec<Lot>> = HashMap::new();
+    for chunk in ids.chunks(IN_LIST_MAX) {
+        let values: Vec<Bind> = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
+        let sql = format!(
+            "{LOT_SELECT} WHERE member_id IN ({}) AND remaining <> 0",
+            placeholders(1, chunk.len())
+        );
+        for row in bind_all(sqlx::query(&sql), values.clone())
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let (member_id, lot) = lot_from_row(&row)?;
+            lots.entry(member_id).or_default().push(lot);
+        }
+        let sql = format!(
+            "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        for row in bind_all(sqlx::query(&sql), values)
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let member_id = parse_member_id(&row.get::<String, _>(0))?;
+            if let Some(loaded) = world.members.get_mut(&member_id) {
+                loaded.state.periods.insert(
+                    row.get::<i64, _>(1) as i32,
+                    PeriodTotals {
+                        spend: Money(row.get(2)),
+                        points: Points(row.get(3)),
+                    },
+                );
+            }
+        }
+    }
+    for (member_id, member_lots) in lots {
+        if let Some(loaded) = world.members.get_mut(&member_id) {
+            loaded.state.lots = Lots::new(member_lots);
+        }
+    }
+    for chunk in restore_lots.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "{LOT_SELECT} WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
+        for row in bind_all(sqlx::query(&sql), values)
+            .fetch_all(&mut **db)
+            .await?
+        {
+            let (member_id, lot) = lot_from_row(&row)?;
+            if let Some(loaded) = world.members.get_mut(&member_id) {
+                loaded.state.lots.insert_loaded(lot);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn load_held(
+    db: &mut Db<'_>,
+    world: &mut World,
+    events: &[IncomingEvent],
+) -> Result<(), StoreError> {
+    let mut pairs: HashSet<(MemberId, RewardId)> = HashSet::new();
+    for event in events {
+        if let IncomingKind::Redemption { member, reward_id } = &event.kind {
+            if let Some(member_id) = member_of(world, event.tenant_id, member) {
+                pairs.insert((member_id, *reward_id));
+            }
+        }
+    }
+    for (member_id, reward_id) in pairs {
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM vouchers WHERE member_id = $1 AND reward_id = $2 AND status <> 'cancelled'",
+        )
+        .bind(member_id.to_string())
+        .bind(reward_id.to_string())
+        .fetch_one(&mut **db)
+        .await?
+        .get(0);
+        world.held.insert((member_id, reward_id), count);
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_member_id(text: &str) -> Result<MemberId, StoreError> {
+    MemberId::parse(text).map_err(|_| StoreError::Corrupt(format!("member id {text}")))
+}
+
+pub(crate) fn parse_lot_id(text: &str) -> Result<LotId, StoreError> {
+    LotId::parse(text).map_err(|_| StoreError::Corrupt(format!("lot id {text}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+async fn run(db: &mut Db<'_>, statements: Vec<(String, Vec<Bind>)>) -> Result<(), StoreError> {
+    for (sql, values) in statements {
+        bind_all(sqlx::query(&sql), values)
+            .execute(&mut **db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(), StoreError> {
+    let recorded_at = to_micros(now);
+    let mut members = Rows::new(23);
+    let mut lots = Rows::new(9);
+    let mut periods = Rows::new(4);
+    for loaded in world.members.values_mut().filter(|loaded| loaded.touched) {
+        assert!(
+            loaded.state.is_consistent(),
+            "member {} balance differs from lots",
+            loaded.state.id
+        );
+        members.push(member_row(loaded, recorded_at));
+        let member_id = loaded.state.id.to_string();
+        for lot in loaded.state.lots.changed() {
+            lots.push(vec![
+                lot.id.to_string().into(),
+                loaded.tenant_id.to_string().into(),
+                member_id.clone().into(),
+                "points".into(),
+                lot.earned.0.into(),
+                lot.remaining.0.into(),
+                to_micros(lot.matures_at).into(),
+                lot.expires_at.map(to_micros).into(),
+                to_micros(lot.created_at).into(),
+            ]);
+        }
+        for month in &loaded.state.periods_changed {
+            let totals = loaded.state.periods[month];
+            periods.push(vec![
+                member_id.clone().into(),
+                (*month as i64).into(),
+                totals.spend.0.into(),
+                totals.points.0.into(),
+            ]);
+        }
+    }
+    run(
+        db,
+        members.statements(
+            "INSERT INTO members (id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, tier, \
+             tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
+             day_key, day_points, rule_hits, created_at, updated_at)",
+            "ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, tier_since = excluded.tier_since, \
+             tier_below_since = excluded.tier_below_since, tier_held_until = excluded.tier_held_until, \
+             points_balance = excluded.points_balance, lifetime_spend = excluded.lifetime_spend, \
+             lifetime_points = excluded.lifetime_points, order_count = excluded.order_count, day_key = excluded.day_key, \
+             day_points = excluded.day_points, rule_hits = excluded.rule_hits, updated_at = excluded.updated_at",
+        ),
+    )
+    .await?;
+    run(
+        db,
+        lots.statements(
+            "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at)",
+            "ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining",
+        ),
+    )
+    .await?;
+    run(
+        db,
+        periods.statements(
+            "INSERT INTO member_periods (member_id, month, spend, points)",
+            "ON CONFLICT (member_id, month) DO UPDATE SET spend = excluded.spend, points = excluded.points",
+        ),
+    )
+    .await?;
+    write_events(db, world, recorded_at).await?;
+    write_ledger(db, &world.writes, recorded_at).await?;
+    write_vouchers(db, world, recorded_at).await
+}
+
+fn member_row(loaded: &Loaded, recorded_at: i64) -> Vec<Bind> {
+    let state = &loaded.state;
+    let profile = &state.profile;
+    vec![
+        state.id.to_string().into(),
+        loaded.tenant_id.to_string().into(),
+        profile
+            .phone
+            .as_ref()
+            .map(|phone| phone.as_str().to_owned())
+            .into(),
+        profile.email.clone().into(),
+        profile.name.clone().into(),
+        profile
+            .birthday
+            .map(|day| day.format("%Y-%m-%d").to_string())
+            .into(),
+        profile.gender.clone().into(),
+        profile.city.clone().into(),
+        serde_json::to_string(&profile.tags)
+            .expect("tags serialise")
+            .into(),
+        serde_json::to_string(&profile.attributes)
+            .expect("attributes serialise")
+            .into(),
+        state.tier.clone().into(),
+        to_micros(state.tier_since).into(),
+        state.tier_below_since.map(to_micros).into(),
+        state.tier_held_until.map(to_micros).into(),
+        state.balance.0.into(),
+        state.lifetime_spend.0.into(),
+        state.lifetime_points.0.into(),
+        state.order_count.into(),
+        state
+            .day
+            .map(|day| day.format("%Y-%m-%d").to_string())
+            .into(),
+        state.day_points.0.into(),
+        serde_json::to_string(&state.rule_hits)
+            .expect("rule hits serialise")
+            .into(),
+        to_micros(state.created_at).into(),
+        recorded_at.into(),
+    ]
+}
+
+async fn write_events(
+    db: &mut Db<'_>,
+    world: &mut World,
+    recorded_at: i64,
+) -> Result<(), StoreError> {
+    let mut rows = Rows::new(16);
+    for event in world.writes.events.drain(..) {
+        let purchase = world
+            .purchases
+            .get(&(event.tenant_id, event.event_id.clone()))
+            .filter(|entry| entry.is_new)
+            .map(|entry| &entry.record);
+        rows.push(vec![
+            event.tenant_id.to_string().into(),
+            event.event_id.as_str().into(),
+            event.kind.into(),
+            event.member_id.map(|id| id.to_string()).into(),
+            to_micros(event.occurred_at).into(),
+            recorded_at.into(),
+            event.body_hash.into(),
+            event.result.into(),
+            Bind::NullText,
+            purchase.map(|record| record.amount.0).into(),
+            purchase.map(|record| record.eligible_amount.0).into(),
+            purchase.map(|record| record.points_earned.0).into(),
+            purchase
+                .and_then(|record| record.lot_id)
+                .map(|id| id.to_string())
+                .into(),
+            purchase.map(|record| record.refunded_amount.0).into(),
+            purchase.map(|record| record.points_taken_back.0).into(),
+            purchase.map(|record| record.month as i64).into(),
+        ]);
+    }
+    run(
+        db,
+        rows.statements(
+            "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
+             store_code, amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month)",
+            "",
+        ),
+    )
+    .await?;
+    for ((tenant_id, event_id), entry) in &world.purchases {
+        if entry.changed && !entry.is_new {
+            sqlx::query(
+                "UPDATE events SET refunded_amount = $1, points_taken_back = $2 WHERE tenant_id = $3 AND event_id = $4",
+            )
+            .bind(entry.record.refunded_amount.0)
+            .bind(entry.record.points_taken_back.0)
+            .bind(tenant_id.to_string())
+            .bind(event_id.as_str().to_owned())
+            .execute(&mut **db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes ledger transactions, their entries, allocations and tier history.
+pub(crate) async fn write_ledger_rows(
+    db: &mut Db<'_>,
+    transactions: &[(TenantId, Option<String>, Timestamp, Transaction)],
+    allocations: &[(TransactionId, Allocation)],
+    recorded_at: i64,
+) -> Result<(), StoreError> {
+    let mut headers = Rows::new(8);
+    let mut entries = Rows::new(6);
+    for (tenant_id, event_id, at, transaction) in transactions {
+        assert!(
+            transaction.is_balanced(),
+            "transaction {} is not balanced",
+            transaction.id
+        );
+        headers.push(vec![
+            transaction.id.to_string().into(),
+            tenant_id.to_string().into(),
+            transaction.member_id.to_string().into(),
+            event_id.clone().into(),
+            transaction.kind.as_str().into(),
+            transaction.reason.to_string().into(),
+            to_micros(*at).into(),
+            recorded_at.into(),
+        ]);
+        for entry in &transaction.entries {
+            entries.push(vec![
+                transaction.id.to_string().into(),
+                tenant_id.to_string().into(),
+                entry.account.name().into(),
+                entry.account.member().map(|id| id.to_string()).into(),
+                entry.asset.as_str().into(),
+                entry.amount.into(),
+            ]);
+        }
+    }
+    let mut allocation_rows = Rows::new(3);
+    for (transaction_id, allocation) in allocations {
+        allocation_rows.push(vec![
+            transaction_id.to_string().into(),
+            allocation.lot_id.to_string().into(),
+            allocation.points.0.into(),
+        ]);
+    }
+    run(
+        db,
+        headers.statements(
+            "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at)",
+            "",
+        ),
+    )
+    .await?;
+    run(
+        db,
+        entries.statements(
+            "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount)",
+            "",
+        ),
+    )
+    .await?;
+    run(
+        db,
+        allocation_rows.statements(
+            "INSERT INTO lot_allocations (transaction_id, lot_id, points)",
+            "",
+        ),
+    )
+    .await
+}
+
+async fn write_ledger(
+    db: &mut Db<'_>,
+    writes: &Writes,
+    recorded_at: i64,
+) -> Result<(), StoreError> {
+    let transactions: Vec<_> = writes
+        .transactions
+        .iter()
+        .map(|(tenant_id, event_id, at, transaction)| {
+            (*tenant_id, Some(event_id.clone()), *at, transaction.clone())
+        })
+        .collect();
+    write_ledger_rows(db, &transactions, &writes.allocations, recorded_at).await?;
+    let mut tiers = Rows::new(9);
+    for (tenant_id, member_id, event_id, at, change) in &writes.tier_changes {
+        tiers.push(tier_row(
+            *tenant_id,
+            *member_id,
+            Some(event_id.clone()),
+            *at,
+            change,
+        ));
+    }
+    run(db, tiers.statements(TIER_INSERT, "")).await
+}
+
+pub(crate) const TIER_INSERT: &str =
+    "INSERT INTO tier_history (id, tenant_id, member_id, from_tier, to_tier, reason, qualifying_value, event_id, at)";
+
+pub(crate) fn tier_row(
+    tenant_id: TenantId,
+    member_id: MemberId,
+    event_id: Option<String>,
+    at: Timestamp,
+    change: &TierChange,
+) -> Vec<Bind> {
+    vec![
+        uuid::Uuid::now_v7().to_string().into(),
+        tenant_id.to_string().into(),
+        member_id.to_string().into(),
+        change.from.clone().into(),
+        change.to.clone().into(),
+        change.reason.as_str().into(),
+        change.qualifying_value.into(),
+        event_id.into(),
+        to_micros(at).into(),
+    ]
+}
+
+pub(crate) fn voucher_row(tenant_id: TenantId, voucher: &Voucher, recorded_at: i64) -> Vec<Bind> {
+    let allocations: Vec<(String, i64)> = voucher
+        .allocations
+        .iter()
+        .map(|allocation| (allocation.lot_id.to_string(), allocation.points.0))
+        .collect();
+    vec![
+        voucher.code.clone().into(),
+        tenant_id.to_string().into(),
+        voucher.member_id.to_string().into(),
+        voucher.reward_id.to_string().into(),
+        voucher.cost.0.into(),
+        voucher.status.as_str().into(),
+        voucher.redemption_transaction.to_string().into(),
+        serde_json::to_string(&allocations)
+            .expect("allocations serialise")
+            .into(),
+        to_micros(voucher.issued_at).into(),
+        to_micros(voucher.expires_at).into(),
+        voucher.used_at.map(to_micros).into(),
+        voucher.used_store.clone().into(),
+        recorded_at.into(),
+    ]
+}
+
+pub(crate) const VOUCHER_UPSERT: (&str, &str) = (
+    "INSERT INTO vouchers (code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, \
+     issued_at, expires_at, used_at, used_store, updated_at)",
+    "ON CONFLICT (code) DO UPDATE SET status = excluded.status, used_at = excluded.used_at, \
+     used_store = excluded.used_store, updated_at = excluded.updated_at",
+);
+
+async fn write_vouchers(
+    db: &mut Db<'_>,
+    world: &World,
+    recorded_at: i64,
+) -> Result<(), StoreError> {
+    let mut rows = Rows::new(13);
+    for entry in world.vouchers.values().filter(|entry| entry.changed) {
+        rows.push(voucher_row(entry.tenant_id, &entry.voucher, recorded_at));
+    }
+    run(db, rows.statements(VOUCHER_UPSERT.0, VOUCHER_UPSERT.1)).await?;
+    for entry in world.rewards.values().filter(|entry| entry.stock_changed) {
+        sqlx::query("UPDATE rewards SET stock = $1 WHERE id = $2")
+            .bind(entry.reward.stock)
+            .bind(entry.reward.id.to_string())
+            .execute(&mut **db)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Errors of the store: one enum for operations, one for events (which carry the engine's
+//! rejections and the store's own, each with a stable code and the field at fault).
+
+use patron_core::engine::Rejection;
+
+/// An error of a store operation other than judging an event.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{what} already exists")]
+    Conflict { what: &'static str },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A unique-constraint violation: a conflict, not a fault.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(error)) if error.is_unique_violation())
+    }
+}
+
+/// Why one event was not accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventError {
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("an event with this id exists with a different body")]
+    ExistsWithDifferentBody,
+    #[error("member not found")]
+    MemberNotFound,
+    #[error("original purchase not found")]
+    OriginalNotFound,
+    #[error("original event is not a purchase")]
+    OriginalNotPurchase,
+    #[error("reward not found")]
+    RewardNotFound,
+    #[error("voucher not found")]
+    VoucherNotFound,
+    #[error("store is not one of the tenant's stores")]
+    UnknownStore,
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("the tenant has no published programme")]
+    NoProgramme,
+    #[error("phone number is already another member's")]
+    PhoneTaken,
+    #[error("the journal is shutting down")]
+    Unavailable,
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl EventError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventError::Rejected(rejection) => rejection.code(),
+            EventError::ExistsWithDifferentBody => "exists_with_different_body",
+            EventError::MemberNotFound => "member_not_found",
+            EventError::OriginalNotFound => "original_not_found",
+            EventError::OriginalNotPurchase => "original_not_purchase",
+            EventError::RewardNotFound => "reward_not_found",
+            EventError::VoucherNotFound => "voucher_not_found",
+            EventError::UnknownStore => "unknown_store",
+            EventError::TenantNotFound => "tenant_not_found",
+            EventError::NoProgramme => "no_programme",
+            EventError::PhoneTaken => "phone_taken",
+            EventError::Unavailable => "unavailable",
+            EventError::Database(_) => "internal",
+        }
+    }
+
+    /// The request field at fault, when there is one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            EventError::Rejected(rejection) => Some(rejection.field()),
+            EventError::ExistsWithDifferentBody => Some("id"),
+            EventError::MemberNotFound | EventError::PhoneTaken => Some("member"),
+            EventError::OriginalNotFound | EventError::OriginalNotPurchase => Some("original_id"),
+            EventError::RewardNotFound => Some("reward_id"),
+            EventError::VoucherNotFound => Some("code"),
+            EventError::UnknownStore => Some("store"),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Scheduled work on member state: expiring lots (breakage), expiring vouchers, reviewing tiers.
+//! Each runs in chunks inside the journal's writer (see `Journal::run_job`), so it never races
+//! the events that change the same members.
+//!
+//! Maturity needs no job: a lot is spendable when `matures_at` has passed, computed at read
+//! time, so pending points can never be released late or early.
+
+use crate::batch::{
+    lot_from_row, member_from_row, parse_member_id, tier_row, voucher_from_row, write_ledger_rows,
+    LOT_SELECT, MEMBER_SELECT, TIER_INSERT, VOUCHER_UPSERT,
+};
+use crate::sql::{bind_all, placeholders, Bind, Rows};
+use crate::{Store, StoreError};
+use patron_core::engine::{expire_lots, expire_voucher};
+use patron_core::ledger::Transaction;
+use patron_core::lots::Lots;
+use patron_core::member::{MemberState, PeriodTotals};
+use patron_core::tiers;
+use patron_core::time::{to_micros, Timestamp};
+use patron_core::{MemberId, Money, Points, TenantId};
+use sqlx::Row;
+use std::collections::HashMap;
+
+/// A maintenance job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Empty lots past their expiry and book the points as breakage.
+    ExpireLots,
+    /// Expire issued vouchers past their date.
+    ExpireVouchers,
+    /// Review every member's tier: upgrade, start grace, or drop one level.
+    ReviewTiers,
+}
+
+/// Members (or vouchers) handled per chunk.
+pub const JOB_CHUNK_SIZE: usize = 500;
+
+/// What a job did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// Members or vouchers looked at.
+    pub processed: u64,
+    /// Points expired (lots and vouchers).
+    pub points: i64,
+    pub upgrades: u64,
+    pub downgrades: u64,
+    /// Where the next chunk starts; `None` when the job is done.
+    pub next_cursor: Option<String>,
+}
+
+impl JobReport {
+    pub fn add(&mut self, other: &JobReport) {
+        self.processed += other.processed;
+        self.points += other.points;
+        self.upgrades += other.upgrades;
+        self.downgrades += other.downgrades;
+    }
+}
+
+pub(crate) async fn run_chunk(
+    store: &Store,
+    kind: JobKind,
+    now: Timestamp,
+    cursor: Option<String>,
+) -> Result<JobReport, StoreError> {
+    match kind {
+        JobKind::ExpireLots => expire_lots_chunk(store, now).await,
+        JobKind::ExpireVouchers => expire_vouchers_chunk(store, now).await,
+        JobKind::ReviewTiers => review_tiers_chunk(store, now, cursor.unwrap_or_default()).await,
+    }
+}
+
+/// Loads members by id with their open lots and monthly totals.
+async fn load_members(
+    db: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: &[String],
+) -> Result<HashMap<MemberId, (TenantId, MemberState)>, StoreError> {
+    let mut members = HashMap::new();
+    if ids.is_empty() {
+        return Ok(members);
+    }
+    let values: Vec<Bind> = ids.iter().map(|id| Bind::from(id.as_str())).collect();
+    let sql = format!(
+        "{MEMBER_SELECT} WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    for row in bind_all(sqlx::query(&sql), values.clone())
+        .fetch_all(&mut **db)
+        .await?
+    {
+        let (tenant_id, state) = member_from_row(&row)?;
+        members.insert(state.id, (tenant_id, state));
+    }
+    let sql = format!(
+        "{LOT_SELECT} WHERE member_id IN ({}) AND remaining <> 0",
+        placeholders(1, ids.len())
+    );
+    let mut lots: HashMap<MemberId, Vec<_>> = HashMap::new();
+    for row in bind_all(sqlx::query(&sql), values.clone())
+        .fetch_all(&mut **db)
+        .await?
+    {
+        let (member_id, lot) = lot_from_row(&row)?;
+        lots.entry(member_id).or_default().push(lot);
+    }
+    for (member_id, member_lots) in lots {
+        if let Some((_, state)) = members.get_mut(&member_id) {
+            state.lots = Lots::new(member_lots);
+        }
+    }
+    let sql = format!(
+        "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
+        placeholders(1, ids.len())
+    );
+    for row in bind_all(sqlx::query(&sql), values)
+        .fetch_all(&mut **db)
+        .await?
+    {
+        let member_id = parse_member_id(&row.get::<String, _>(0))?;
+        if let Some((_, state)) = members.get_mut(&member_id) {
+            state.periods.insert(
+                row.get::<i64, _>(1) as i32,
+                PeriodTotals {
+                    spend: Money(row.get(2)),
+                    points: Points(row.get(3)),
+                },
+            );
+        }
+    }
+    Ok(members)
+}
+
+async fn expire_lots_chunk(store: &Store, now: Timestamp) -> Result<JobReport, StoreError> {
+    let mut db = store.pool.begin().await?;
+    let ids: Vec<String> = sqlx::query(&format!(
+        "SELECT DISTINCT member_id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}"
+    ))
+    .bind(to_micros(now))
+    .fetch_all(&mut *db)
+    .await?
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    let mut members = load_members(&mut db, &ids).await?;
+    let mut report = JobReport {
+        processed: ids.len() as u64,
+        ..JobReport::default()
+    };
+    let mut transactions: Vec<(TenantId, Option<String>, Timestamp, Transaction)> = Vec::new();
+    let mut lots: Vec<(i64, String)> = Vec::new();
+    for (tenant_id, state) in members.values_mut() {
+        if let Some(transaction) = expire_lots(state, now) {
+            report.points -= transaction.member_delta().0;
+            transactions.push((*tenant_id, None, now, transaction));
+        }
+        for lot in state.lots.changed() {
+            lots.push((lot.remaining.0, lot.id.to_string()));
+        }
+        sqlx::query("UPDATE members SET points_balance = $1, updated_at = $2 WHERE id = $3")
+            .bind(state.balance.0)
+            .bind(to_micros(chrono::Utc::now()))
+            .bind(state.id.to_string())
+            .execute(&mut *db)
+            .await?;
+    }
+    for (remaining, id) in lots {
+        sqlx::query("UPDATE lots SET remaining = $1 WHERE id = $2")
+            .bind(remaining)
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+    }
+    write_ledger_rows(&mut db, &transactions, &[], to_micros(chrono::Utc::now())).await?;
+    db.commit().await?;
+    if ids.len() == JOB_CHUNK_SIZE {
+        report.next_cursor = Some(String::new());
+    }
+    Ok(report)
+}
+
+async fn expire_vouchers_chunk(store: &Store, now: Timestamp) -> Result<JobReport, StoreError> {
+    let mut db = store.pool.begin().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
+         expires_at, used_at, used_store FROM vouchers WHERE status = 'issued' AND expires_at <= $1 LIMIT {JOB_CHUNK_SIZE}"
+    ))
+    .bind(to_micros(now))
+    .fetch_all(&mut *db)
+    .await?;
+    let mut report = JobReport {
+        processed: rows.len() as u64,
+        ..JobReport::default()
+    };
+    let recorded_at = to_micros(chrono::Utc::now());
+    let mut transactions = Vec::new();
+    let mut vouchers = Rows::new(13);
+    for row in &rows {
+        let (tenant_id, mut voucher) = voucher_from_row(row)?;
+        if let Some(transaction) = expire_voucher(&mut voucher, now) {
+            report.points += voucher.cost.0;
+            transactions.push((tenant_id, None, now, transaction));
+        }
+        vouchers.push(crate::batch::voucher_row(tenant_id, &voucher, recorded_at));
+    }
+    for (sql, values) in vouchers.statements(VOUCHER_UPSERT.0, VOUCHER_UPSERT.1) {
+        bind_all(sqlx::query(&sql), values)
+            .execute(&mut *db)
+            .await?;
+    }
+    write_ledger_rows(&mut db, &transactions, &[], recorded_at).await?;
+    db.commit().await?;
+    if rows.len() == JOB_CHUNK_SIZE {
+        report.next_cursor = Some(String::new());
+    }
+    Ok(report)
+}
+
+async fn review_tiers_chunk(
+    store: &Store,
+    now: Timestamp,
+    after: String,
+) -> Result<JobReport, StoreError> {
+    let mut db = store.pool.begin().await?;
+    let ids: Vec<String> = sqlx::query(&format!(
+        "SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}"
+    ))
+    .bind(after)
+    .fetch_all(&mut *db)
+    .await?
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    let mut members = load_members(&mut db, &ids).await?;
+    let mut report = JobReport {
+        processed: ids.len() as u64,
+        ..JobReport::default()
+    };
+    let mut history = Rows::new(9);
+    for (tenant_id, state) in members.values_mut() {
+        let settings = store.tenant(*tenant_id).await?;
+        let Some(programme) = settings.programme_at(now) else {
+            continue;
+        };
+        let before = (state.tier.clone(), state.tier_below_since);
+        let change = tiers::review(programme, state, now, settings.zone);
+        if let Some(change) = &change {
+            match change.reason {
+                tiers::TierChangeReason::Upgrade => report.upgrades += 1,
+                _ => report.downgrades += 1,
+            }
+            history.push(tier_row(*tenant_id, state.id, None, now, change));
+        }
+        if before != (state.tier.clone(), state.tier_below_since) {
+            sqlx::query("UPDATE members SET tier = $1, tier_since = $2, tier_below_since = $3, updated_at = $4 WHERE id = $5")
+                .bind(state.tier.clone())
+                .bind(to_micros(state.tier_since))
+                .bind(state.tier_below_since.map(to_micros))
+                .bind(to_micros(chrono::Utc::now()))
+                .bind(state.id.to_string())
+                .execute(&mut *db)
+                .await?;
+        }
+    }
+    for (sql, values) in history.statements(TIER_INSERT, "") {
+        bind_all(sqlx::query(&sql), values)
+            .execute(&mut *db)
+            .await?;
+    }
+    db.commit().await?;
+    if ids.len() == JOB_CHUNK_SIZE {
+        report.next_cursor = ids.last().cloned();
+    }
+    Ok(report)
+}

@@ -1,0 +1,216 @@
+//! The journal: the one writer of member state per database. Callers send events on a bounded
+//! channel; the writer takes what has queued (up to `batch_size_max`), commits it in one
+//! database transaction (group commit), and only then answers each caller. Maintenance jobs
+//! (expiry, tier review) run through the same writer, a chunk at a time between batches, so
+//! nothing else ever writes a member's balance or lots.
+
+use crate::error::EventError;
+use crate::jobs::{self, JobKind, JobReport};
+use crate::model::{EventResult, IncomingEvent};
+use crate::{batch, Store, StoreError};
+use patron_core::time::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Limits of the journal.
+#[derive(Clone, Copy, Debug)]
+pub struct JournalConfig {
+    /// Most events committed in one transaction.
+    pub batch_size_max: usize,
+    /// Most events waiting; senders wait when it is full (back-pressure).
+    pub queue_length_max: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            batch_size_max: 1024,
+            queue_length_max: 16_384,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<EventResult, EventError>>;
+
+enum Message {
+    Event(Box<IncomingEvent>, Reply),
+    Job(
+        JobKind,
+        Timestamp,
+        Option<String>,
+        oneshot::Sender<Result<JobReport, StoreError>>,
+    ),
+    Stop,
+}
+
+/// A handle to the writer; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    sender: mpsc::Sender<Message>,
+}
+
+/// Observed batch sizes, for metrics and the benchmark.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    pub batches: std::sync::atomic::AtomicU64,
+    pub events: std::sync::atomic::AtomicU64,
+}
+
+impl Journal {
+    /// Starts the writer task.
+    pub fn start(store: Store, config: JournalConfig) -> (Journal, JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(config.queue_length_max.max(1));
+        let handle = tokio::spawn(writer(store, config, receiver));
+        (Journal { sender }, handle)
+    }
+
+    /// Judges and stores one event; answers after commit.
+    pub async fn submit(&self, event: IncomingEvent) -> Result<EventResult, EventError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message::Event(Box::new(event), reply))
+            .await
+            .map_err(|_| EventError::Unavailable)?;
+        answer.await.map_err(|_| EventError::Unavailable)?
+    }
+
+    /// Submits several events at once (they share batches) and answers each, in order.
+    pub async fn submit_all(
+        &self,
+        events: Vec<IncomingEvent>,
+    ) -> Vec<Result<EventResult, EventError>> {
+        let mut answers = Vec::with_capacity(events.len());
+        for event in events {
+            let (reply, answer) = oneshot::channel();
+            if self
+                .sender
+                .send(Message::Event(Box::new(event), reply))
+                .await
+                .is_err()
+            {
+                answers.push(None);
+                continue;
+            }
+            answers.push(Some(answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(answer) => answer.await.unwrap_or(Err(EventError::Unavailable)),
+                None => Err(EventError::Unavailable),
+            });
+        }
+        results
+    }
+
+    /// Runs a maintenance job to completion through the writer, one chunk at a time.
+    pub async fn run_job(&self, kind: JobKind, now: Timestamp) -> Result<JobReport, StoreError> {
+        let mut total = JobReport::default();
+        let mut cursor = None;
+        loop {
+            let (reply, answer) = oneshot::channel();
+            self.sender
+                .send(Message::Job(kind, now, cursor.take(), reply))
+                .await
+                .map_err(|_| StoreError::Config("journal stopped".into()))?;
+            let report = answer
+                .await
+                .map_err(|_| StoreError::Config("journal stopped".into()))??;
+            total.add(&report);
+            match report.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+
+    /// Asks the writer to finish what is queued and stop.
+    pub async fn stop(&self) {
+        let _ = self.sender.send(Message::Stop).await;
+    }
+}
+
+async fn writer(store: Store, config: JournalConfig, mut receiver: mpsc::Receiver<Message>) {
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = receiver.recv().await else {
+            break;
+        };
+        let mut events: Vec<IncomingEvent> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::new();
+        let mut job = None;
+        match first {
+            Message::Event(event, reply) => {
+                events.push(*event);
+                replies.push(reply);
+            }
+            Message::Job(kind, now, cursor, reply) => job = Some((kind, now, cursor, reply)),
+            Message::Stop => stopping = true,
+        }
+        while job.is_none() && !stopping && events.len() < config.batch_size_max {
+            match receiver.try_recv() {
+                Ok(Message::Event(event, reply)) => {
+                    events.push(*event);
+                    replies.push(reply);
+                }
+                Ok(Message::Job(kind, now, cursor, reply)) => {
+                    job = Some((kind, now, cursor, reply))
+                }
+                Ok(Message::Stop) => stopping = true,
+                Err(_) => break,
+            }
+        }
+        if !events.is_empty() {
+            commit_batch(&store, events, replies).await;
+        }
+        if let Some((kind, now, cursor, reply)) = job {
+            let _ = reply.send(jobs::run_chunk(&store, kind, now, cursor).await);
+        }
+    }
+    // Drain what is still queued so no acknowledged caller is left without an answer.
+    receiver.close();
+    while let Some(message) = receiver.recv().await {
+        match message {
+            Message::Event(event, reply) => commit_batch(&store, vec![*event], vec![reply]).await,
+            Message::Job(_, _, _, reply) => {
+                let _ = reply.send(Err(StoreError::Config("journal stopped".into())));
+            }
+            Message::Stop => {}
+        }
+    }
+}
+
+async fn commit_batch(store: &Store, events: Vec<IncomingEvent>, replies: Vec<Reply>) {
+    let answers = match batch::process(store, &events).await {
+        Ok(answers) => answers,
+        Err(error) if events.len() > 1 => {
+            tracing::warn!(%error, events = events.len(), "batch failed; retrying its events one by one");
+            let mut answers = Vec::with_capacity(events.len());
+            for event in &events {
+                answers.push(process_alone(store, event).await);
+            }
+            answers
+        }
+        Err(_) => vec![process_alone(store, &events[0]).await],
+    };
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Retries a lone event a few times (a conflict with another process may pass).
+async fn process_alone(store: &Store, event: &IncomingEvent) -> Result<EventResult, EventError> {
+    let mut last = None;
+    for _ in 0..3 {
+        match batch::process(store, std::slice::from_ref(event)).await {
+            Ok(mut answers) => return answers.pop().expect("one answer per event"),
+            Err(error) => last = Some(error),
+        }
+    }
+    let error = last.expect("tried at least once");
+    tracing::error!(%error, event_id = %event.id, "event failed to commit");
+    if error.is_unique_violation() {
+        return Err(EventError::PhoneTaken);
+    }
+    Err(EventError::Database(error.to_string()))
+}

@@ -1,0 +1,171 @@
+//! Patron's persistence. One code path for SQLite (the embedded default) and PostgreSQL, through
+//! sqlx's `Any` driver with portable SQL: `$n` placeholders, TEXT ids, BIGINT instants.
+//!
+//! Writes of events go through the [`journal`]: one writer per database that commits events in
+//! batches (group commit). Reads go straight to the pool.
+
+pub mod admin;
+mod batch;
+pub mod error;
+pub mod jobs;
+pub mod journal;
+pub mod migrate;
+pub mod model;
+pub mod queries;
+mod sql;
+
+pub use error::{EventError, StoreError};
+pub use journal::{Journal, JournalConfig};
+pub use model::*;
+
+use patron_core::programme::Programme;
+use patron_core::TenantId;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to reach the database.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `sqlite://patron.db` or `postgres://user@host/db`; a bare path is a SQLite file.
+    pub url: String,
+    /// Connections in the pool (readers; the journal holds one more for itself on SQLite).
+    pub connections_max: u32,
+    /// SQLite `synchronous`: `NORMAL` (fast, survives a process crash) or `FULL` (survives
+    /// a power cut too).
+    pub sqlite_synchronous_full: bool,
+}
+
+impl DatabaseConfig {
+    pub fn new(url: impl Into<String>) -> DatabaseConfig {
+        DatabaseConfig {
+            url: url.into(),
+            connections_max: 8,
+            sqlite_synchronous_full: false,
+        }
+    }
+}
+
+/// A tenant's settings the engine needs, cached with its programme versions.
+#[derive(Clone, Debug)]
+pub struct TenantSettings {
+    pub id: TenantId,
+    pub name: String,
+    pub currency: String,
+    pub zone: chrono_tz::Tz,
+    /// Versions, oldest first: (effective_from, programme).
+    pub programmes: Vec<(patron_core::time::Timestamp, Arc<Programme>)>,
+    pub stores: Vec<String>,
+}
+
+impl TenantSettings {
+    /// The programme version in force at `at`: the latest whose `effective_from` is not after it.
+    pub fn programme_at(&self, at: patron_core::time::Timestamp) -> Option<&Arc<Programme>> {
+        self.programmes
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= at)
+            .or_else(|| self.programmes.first())
+            .map(|(_, programme)| programme)
+    }
+}
+
+/// The database and what is cached of it.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) tenants: Arc<RwLock<HashMap<TenantId, Arc<TenantSettings>>>>,
+}
+
+fn normalise_url(url: &str) -> String {
+    if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")
+    {
+        return url.to_owned();
+    }
+    format!("sqlite://{url}")
+}
+
+impl Store {
+    /// Connects, creating a SQLite file if it does not exist, and applies migrations.
+    pub async fn open(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        let store = Store::connect(config).await?;
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let mut url = normalise_url(&config.url);
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        if backend == Backend::Sqlite && !url.contains("mode=") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|error| StoreError::Config(format!("database url: {error}")))?
+            .disable_statement_logging();
+        let synchronous = if config.sqlite_synchronous_full {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.connections_max.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        connection
+                            .execute(
+                                format!(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+                                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                                )
+                                .as_str(),
+                            )
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            pool,
+            backend,
+            tenants: Arc::new(RwLock::new(HashMap::new())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes the pool after in-flight queries finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,88 @@
+//! Versioned migrations, embedded in the binary, applied at start-up and by `patron migrate`.
+//! The same files serve SQLite and PostgreSQL.
+
+use crate::{Store, StoreError};
+use sqlx::{Executor, Row};
+
+/// (version, name, SQL), in order. Never edit a released migration: add a new one.
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "engine", include_str!("../migrations/0001_engine.sql"))];
+
+/// Applies every migration not yet applied; returns how many were applied.
+pub async fn run(store: &Store) -> Result<usize, StoreError> {
+    store
+        .pool
+        .execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|row| row.get::<i64, _>(0))
+        .collect();
+    let mut count = 0;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let mut transaction = store.pool.begin().await?;
+        for statement in statements(sql) {
+            transaction.execute(statement.as_str()).await?;
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(chrono::Utc::now().timestamp_micros())
+        .execute(&mut *transaction)
+        .await;
+        match inserted {
+            Ok(_) => {
+                transaction.commit().await?;
+                count += 1;
+            }
+            // Another process applied it first.
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                transaction.rollback().await?
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(count)
+}
+
+/// Splits a migration file into statements: `;` at the end of a line ends one; `--` lines are
+/// comments.
+fn statements(sql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            statements.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.trim().is_empty() {
+        statements.push(current);
+    }
+    statements
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splits_statements() {
+        let parts =
+            super::statements("-- c\nCREATE TABLE a (x BIGINT);\n\nCREATE INDEX b\n ON a (x);\n");
+        assert_eq!(parts.len(), 2);
+        assert!(parts[1].contains("ON a (x);"));
+    }
+}

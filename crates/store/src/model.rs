@@ -1,0 +1,189 @@
+//! What the store takes and gives: events parsed at the edge, their results, and read views.
+
+use patron_core::engine::EarnLine;
+use patron_core::event::Purchase;
+use patron_core::member::Profile;
+use patron_core::tiers::Progress;
+use patron_core::time::Timestamp;
+use patron_core::{EventId, MemberId, Phone, RewardId, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// How an event names its member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MemberRef {
+    Id(MemberId),
+    Phone(Phone),
+}
+
+/// An event as the edge parsed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingEvent {
+    pub tenant_id: TenantId,
+    pub id: EventId,
+    pub occurred_at: Timestamp,
+    /// SHA-256 (hex) of the canonical body: the same id with another body is a conflict.
+    pub body_hash: String,
+    pub kind: IncomingKind,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IncomingKind {
+    /// A purchase; an unknown phone enrols a new member with `profile`.
+    Purchase {
+        member: MemberRef,
+        purchase: Purchase,
+        profile: Option<Profile>,
+    },
+    Refund {
+        original: EventId,
+        amount: patron_core::Money,
+    },
+    Engagement {
+        member: MemberRef,
+        kind: String,
+    },
+    Redemption {
+        member: MemberRef,
+        reward_id: RewardId,
+    },
+    VoucherUse {
+        code: String,
+        store: Option<String>,
+    },
+    VoucherCancel {
+        code: String,
+    },
+    Adjustment {
+        member: MemberRef,
+        points: i64,
+        reason: String,
+    },
+    /// Enrols a member (by phone) without a purchase; a sign-up rule may award points.
+    Enrol {
+        phone: Phone,
+        profile: Profile,
+    },
+}
+
+impl IncomingKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            IncomingKind::Purchase { .. } => "purchase",
+            IncomingKind::Refund { .. } => "refund",
+            IncomingKind::Engagement { .. } => "engagement",
+            IncomingKind::Redemption { .. } => "redemption",
+            IncomingKind::VoucherUse { .. } => "voucher_use",
+            IncomingKind::VoucherCancel { .. } => "voucher_cancel",
+            IncomingKind::Adjustment { .. } => "adjustment",
+            IncomingKind::Enrol { .. } => "enrol",
+        }
+    }
+}
+
+/// The answer to an accepted event; stored with it and returned again for a duplicate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventResult {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub member_id: Option<String>,
+    pub programme_version: Option<i64>,
+    pub points_earned: i64,
+    pub points_spent: i64,
+    pub points_taken_back: i64,
+    /// The member's balance after the event (sum of their ledger entries).
+    pub balance: i64,
+    /// Spendable at the event's time.
+    pub available: i64,
+    pub pending: i64,
+    pub tier: Option<String>,
+    pub tier_change: Option<TierChangeView>,
+    /// Why: one line per rule that gave points, and caps.
+    pub lines: Vec<EarnLine>,
+    pub voucher: Option<VoucherView>,
+    /// Whether the member was created by this event.
+    pub member_created: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TierChangeView {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// A voucher as members and cashiers see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoucherView {
+    pub code: String,
+    pub reward_id: String,
+    pub reward_name: String,
+    pub cost: i64,
+    pub status: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub used_at: Option<String>,
+    pub used_store: Option<String>,
+}
+
+/// A member with balances and tier standing.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberView {
+    pub id: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub birthday: Option<String>,
+    pub gender: Option<String>,
+    pub city: Option<String>,
+    pub tags: Vec<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub balance: i64,
+    pub available: i64,
+    pub pending: i64,
+    /// Owed after refunds of points already spent; repaid by later earnings.
+    pub debt: i64,
+    pub expiring_soon: i64,
+    pub expiring_soon_until: String,
+    pub tier: Progress,
+    pub lifetime_spend: i64,
+    pub order_count: i64,
+    pub created_at: String,
+}
+
+/// One transaction of a member's history, with the reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub transaction_id: String,
+    pub kind: String,
+    pub points: i64,
+    pub event_id: Option<String>,
+    pub occurred_at: String,
+    pub reason: serde_json::Value,
+}
+
+/// A reward as listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RewardView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub cost: i64,
+    pub stock: Option<i64>,
+    pub per_member_limit: Option<i64>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub stores: Vec<String>,
+    pub voucher_valid_days: i64,
+    pub active: bool,
+}
+
+/// Writes an instant as RFC 3339 in `zone`.
+pub fn rfc3339(at: Timestamp, zone: chrono_tz::Tz) -> String {
+    at.with_timezone(&zone)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// Who an event belongs to, for routing answers.
+pub type TenantMember = (TenantId, MemberId);

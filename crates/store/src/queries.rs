@@ -1,0 +1,298 @@
+//! Reads: members with balances and tier standing, history with reasons, rewards, vouchers, and
+//! the ledger's own consistency check.
+
+use crate::batch::{
+    lot_from_row, member_from_row, reward_from_row, voucher_from_row, voucher_view, MEMBER_SELECT,
+    REWARD_SELECT,
+};
+use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
+use crate::{rfc3339, Store, StoreError};
+use patron_core::lots::Lots;
+use patron_core::member::PeriodTotals;
+use patron_core::time::{from_micros, to_micros, Timestamp};
+use patron_core::{tiers, Money, Points, TenantId};
+use sqlx::Row;
+
+/// Days ahead that "expiring soon" looks.
+pub const EXPIRING_SOON_DAYS: i64 = 30;
+/// Most history entries in one page.
+pub const HISTORY_PAGE_MAX: i64 = 200;
+
+/// The ledger's own audit, as the property and crash tests read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerCheck {
+    pub transactions: i64,
+    /// Transactions whose entries do not sum to zero.
+    pub unbalanced_transactions: i64,
+    /// Members whose stored balance differs from the sum of their entries.
+    pub balance_differs_from_entries: i64,
+    /// Members whose stored balance differs from the sum of their lots.
+    pub balance_differs_from_lots: i64,
+    /// Members with a negative balance but no debt lot.
+    pub negative_without_debt: i64,
+    pub members: i64,
+    pub events: i64,
+}
+
+impl LedgerCheck {
+    pub fn is_sound(&self) -> bool {
+        self.unbalanced_transactions == 0
+            && self.balance_differs_from_entries == 0
+            && self.balance_differs_from_lots == 0
+            && self.negative_without_debt == 0
+    }
+}
+
+impl Store {
+    /// A member of `tenant_id` by id or phone, with balances and tier progress at `now`.
+    pub async fn member(
+        &self,
+        tenant_id: TenantId,
+        reference: &MemberRef,
+        now: Timestamp,
+    ) -> Result<MemberView, StoreError> {
+        let (sql, key) = match reference {
+            MemberRef::Id(id) => (
+                format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
+                id.to_string(),
+            ),
+            MemberRef::Phone(phone) => (
+                format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND phone = $2"),
+                phone.as_str().to_owned(),
+            ),
+        };
+        let row = sqlx::query(&sql)
+            .bind(tenant_id.to_string())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "member" })?;
+        let (_, mut state) = member_from_row(&row)?;
+        let member_id = state.id.to_string();
+        let mut lots = Vec::new();
+        for row in sqlx::query(&format!(
+            "{} WHERE member_id = $1 AND remaining <> 0",
+            crate::batch::LOT_SELECT
+        ))
+        .bind(member_id.clone())
+        .fetch_all(&self.pool)
+        .await?
+        {
+            lots.push(lot_from_row(&row)?.1);
+        }
+        state.lots = Lots::new(lots);
+        for row in
+            sqlx::query("SELECT month, spend, points FROM member_periods WHERE member_id = $1")
+                .bind(member_id.clone())
+                .fetch_all(&self.pool)
+                .await?
+        {
+            state.periods.insert(
+                row.get::<i64, _>(0) as i32,
+                PeriodTotals {
+                    spend: Money(row.get(1)),
+                    points: Points(row.get(2)),
+                },
+            );
+        }
+        let settings = self.tenant(tenant_id).await?;
+        let programme = settings
+            .programme_at(now)
+            .ok_or(StoreError::NotFound { what: "programme" })?;
+        let soon = now + chrono::Duration::days(EXPIRING_SOON_DAYS);
+        let zone = settings.zone;
+        Ok(MemberView {
+            id: member_id,
+            phone: state
+                .profile
+                .phone
+                .as_ref()
+                .map(|phone| phone.as_str().to_owned()),
+            email: state.profile.email.clone(),
+            name: state.profile.name.clone(),
+            birthday: state.profile.birthday.map(|day| day.to_string()),
+            gender: state.profile.gender.clone(),
+            city: state.profile.city.clone(),
+            tags: state.profile.tags.clone(),
+            attributes: state.profile.attributes.clone(),
+            balance: state.balance.0,
+            available: state.lots.available(now).0,
+            pending: state.lots.pending(now).0,
+            debt: state.lots.debt().0,
+            expiring_soon: state.lots.expiring_by(now, soon).0,
+            expiring_soon_until: rfc3339(soon, zone),
+            tier: tiers::progress(programme, &state, now, zone),
+            lifetime_spend: state.lifetime_spend.0,
+            order_count: state.order_count,
+            created_at: rfc3339(state.created_at, zone),
+        })
+    }
+
+    /// A member's ledger transactions, newest first, with the reason for each.
+    pub async fn history(
+        &self,
+        tenant_id: TenantId,
+        member_id: patron_core::MemberId,
+        limit: i64,
+        before: Option<Timestamp>,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let rows = sqlx::query(
+            "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
+             (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.transaction_id = t.id AND e.member_id = t.member_id) \
+             FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 AND t.occurred_at < $3 \
+             ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4",
+        )
+        .bind(tenant_id.to_string())
+        .bind(member_id.to_string())
+        .bind(before.map(to_micros).unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, HISTORY_PAGE_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    transaction_id: row.get(0),
+                    kind: row.get(1),
+                    event_id: row.get(2),
+                    occurred_at: rfc3339(from_micros(row.get(3)), zone),
+                    reason: serde_json::from_str(&row.get::<String, _>(4))
+                        .map_err(|error| StoreError::Corrupt(format!("reason: {error}")))?,
+                    points: row.get(5),
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant's rewards; `offered_at` keeps only those offered then.
+    pub async fn rewards(
+        &self,
+        tenant_id: TenantId,
+        offered_at: Option<Timestamp>,
+    ) -> Result<Vec<RewardView>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let rows = sqlx::query(&format!(
+            "{REWARD_SELECT} WHERE tenant_id = $1 ORDER BY cost, name"
+        ))
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rewards = Vec::new();
+        for row in rows {
+            let (_, reward) = reward_from_row(&row)?;
+            if offered_at.is_some_and(|at| !reward.is_offered(at)) {
+                continue;
+            }
+            rewards.push(RewardView {
+                id: reward.id.to_string(),
+                name: reward.name,
+                description: reward.description,
+                cost: reward.cost.0,
+                stock: reward.stock,
+                per_member_limit: reward.per_member_limit,
+                valid_from: reward.valid_from.map(|at| rfc3339(at, zone)),
+                valid_until: reward.valid_until.map(|at| rfc3339(at, zone)),
+                stores: reward.stores,
+                voucher_valid_days: reward.voucher_valid_days as i64,
+                active: reward.active,
+            });
+        }
+        Ok(rewards)
+    }
+
+    /// A member's vouchers, newest first.
+    pub async fn vouchers(
+        &self,
+        tenant_id: TenantId,
+        member_id: patron_core::MemberId,
+    ) -> Result<Vec<VoucherView>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let rows = sqlx::query(
+            "SELECT v.code, v.tenant_id, v.member_id, v.reward_id, v.cost, v.status, v.redemption_transaction, v.allocations, \
+             v.issued_at, v.expires_at, v.used_at, v.used_store, r.name FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
+             WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
+        )
+        .bind(tenant_id.to_string())
+        .bind(member_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (_, voucher) = voucher_from_row(row)?;
+                Ok(voucher_view(&voucher, row.get(12), zone))
+            })
+            .collect()
+    }
+
+    /// Checks the ledger of every tenant: balanced transactions, and every member's stored
+    /// balance equal to the sum of their entries and to the sum of their lots.
+    pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
+        let count = |sql: &'static str| async move {
+            Ok::<i64, StoreError>(
+                sqlx::query(sql)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .get::<i64, _>(0),
+            )
+        };
+        Ok(LedgerCheck {
+            transactions: count("SELECT COUNT(*) FROM ledger_transactions").await?,
+            unbalanced_transactions: count(
+                "SELECT COUNT(*) FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, asset \
+                 HAVING SUM(amount) <> 0) unbalanced",
+            )
+            .await?,
+            balance_differs_from_entries: count(
+                "SELECT COUNT(*) FROM members m WHERE m.points_balance <> (SELECT COALESCE(SUM(e.amount), 0) \
+                 FROM ledger_entries e WHERE e.account = 'member' AND e.member_id = m.id)",
+            )
+            .await?,
+            balance_differs_from_lots: count(
+                "SELECT COUNT(*) FROM members m WHERE m.points_balance <> (SELECT COALESCE(SUM(l.remaining), 0) \
+                 FROM lots l WHERE l.member_id = m.id)",
+            )
+            .await?,
+            negative_without_debt: count(
+                "SELECT COUNT(*) FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
+                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.remaining < 0)",
+            )
+            .await?,
+            members: count("SELECT COUNT(*) FROM members").await?,
+            events: count("SELECT COUNT(*) FROM events").await?,
+        })
+    }
+
+    /// Resolves a member reference to an id within a tenant.
+    pub async fn member_id(
+        &self,
+        tenant_id: TenantId,
+        reference: &MemberRef,
+    ) -> Result<patron_core::MemberId, StoreError> {
+        let view = match reference {
+            MemberRef::Id(id) => return self.member_exists(tenant_id, *id).await.map(|_| *id),
+            MemberRef::Phone(phone) => {
+                sqlx::query("SELECT id FROM members WHERE tenant_id = $1 AND phone = $2")
+                    .bind(tenant_id.to_string())
+                    .bind(phone.as_str().to_owned())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        let row = view.ok_or(StoreError::NotFound { what: "member" })?;
+        crate::batch::parse_member_id(&row.get::<String, _>(0))
+    }
+
+    async fn member_exists(
+        &self,
+        tenant_id: TenantId,
+        member_id: patron_core::MemberId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM members WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id.to_string())
+            .bind(member_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|_| ())
+            .ok_or(StoreError::NotFound { what: "member" })
+    }
+}
