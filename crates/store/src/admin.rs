@@ -336,4 +336,37 @@ impl Store {
             .map(|row| parse_tenant_id(&row.get::<String, _>(0)))
             .collect()
     }
+
+    /// Enrols many members at once with empty balances (bulk loads and benchmarks; no sign-up
+    /// rules run). Returns their ids in the order of `phones`.
+    pub async fn bulk_enrol(&self, tenant_id: TenantId, phones: &[patron_core::Phone]) -> Result<Vec<patron_core::MemberId>, StoreError> {
+        let settings = self.tenant(tenant_id).await?;
+        let now = chrono::Utc::now();
+        let base_tier = settings
+            .programme_at(now)
+            .map(|programme| programme.base_tier_code().to_owned())
+            .unwrap_or_default();
+        let mut ids = Vec::with_capacity(phones.len());
+        let mut transaction = self.pool.begin().await?;
+        for chunk in phones.chunks(10_000) {
+            let mut rows = crate::sql::Rows::new(23);
+            for phone in chunk {
+                let id = patron_core::MemberId::new();
+                let profile = patron_core::member::Profile {
+                    phone: Some(phone.clone()),
+                    ..Default::default()
+                };
+                let state = patron_core::member::MemberState::new(id, profile, &base_tier, now);
+                rows.push(crate::batch::member_row(tenant_id, &state, to_micros(now)));
+                ids.push(id);
+            }
+            for (sql, values) in rows.statements(crate::batch::MEMBER_INSERT, "") {
+                crate::sql::bind_all(sqlx::query(&sql), values)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+        }
+        transaction.commit().await?;
+        Ok(ids)
+    }
 }

@@ -1048,7 +1048,7 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
             "member {} balance differs from lots",
             loaded.state.id
         );
-        members.push(member_row(loaded, recorded_at));
+        members.push(member_row(loaded.tenant_id, &loaded.state, recorded_at));
         let member_id = loaded.state.id.to_string();
         for lot in loaded.state.lots.changed() {
             lots.push(vec![
@@ -1076,9 +1076,7 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
     run(
         db,
         members.statements(
-            "INSERT INTO members (id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, tier, \
-             tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
-             day_key, day_points, rule_hits, created_at, updated_at)",
+            MEMBER_INSERT,
             "ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, tier_since = excluded.tier_since, \
              tier_below_since = excluded.tier_below_since, tier_held_until = excluded.tier_held_until, \
              points_balance = excluded.points_balance, lifetime_spend = excluded.lifetime_spend, \
@@ -1108,12 +1106,16 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
     write_vouchers(db, world, recorded_at).await
 }
 
-fn member_row(loaded: &Loaded, recorded_at: i64) -> Vec<Bind> {
-    let state = &loaded.state;
+pub(crate) const MEMBER_INSERT: &str =
+    "INSERT INTO members (id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, tier, \
+     tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
+     day_key, day_points, rule_hits, created_at, updated_at)";
+
+pub(crate) fn member_row(tenant_id: TenantId, state: &MemberState, recorded_at: i64) -> Vec<Bind> {
     let profile = &state.profile;
     vec![
         state.id.to_string().into(),
-        loaded.tenant_id.to_string().into(),
+        tenant_id.to_string().into(),
         profile
             .phone
             .as_ref()

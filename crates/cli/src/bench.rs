@@ -1,0 +1,332 @@
+//! `patron bench ingest`: purchases through the whole engine (journal, rules, ledger, lots,
+//! tiers) against a floor measured in the same run on the same database: raw inserts of the
+//! same rows with prepared statements in batched transactions.
+
+use anyhow::Context;
+use patron_core::event::{Item, Purchase};
+use patron_core::time::to_micros;
+use patron_core::{EventId, Money, Phone, Points, TenantId};
+use patron_store::admin::NewTenant;
+use patron_store::{DatabaseConfig, IncomingEvent, IncomingKind, Journal, JournalConfig, MemberRef, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::Connection;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Events per second through the engine, and the floor.
+    Ingest(IngestArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: BackendChoice,
+    /// Members enrolled before the run (not timed).
+    #[arg(long, default_value_t = 1_000_000)]
+    members: usize,
+    /// Purchase events in the timed run.
+    #[arg(long, default_value_t = 200_000)]
+    events: usize,
+    /// PostgreSQL server to create the benchmark database on.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Concurrent submitters feeding the journal.
+    #[arg(long, default_value_t = 8)]
+    submitters: usize,
+    /// Events per transaction in the floor (the journal's batches are up to 1024 too).
+    #[arg(long, default_value_t = 1024)]
+    floor_batch: usize,
+}
+
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Ingest(args) => ingest(args).await,
+    }
+}
+
+fn bench_phone(index: usize) -> Phone {
+    Phone::parse(&format!("03{:08}", index)).expect("a valid bench phone")
+}
+
+/// A fresh database for the run; PostgreSQL ones are dropped afterwards.
+struct BenchDatabase {
+    url: String,
+    postgres_admin: Option<(String, String)>,
+}
+
+impl BenchDatabase {
+    async fn create(args: &IngestArgs) -> anyhow::Result<BenchDatabase> {
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        match args.backend {
+            BackendChoice::Sqlite => {
+                let path = std::env::temp_dir().join(format!("patron-bench-{suffix}.db"));
+                Ok(BenchDatabase {
+                    url: format!("sqlite://{}", path.display()),
+                    postgres_admin: None,
+                })
+            }
+            BackendChoice::Postgres => {
+                let name = format!("patron_bench_{suffix}");
+                let mut connection = sqlx::postgres::PgConnection::connect(&args.postgres)
+                    .await
+                    .context("connect to PostgreSQL")?;
+                sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str()).await?;
+                let base = &args.postgres[..args.postgres.rfind('/').context("postgres url needs a database")?];
+                Ok(BenchDatabase {
+                    url: format!("{base}/{name}"),
+                    postgres_admin: Some((args.postgres.clone(), name)),
+                })
+            }
+        }
+    }
+
+    async fn drop(self) -> anyhow::Result<()> {
+        match self.postgres_admin {
+            Some((admin, name)) => {
+                let mut connection = sqlx::postgres::PgConnection::connect(&admin).await?;
+                sqlx::Executor::execute(&mut connection, format!("DROP DATABASE IF EXISTS {name}").as_str()).await?;
+            }
+            None => {
+                let path = self.url.trim_start_matches("sqlite://");
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One benchmark purchase: member, amount, lines.
+struct Sample {
+    member: usize,
+    amount: i64,
+    cakes: i64,
+}
+
+fn samples(count: usize, members: usize, seed: u64) -> Vec<Sample> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let cakes = if rng.random_bool(0.3) { rng.random_range(1..=2) } else { 0 };
+            Sample {
+                member: rng.random_range(0..members),
+                amount: rng.random_range(2..=30) * 10_000 + cakes * 35_000,
+                cakes,
+            }
+        })
+        .collect()
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.members > 0 && args.events > 0, "members and events must be more than 0");
+    let database = BenchDatabase::create(&args).await?;
+    let mut config = DatabaseConfig::new(database.url.clone());
+    config.connections_max = 4;
+    let store = Store::open(&config).await?;
+    let tenant = store.create_tenant(&NewTenant::vietnamese("Bench Café")).await?;
+    store.create_store(tenant, "S1", "Store 1").await?;
+    let now = chrono::Utc::now();
+    store
+        .publish_programme(tenant, crate::demo::cafe_programme(), now - chrono::Duration::days(30))
+        .await?;
+    let started = Instant::now();
+    let phones: Vec<Phone> = (0..args.members).map(bench_phone).collect();
+    let member_ids = store.bulk_enrol(tenant, &phones).await?;
+    println!(
+        "backend {:?}: enrolled {} members in {:.1} s (not timed)",
+        store.backend(),
+        args.members,
+        started.elapsed().as_secs_f64()
+    );
+
+    let floor = floor_run(&store, tenant, &member_ids, &samples(args.events, args.members, 7), args.floor_batch).await?;
+    println!(
+        "floor:  {:>9.0} events/s  ({} events as raw prepared inserts of the same rows, {} per transaction)",
+        floor, args.events, args.floor_batch
+    );
+    let engine = engine_run(&store, tenant, &samples(args.events, args.members, 11), args.submitters).await?;
+    println!("engine: {engine:>9.0} events/s  ({} purchases through journal, rules, ledger, lots, tiers)", args.events);
+    println!("ratio:  {:.2}× floor", engine / floor);
+    let check = store.check_ledger().await?;
+    println!(
+        "ledger: {} transactions, sound: {} (entries balance, balances = entries = lots)",
+        check.transactions,
+        check.is_sound()
+    );
+    store.close().await;
+    database.drop().await?;
+    anyhow::ensure!(check.is_sound(), "the ledger is not sound after the benchmark");
+    Ok(())
+}
+
+async fn engine_run(store: &Store, tenant: TenantId, samples: &[Sample], submitters: usize) -> anyhow::Result<f64> {
+    let occurred_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let events: Vec<IncomingEvent> = samples
+        .iter()
+        .enumerate()
+        .map(|(index, sample)| {
+            let mut items = vec![Item {
+                sku: "coffee".into(),
+                category: "coffee".into(),
+                quantity: 1,
+                amount: Money(sample.amount - sample.cakes * 35_000),
+            }];
+            if sample.cakes > 0 {
+                items.push(Item {
+                    sku: "cake".into(),
+                    category: "cake".into(),
+                    quantity: sample.cakes,
+                    amount: Money(sample.cakes * 35_000),
+                });
+            }
+            IncomingEvent {
+                tenant_id: tenant,
+                id: EventId::parse(&format!("bench-{index}")).expect("valid id"),
+                occurred_at,
+                body_hash: format!("bench-{index}"),
+                kind: IncomingKind::Purchase {
+                    member: MemberRef::Phone(bench_phone(sample.member)),
+                    purchase: Purchase {
+                        store: Some("S1".into()),
+                        amount: Money(sample.amount),
+                        points_paid: Points(0),
+                        items,
+                    },
+                    profile: None,
+                },
+            }
+        })
+        .collect();
+    let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
+    let per_submitter = events.len().div_ceil(submitters.max(1));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut events = events.into_iter();
+    loop {
+        let share: Vec<IncomingEvent> = events.by_ref().take(per_submitter).collect();
+        if share.is_empty() {
+            break;
+        }
+        let journal = journal.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rejected = 0usize;
+            for chunk in share.chunks(256) {
+                rejected += journal
+                    .submit_all(chunk.to_vec())
+                    .await
+                    .iter()
+                    .filter(|answer| answer.is_err())
+                    .count();
+            }
+            rejected
+        }));
+    }
+    let mut rejected = 0;
+    for task in tasks {
+        rejected += task.await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    journal.stop().await;
+    writer.await?;
+    anyhow::ensure!(rejected == 0, "{rejected} benchmark events were rejected");
+    Ok(samples.len() as f64 / seconds)
+}
+
+/// Inserts, for each sample, the rows a purchase writes (event, transaction, two entries, lot,
+/// member balance, monthly totals) one prepared statement per row, `batch` events per
+/// transaction.
+async fn floor_run(store: &Store, tenant: TenantId, member_ids: &[patron_core::MemberId], samples: &[Sample], batch: usize) -> anyhow::Result<f64> {
+    let tenant = tenant.to_string();
+    let at = to_micros(chrono::Utc::now());
+    let started = Instant::now();
+    let mut connection = store.pool().acquire().await?;
+    for (chunk_index, chunk) in samples.chunks(batch.max(1)).enumerate() {
+        let mut transaction = connection.begin().await?;
+        for (offset, sample) in chunk.iter().enumerate() {
+            let index = chunk_index * batch + offset;
+            let member = member_ids[sample.member].to_string();
+            let points = sample.amount / 10_000;
+            let transaction_id = uuid::Uuid::now_v7().to_string();
+            let lot_id = uuid::Uuid::now_v7().to_string();
+            sqlx::query(
+                "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
+                 amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month) \
+                 VALUES ($1, $2, 'purchase', $3, $4, $4, $5, $6, $7, $7, $8, $9, 0, 0, 683)",
+            )
+            .bind(tenant.clone())
+            .bind(format!("floor-{index}"))
+            .bind(member.clone())
+            .bind(at)
+            .bind(format!("floor-{index}"))
+            .bind(format!("{{\"event_id\":\"floor-{index}\",\"points_earned\":{points},\"balance\":{points}}}"))
+            .bind(sample.amount)
+            .bind(points)
+            .bind(lot_id.clone())
+            .execute(&mut *transaction)
+            .await?;
+            sqlx::query(
+                "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at) \
+                 VALUES ($1, $2, $3, $4, 'earn', $5, $6, $6)",
+            )
+            .bind(transaction_id.clone())
+            .bind(tenant.clone())
+            .bind(member.clone())
+            .bind(format!("floor-{index}"))
+            .bind(format!("{{\"event_id\":\"floor-{index}\",\"lines\":[{{\"rule\":\"base\",\"points\":{points}}}]}}"))
+            .bind(at)
+            .execute(&mut *transaction)
+            .await?;
+            for (account, member_id, amount) in [("issued", None, -points), ("member", Some(member.clone()), points)] {
+                sqlx::query(
+                    "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount) \
+                     VALUES ($1, $2, $3, $4, 'points', $5)",
+                )
+                .bind(transaction_id.clone())
+                .bind(tenant.clone())
+                .bind(account)
+                .bind(member_id)
+                .bind(amount)
+                .execute(&mut *transaction)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at) \
+                 VALUES ($1, $2, $3, 'points', $4, $4, $5, $5, $5)",
+            )
+            .bind(lot_id)
+            .bind(tenant.clone())
+            .bind(member.clone())
+            .bind(points)
+            .bind(at)
+            .execute(&mut *transaction)
+            .await?;
+            sqlx::query("UPDATE members SET points_balance = points_balance + $1, order_count = order_count + 1, updated_at = $2 WHERE id = $3")
+                .bind(points)
+                .bind(at)
+                .bind(member.clone())
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query(
+                "INSERT INTO member_periods (member_id, month, spend, points) VALUES ($1, 683, $2, $3) \
+                 ON CONFLICT (member_id, month) DO UPDATE SET spend = member_periods.spend + excluded.spend, \
+                 points = member_periods.points + excluded.points",
+            )
+            .bind(member)
+            .bind(sample.amount)
+            .bind(points)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+    }
+    Ok(samples.len() as f64 / started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,129 @@
+//! One error type for the API: every error is a JSON body `{code, message, field?}` with a
+//! 4xx status; a 500 logs its detail and shows none of it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use patron_store::{EventError, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                field: field.map(str::to_owned),
+            },
+        }
+    }
+
+    /// A request field is wrong.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let field = field.into();
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody {
+                code: "invalid_field".to_owned(),
+                message: message.into(),
+                field: Some(field),
+            },
+        }
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), None)
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%detail, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", None)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound { what } => ApiError::not_found(what),
+            StoreError::Invalid { field, message } => ApiError::invalid(field, message),
+            StoreError::Conflict { what } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists"), None)
+            }
+            other if other.is_unique_violation() => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "already exists", None)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(error: EventError) -> ApiError {
+        let status = match &error {
+            EventError::Rejected(_) | EventError::UnknownStore | EventError::NoProgramme => StatusCode::UNPROCESSABLE_ENTITY,
+            EventError::ExistsWithDifferentBody | EventError::PhoneTaken => StatusCode::CONFLICT,
+            EventError::MemberNotFound
+            | EventError::OriginalNotFound
+            | EventError::RewardNotFound
+            | EventError::VoucherNotFound
+            | EventError::TenantNotFound => StatusCode::NOT_FOUND,
+            EventError::OriginalNotPurchase => StatusCode::UNPROCESSABLE_ENTITY,
+            EventError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            EventError::Database(detail) => return ApiError::internal(detail),
+        };
+        ApiError::new(status, error.code(), error.to_string(), error.field())
+    }
+}
+
+/// Parses a JSON body, naming the field at fault when it does not fit.
+pub fn parse_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { None } else { Some(path) };
+        let message = error.into_inner().to_string();
+        let field = field.or_else(|| unknown_field_name(&message));
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody {
+                code: "invalid_field".to_owned(),
+                message,
+                field,
+            },
+        }
+    })
+}
+
+/// serde reports an unknown field in its message: "unknown field `x`, expected …".
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// Reads a body as JSON, with a clear error when it is not.
+pub fn body_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not JSON: {error}"), None)
+    })
+}

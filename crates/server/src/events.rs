@@ -1,0 +1,452 @@
+//! `POST /v1/events` and `POST /v1/events/batch`: purchases, refunds, engagement, redemptions,
+//! voucher use and cancellation, adjustments and enrolment, each with the sender's id.
+
+use crate::auth::Caller;
+use crate::error::{body_json, parse_json, ApiError};
+use crate::{AppState, BATCH_EVENTS_MAX};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use patron_core::event::{Item, Purchase};
+use patron_core::member::Profile;
+use patron_core::time::Timestamp;
+use patron_core::{EventId, MemberId, Money, Phone, Points, RewardId, TenantId};
+use patron_store::{EventResult, IncomingEvent, IncomingKind, MemberRef};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", post(post_event))
+        .route("/v1/events/batch", post(post_batch))
+        .route("/v1/redemptions", post(post_redemption))
+        .route("/v1/vouchers/{code}/use", post(post_voucher_use))
+        .route("/v1/vouchers/{code}/cancel", post(post_voucher_cancel))
+}
+
+/// How far in the future an event's `occurred_at` may be (clock skew of a till).
+pub const OCCURRED_AT_FUTURE_SKEW_MAX: chrono::Duration = chrono::Duration::minutes(5);
+/// Most lines in one purchase.
+pub const ITEMS_MAX: usize = 500;
+/// Longest free text (names, reasons, categories), in bytes.
+pub const TEXT_LENGTH_MAX: usize = 200;
+
+/// How a request names a member: by id or by phone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    pub id: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    pub sku: Option<String>,
+    pub category: String,
+    #[serde(default = "one")]
+    pub quantity: i64,
+    #[serde(default)]
+    pub amount: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileRequest {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub birthday: Option<String>,
+    pub gender: Option<String>,
+    pub city: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// An event as a POS or a shop sends it. One flat shape; which fields a type needs is checked
+/// when it is turned into a domain event, and the error names the field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: Option<String>,
+    pub member: Option<MemberRequest>,
+    pub store: Option<String>,
+    pub amount: Option<i64>,
+    pub points_paid: Option<i64>,
+    pub items: Option<Vec<ItemRequest>>,
+    pub profile: Option<ProfileRequest>,
+    pub original_id: Option<String>,
+    pub engagement: Option<String>,
+    pub reward_id: Option<String>,
+    pub code: Option<String>,
+    pub points: Option<i64>,
+    pub reason: Option<String>,
+}
+
+fn required<T>(value: Option<T>, field: &str, kind: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::invalid(field, format!("`{field}` is required for a {kind} event")))
+}
+
+fn text(value: &str, field: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.len() > TEXT_LENGTH_MAX {
+        return Err(ApiError::invalid(field, format!("must be 1 to {TEXT_LENGTH_MAX} bytes")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+pub fn parse_member(member: Option<MemberRequest>, kind: &str) -> Result<MemberRef, ApiError> {
+    let member = required(member, "member", kind)?;
+    match (member.id, member.phone) {
+        (Some(id), None) => MemberId::parse(&id)
+            .map(MemberRef::Id)
+            .map_err(|_| ApiError::invalid("member.id", "not a member id")),
+        (None, Some(phone)) => Phone::parse(&phone)
+            .map(MemberRef::Phone)
+            .map_err(|error| ApiError::invalid("member.phone", error.to_string())),
+        _ => Err(ApiError::invalid("member", "give exactly one of `id` or `phone`")),
+    }
+}
+
+fn parse_profile(profile: Option<ProfileRequest>) -> Result<Profile, ApiError> {
+    let Some(profile) = profile else { return Ok(Profile::default()) };
+    let optional = |value: Option<String>, field: &str| value.map(|value| text(&value, field)).transpose();
+    let birthday = profile
+        .birthday
+        .map(|day| {
+            chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid("profile.birthday", "must be a date YYYY-MM-DD"))
+        })
+        .transpose()?;
+    let email = optional(profile.email, "profile.email")?;
+    if email.as_ref().is_some_and(|email| !email.contains('@')) {
+        return Err(ApiError::invalid("profile.email", "not an e-mail address"));
+    }
+    if profile.tags.len() > 50 {
+        return Err(ApiError::invalid("profile.tags", "at most 50 tags"));
+    }
+    Ok(Profile {
+        phone: None,
+        email,
+        name: optional(profile.name, "profile.name")?,
+        birthday,
+        gender: optional(profile.gender, "profile.gender")?,
+        city: optional(profile.city, "profile.city")?,
+        tags: profile
+            .tags
+            .iter()
+            .map(|tag| text(tag, "profile.tags"))
+            .collect::<Result<_, _>>()?,
+        attributes: Default::default(),
+    })
+}
+
+fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> {
+    let member = parse_member(request.member.take(), "purchase")?;
+    let amount = required(request.amount, "amount", "purchase")?;
+    if amount <= 0 {
+        return Err(ApiError::invalid("amount", "must be more than 0"));
+    }
+    let points_paid = request.points_paid.unwrap_or(0);
+    if points_paid < 0 {
+        return Err(ApiError::invalid("points_paid", "must be 0 or more"));
+    }
+    let items = request.items.take().unwrap_or_default();
+    if items.len() > ITEMS_MAX {
+        return Err(ApiError::invalid("items", format!("at most {ITEMS_MAX} items")));
+    }
+    let mut parsed = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        if item.quantity <= 0 {
+            return Err(ApiError::invalid(format!("items[{index}].quantity"), "must be more than 0"));
+        }
+        if item.amount < 0 {
+            return Err(ApiError::invalid(format!("items[{index}].amount"), "must be 0 or more"));
+        }
+        parsed.push(Item {
+            sku: item.sku.unwrap_or_default(),
+            category: text(&item.category, &format!("items[{index}].category"))?,
+            quantity: item.quantity,
+            amount: Money(item.amount),
+        });
+    }
+    let store = request.store.take().map(|store| text(&store, "store")).transpose()?;
+    Ok(IncomingKind::Purchase {
+        member,
+        purchase: Purchase {
+            store,
+            amount: Money(amount),
+            points_paid: Points(points_paid),
+            items: parsed,
+        },
+        profile: request.profile.take().map(|profile| parse_profile(Some(profile))).transpose()?,
+    })
+}
+
+/// Fields each type may carry besides `id`, `type` and `occurred_at`.
+fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "purchase" => &["member", "store", "amount", "points_paid", "items", "profile"],
+        "refund" => &["original_id", "amount"],
+        "engagement" => &["member", "engagement"],
+        "redemption" => &["member", "reward_id"],
+        "voucher_use" => &["code", "store"],
+        "voucher_cancel" => &["code"],
+        "adjustment" => &["member", "points", "reason"],
+        "enrol" => &["member", "profile"],
+        _ => return None,
+    })
+}
+
+fn present_fields(request: &EventRequest) -> Vec<&'static str> {
+    let mut present = Vec::new();
+    let mut mark = |is_present: bool, name: &'static str| {
+        if is_present {
+            present.push(name);
+        }
+    };
+    mark(request.member.is_some(), "member");
+    mark(request.store.is_some(), "store");
+    mark(request.amount.is_some(), "amount");
+    mark(request.points_paid.is_some(), "points_paid");
+    mark(request.items.is_some(), "items");
+    mark(request.profile.is_some(), "profile");
+    mark(request.original_id.is_some(), "original_id");
+    mark(request.engagement.is_some(), "engagement");
+    mark(request.reward_id.is_some(), "reward_id");
+    mark(request.code.is_some(), "code");
+    mark(request.points.is_some(), "points");
+    mark(request.reason.is_some(), "reason");
+    present
+}
+
+/// Turns a request into a domain event of `tenant_id`.
+pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: String, now: Timestamp) -> Result<IncomingEvent, ApiError> {
+    let id = EventId::parse(&request.id).map_err(|error| ApiError::invalid("id", error.to_string()))?;
+    let kind_name = request.kind.clone();
+    let allowed = allowed_fields(&kind_name).ok_or_else(|| {
+        ApiError::invalid(
+            "type",
+            "must be one of purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment, enrol",
+        )
+    })?;
+    if let Some(extra) = present_fields(&request).into_iter().find(|field| !allowed.contains(field)) {
+        return Err(ApiError::invalid(extra, format!("`{extra}` does not belong to a {kind_name} event")));
+    }
+    let occurred_at = match request.occurred_at.take() {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map_err(|_| ApiError::invalid("occurred_at", "must be RFC 3339 with an offset, e.g. 2026-11-23T09:30:00+07:00"))?
+            .with_timezone(&chrono::Utc),
+        None => now,
+    };
+    if occurred_at > now + OCCURRED_AT_FUTURE_SKEW_MAX {
+        return Err(ApiError::invalid("occurred_at", "is more than 5 minutes in the future"));
+    }
+    let kind = match kind_name.as_str() {
+        "purchase" => parse_purchase(&mut request)?,
+        "refund" => {
+            let original = required(request.original_id.take(), "original_id", "refund")?;
+            let amount = required(request.amount, "amount", "refund")?;
+            if amount <= 0 {
+                return Err(ApiError::invalid("amount", "must be more than 0"));
+            }
+            IncomingKind::Refund {
+                original: EventId::parse(&original).map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
+                amount: Money(amount),
+            }
+        }
+        "engagement" => {
+            let engagement = required(request.engagement.take(), "engagement", "engagement")?;
+            if engagement.is_empty()
+                || engagement.len() > 32
+                || !engagement.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                return Err(ApiError::invalid("engagement", "a lowercase word such as review, survey, referral"));
+            }
+            IncomingKind::Engagement {
+                member: parse_member(request.member.take(), "engagement")?,
+                kind: engagement,
+            }
+        }
+        "redemption" => IncomingKind::Redemption {
+            member: parse_member(request.member.take(), "redemption")?,
+            reward_id: RewardId::parse(&required(request.reward_id.take(), "reward_id", "redemption")?)
+                .map_err(|_| ApiError::invalid("reward_id", "not a reward id"))?,
+        },
+        "voucher_use" => IncomingKind::VoucherUse {
+            code: voucher_code(required(request.code.take(), "code", "voucher_use")?)?,
+            store: request.store.take().map(|store| text(&store, "store")).transpose()?,
+        },
+        "voucher_cancel" => IncomingKind::VoucherCancel {
+            code: voucher_code(required(request.code.take(), "code", "voucher_cancel")?)?,
+        },
+        "adjustment" => {
+            let points = required(request.points, "points", "adjustment")?;
+            if points == 0 || points.abs() > 1_000_000_000 {
+                return Err(ApiError::invalid("points", "must be non-zero and at most 1,000,000,000 either way"));
+            }
+            IncomingKind::Adjustment {
+                member: parse_member(request.member.take(), "adjustment")?,
+                points,
+                reason: text(&required(request.reason.take(), "reason", "adjustment")?, "reason")?,
+            }
+        }
+        "enrol" => match parse_member(request.member.take(), "enrol")? {
+            MemberRef::Phone(phone) => IncomingKind::Enrol {
+                phone,
+                profile: parse_profile(request.profile.take())?,
+            },
+            MemberRef::Id(_) => return Err(ApiError::invalid("member", "enrol by `phone`")),
+        },
+        _ => unreachable!("checked by allowed_fields"),
+    };
+    Ok(IncomingEvent {
+        tenant_id,
+        id,
+        occurred_at,
+        body_hash,
+        kind,
+    })
+}
+
+fn voucher_code(code: String) -> Result<String, ApiError> {
+    let code = code.trim().to_ascii_uppercase().replace('-', "");
+    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::invalid("code", "not a voucher code"));
+    }
+    Ok(code)
+}
+
+/// SHA-256 of the canonical JSON (keys sorted, no spaces): the same event sent twice with its
+/// fields in another order is the same body.
+pub fn body_hash(value: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(serde_json::to_vec(value).expect("JSON values serialise")))
+}
+
+fn parse_value(tenant_id: TenantId, value: serde_json::Value, now: Timestamp) -> Result<IncomingEvent, ApiError> {
+    let hash = body_hash(&value);
+    let request: EventRequest = parse_json(value)?;
+    parse_event(tenant_id, request, hash, now)
+}
+
+async fn post_event(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+    caller.require_write()?;
+    let event = parse_value(caller.0.tenant_id, body_json(&body)?, chrono::Utc::now())?;
+    Ok(Json(state.journal.submit(event).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    events: Vec<serde_json::Value>,
+}
+
+/// One event's answer in a batch.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum BatchAnswer {
+    Accepted { result: EventResult },
+    Rejected { error: crate::error::ErrorBody, http_status: u16 },
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResponse {
+    accepted: usize,
+    rejected: usize,
+    results: Vec<BatchAnswer>,
+}
+
+async fn post_batch(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<BatchResponse>, ApiError> {
+    caller.require_write()?;
+    let request: BatchRequest = parse_json(body_json(&body)?)?;
+    if request.events.is_empty() || request.events.len() > BATCH_EVENTS_MAX {
+        return Err(ApiError::invalid("events", format!("must hold 1 to {BATCH_EVENTS_MAX} events")));
+    }
+    let now = chrono::Utc::now();
+    let mut slots: Vec<Result<usize, ApiError>> = Vec::with_capacity(request.events.len());
+    let mut events = Vec::new();
+    for (index, value) in request.events.into_iter().enumerate() {
+        match parse_value(caller.0.tenant_id, value, now) {
+            Ok(event) => {
+                slots.push(Ok(events.len()));
+                events.push(event);
+            }
+            Err(mut error) => {
+                error.body.field = Some(format!("events[{index}].{}", error.body.field.unwrap_or_default()));
+                slots.push(Err(error));
+            }
+        }
+    }
+    let mut answers: Vec<Option<Result<EventResult, ApiError>>> = state
+        .journal
+        .submit_all(events)
+        .await
+        .into_iter()
+        .map(|answer| Some(answer.map_err(ApiError::from)))
+        .collect();
+    let results: Vec<BatchAnswer> = slots
+        .into_iter()
+        .map(|slot| {
+            let answer = match slot {
+                Ok(position) => answers[position].take().expect("each answer used once"),
+                Err(error) => Err(error),
+            };
+            match answer {
+                Ok(result) => BatchAnswer::Accepted { result },
+                Err(error) => BatchAnswer::Rejected {
+                    http_status: error.status.as_u16(),
+                    error: error.body,
+                },
+            }
+        })
+        .collect();
+    let accepted = results
+        .iter()
+        .filter(|answer| matches!(answer, BatchAnswer::Accepted { .. }))
+        .count();
+    Ok(Json(BatchResponse {
+        accepted,
+        rejected: results.len() - accepted,
+        results,
+    }))
+}
+
+/// `POST /v1/redemptions`: `{id, member, reward_id}`, the same as a `redemption` event.
+async fn post_redemption(state: State<AppState>, caller: Caller, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+    let mut value = body_json(&body)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("type".into(), "redemption".into());
+    }
+    post_value(state, caller, value).await
+}
+
+async fn post_voucher_use(state: State<AppState>, caller: Caller, Path(code): Path<String>, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+    voucher_action(state, caller, code, body, "voucher_use").await
+}
+
+async fn post_voucher_cancel(state: State<AppState>, caller: Caller, Path(code): Path<String>, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+    voucher_action(state, caller, code, body, "voucher_cancel").await
+}
+
+async fn voucher_action(state: State<AppState>, caller: Caller, code: String, body: Bytes, kind: &str) -> Result<Json<EventResult>, ApiError> {
+    let mut value = body_json(&body)?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError::invalid("body", "must be a JSON object with an `id`"));
+    };
+    object.insert("type".into(), kind.into());
+    object.insert("code".into(), code.into());
+    post_value(state, caller, value).await
+}
+
+async fn post_value(State(state): State<AppState>, caller: Caller, value: serde_json::Value) -> Result<Json<EventResult>, ApiError> {
+    caller.require_write()?;
+    let event = parse_value(caller.0.tenant_id, value, chrono::Utc::now())?;
+    Ok(Json(state.journal.submit(event).await?))
+}

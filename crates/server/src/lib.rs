@@ -1,0 +1,74 @@
+//! Patron's HTTP face: a thin shell over the store. Handlers parse the request into domain
+//! types, call the store or the journal, and map the answer to JSON.
+
+mod auth;
+mod error;
+mod events;
+mod home;
+mod members;
+mod rewards;
+
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use patron_store::{Journal, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Most events in one batch request.
+pub const BATCH_EVENTS_MAX: usize = 1000;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub journal: Journal,
+    pub keys: Arc<auth::KeyCache>,
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(home::router())
+        .merge(events::router())
+        .merge(members::router())
+        .merge(rewards::router())
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// A bound server, ready to run; port 0 picks a free port (tests).
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(store: Store, journal: Journal, listen: SocketAddr) -> std::io::Result<Application> {
+        let listener = TcpListener::bind(listen).await?;
+        let state = AppState {
+            store,
+            journal,
+            keys: Arc::new(auth::KeyCache::default()),
+        };
+        Ok(Application {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
