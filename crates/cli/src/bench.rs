@@ -7,7 +7,9 @@ use patron_core::event::{Item, Purchase};
 use patron_core::time::to_micros;
 use patron_core::{EventId, Money, Phone, Points, TenantId};
 use patron_store::admin::NewTenant;
-use patron_store::{DatabaseConfig, IncomingEvent, IncomingKind, Journal, JournalConfig, MemberRef, Store};
+use patron_store::{
+    DatabaseConfig, IncomingEvent, IncomingKind, Journal, JournalConfig, MemberRef, Store,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Connection;
@@ -78,8 +80,15 @@ impl BenchDatabase {
                 let mut connection = sqlx::postgres::PgConnection::connect(&args.postgres)
                     .await
                     .context("connect to PostgreSQL")?;
-                sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str()).await?;
-                let base = &args.postgres[..args.postgres.rfind('/').context("postgres url needs a database")?];
+                sqlx::Executor::execute(
+                    &mut connection,
+                    format!("CREATE DATABASE {name}").as_str(),
+                )
+                .await?;
+                let base = &args.postgres[..args
+                    .postgres
+                    .rfind('/')
+                    .context("postgres url needs a database")?];
                 Ok(BenchDatabase {
                     url: format!("{base}/{name}"),
                     postgres_admin: Some((args.postgres.clone(), name)),
@@ -92,7 +101,11 @@ impl BenchDatabase {
         match self.postgres_admin {
             Some((admin, name)) => {
                 let mut connection = sqlx::postgres::PgConnection::connect(&admin).await?;
-                sqlx::Executor::execute(&mut connection, format!("DROP DATABASE IF EXISTS {name}").as_str()).await?;
+                sqlx::Executor::execute(
+                    &mut connection,
+                    format!("DROP DATABASE IF EXISTS {name}").as_str(),
+                )
+                .await?;
             }
             None => {
                 let path = self.url.trim_start_matches("sqlite://");
@@ -116,7 +129,11 @@ fn samples(count: usize, members: usize, seed: u64) -> Vec<Sample> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
         .map(|_| {
-            let cakes = if rng.random_bool(0.3) { rng.random_range(1..=2) } else { 0 };
+            let cakes = if rng.random_bool(0.3) {
+                rng.random_range(1..=2)
+            } else {
+                0
+            };
             Sample {
                 member: rng.random_range(0..members),
                 amount: rng.random_range(2..=30) * 10_000 + cakes * 35_000,
@@ -127,16 +144,25 @@ fn samples(count: usize, members: usize, seed: u64) -> Vec<Sample> {
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.members > 0 && args.events > 0, "members and events must be more than 0");
+    anyhow::ensure!(
+        args.members > 0 && args.events > 0,
+        "members and events must be more than 0"
+    );
     let database = BenchDatabase::create(&args).await?;
     let mut config = DatabaseConfig::new(database.url.clone());
     config.connections_max = 4;
     let store = Store::open(&config).await?;
-    let tenant = store.create_tenant(&NewTenant::vietnamese("Bench Café")).await?;
+    let tenant = store
+        .create_tenant(&NewTenant::vietnamese("Bench Café"))
+        .await?;
     store.create_store(tenant, "S1", "Store 1").await?;
     let now = chrono::Utc::now();
     store
-        .publish_programme(tenant, crate::demo::cafe_programme(), now - chrono::Duration::days(30))
+        .publish_programme(
+            tenant,
+            crate::demo::cafe_programme(),
+            now - chrono::Duration::days(30),
+        )
         .await?;
     let started = Instant::now();
     let phones: Vec<Phone> = (0..args.members).map(bench_phone).collect();
@@ -148,12 +174,25 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let floor = floor_run(&store, tenant, &member_ids, &samples(args.events, args.members, 7), args.floor_batch).await?;
+    let floor = floor_run(
+        &store,
+        tenant,
+        &member_ids,
+        &samples(args.events, args.members, 7),
+        args.floor_batch,
+    )
+    .await?;
     println!(
         "floor:  {:>9.0} events/s  ({} events as raw prepared inserts of the same rows, {} per transaction)",
         floor, args.events, args.floor_batch
     );
-    let engine = engine_run(&store, tenant, &samples(args.events, args.members, 11), args.submitters).await?;
+    let engine = engine_run(
+        &store,
+        tenant,
+        &samples(args.events, args.members, 11),
+        args.submitters,
+    )
+    .await?;
     println!("engine: {engine:>9.0} events/s  ({} purchases through journal, rules, ledger, lots, tiers)", args.events);
     println!("ratio:  {:.2}× floor", engine / floor);
     let check = store.check_ledger().await?;
@@ -164,11 +203,19 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     );
     store.close().await;
     database.drop().await?;
-    anyhow::ensure!(check.is_sound(), "the ledger is not sound after the benchmark");
+    anyhow::ensure!(
+        check.is_sound(),
+        "the ledger is not sound after the benchmark"
+    );
     Ok(())
 }
 
-async fn engine_run(store: &Store, tenant: TenantId, samples: &[Sample], submitters: usize) -> anyhow::Result<f64> {
+async fn engine_run(
+    store: &Store,
+    tenant: TenantId,
+    samples: &[Sample],
+    submitters: usize,
+) -> anyhow::Result<f64> {
     let occurred_at = chrono::Utc::now() - chrono::Duration::seconds(1);
     let events: Vec<IncomingEvent> = samples
         .iter()
@@ -244,7 +291,13 @@ async fn engine_run(store: &Store, tenant: TenantId, samples: &[Sample], submitt
 /// Inserts, for each sample, the rows a purchase writes (event, transaction, two entries, lot,
 /// member balance, monthly totals) one prepared statement per row, `batch` events per
 /// transaction.
-async fn floor_run(store: &Store, tenant: TenantId, member_ids: &[patron_core::MemberId], samples: &[Sample], batch: usize) -> anyhow::Result<f64> {
+async fn floor_run(
+    store: &Store,
+    tenant: TenantId,
+    member_ids: &[patron_core::MemberId],
+    samples: &[Sample],
+    batch: usize,
+) -> anyhow::Result<f64> {
     let tenant = tenant.to_string();
     let at = to_micros(chrono::Utc::now());
     let started = Instant::now();
@@ -285,7 +338,10 @@ async fn floor_run(store: &Store, tenant: TenantId, member_ids: &[patron_core::M
             .bind(at)
             .execute(&mut *transaction)
             .await?;
-            for (account, member_id, amount) in [("issued", None, -points), ("member", Some(member.clone()), points)] {
+            for (account, member_id, amount) in [
+                ("issued", None, -points),
+                ("member", Some(member.clone()), points),
+            ] {
                 sqlx::query(
                     "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount) \
                      VALUES ($1, $2, $3, $4, 'points', $5)",

@@ -74,9 +74,13 @@ const STORES: [(&str, &str); 4] = [
     ("DN-HC", "Đà Nẵng – Hải Châu"),
 ];
 
-const FAMILY: [&str; 10] = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"];
+const FAMILY: [&str; 10] = [
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
+];
 const MIDDLE: [&str; 6] = ["Văn", "Thị", "Minh", "Ngọc", "Đức", "Thu"];
-const GIVEN: [&str; 12] = ["An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Hải", "Lan", "Linh", "Nam", "Phương", "Trang"];
+const GIVEN: [&str; 12] = [
+    "An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Hải", "Lan", "Linh", "Nam", "Phương", "Trang",
+];
 const CITIES: [&str; 3] = ["Hà Nội", "TP. Hồ Chí Minh", "Đà Nẵng"];
 
 fn demo_phone(index: usize) -> Phone {
@@ -84,24 +88,43 @@ fn demo_phone(index: usize) -> Phone {
 }
 
 fn demo_rewards() -> Vec<Reward> {
-    let reward = |name: &str, description: &str, cost: i64, stock: Option<i64>, limit: Option<i64>| Reward {
-        id: RewardId::new(),
-        name: name.into(),
-        description: description.into(),
-        cost: Points(cost),
-        stock,
-        per_member_limit: limit,
-        valid_from: None,
-        valid_until: None,
-        stores: vec![],
-        voucher_valid_days: 30,
-        active: true,
-    };
+    let reward =
+        |name: &str, description: &str, cost: i64, stock: Option<i64>, limit: Option<i64>| Reward {
+            id: RewardId::new(),
+            name: name.into(),
+            description: description.into(),
+            cost: Points(cost),
+            stock,
+            per_member_limit: limit,
+            valid_from: None,
+            valid_until: None,
+            stores: vec![],
+            voucher_valid_days: 30,
+            active: true,
+        };
     vec![
-        reward("Cà phê sữa đá", "Một ly cà phê sữa đá size M", 50, None, None),
+        reward(
+            "Cà phê sữa đá",
+            "Một ly cà phê sữa đá size M",
+            50,
+            None,
+            None,
+        ),
         reward("Bánh sừng bò", "Một bánh croissant bơ", 80, None, None),
-        reward("Phiếu 100.000đ", "Giảm 100.000đ cho hoá đơn từ 200.000đ", 300, None, Some(3)),
-        reward("Bình giữ nhiệt Patron", "Bình inox 500 ml", 800, Some(200), Some(1)),
+        reward(
+            "Phiếu 100.000đ",
+            "Giảm 100.000đ cho hoá đơn từ 200.000đ",
+            300,
+            None,
+            Some(3),
+        ),
+        reward(
+            "Bình giữ nhiệt Patron",
+            "Bình inox 500 ml",
+            800,
+            Some(200),
+            Some(1),
+        ),
     ]
 }
 
@@ -110,10 +133,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         database: args.database.clone(),
         sqlite_synchronous_full: false,
     };
-    let store = Store::open(&database.config()).await.context("open the demo database")?;
+    let store = Store::open(&database.config())
+        .await
+        .context("open the demo database")?;
     let (tenant, key) = match store.tenant_ids().await?.first() {
         Some(tenant) => {
-            let key = store.create_api_key(*tenant, "demo", KeyScope::Write).await?;
+            let key = store
+                .create_api_key(*tenant, "demo", KeyScope::Write)
+                .await?;
             println!("Serving the existing demo in {}", args.database);
             (*tenant, key)
         }
@@ -137,18 +164,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, String)> {
     let started = std::time::Instant::now();
-    let tenant = store.create_tenant(&NewTenant::vietnamese("Cà Phê Sông Hồng")).await?;
+    let tenant = store
+        .create_tenant(&NewTenant::vietnamese("Cà Phê Sông Hồng"))
+        .await?;
     for (code, name) in STORES {
         store.create_store(tenant, code, name).await?;
     }
     let now = chrono::Utc::now();
     let start = now - chrono::Duration::days(548);
-    store.publish_programme(tenant, cafe_programme(), start - chrono::Duration::days(1)).await?;
+    store
+        .publish_programme(tenant, cafe_programme(), start - chrono::Duration::days(1))
+        .await?;
     let rewards = demo_rewards();
     for reward in &rewards {
         store.create_reward(tenant, reward).await?;
     }
-    let key = store.create_api_key(tenant, "demo", KeyScope::Write).await?;
+    let key = store
+        .create_api_key(tenant, "demo", KeyScope::Write)
+        .await?;
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
     let events = demo_events(tenant, args, &rewards, start, now);
     let total = events.len();
@@ -161,7 +194,11 @@ async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, S
             .filter(|answer| answer.is_ok())
             .count();
     }
-    for kind in [JobKind::ExpireLots, JobKind::ExpireVouchers, JobKind::ReviewTiers] {
+    for kind in [
+        JobKind::ExpireLots,
+        JobKind::ExpireVouchers,
+        JobKind::ReviewTiers,
+    ] {
         journal.run_job(kind, now).await?;
     }
     journal.stop().await;
@@ -178,14 +215,23 @@ async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, S
 
 /// Every event of the demo, in time order: first visits enrol members, regulars come back,
 /// some return items, some review, some redeem.
-fn demo_events(tenant: TenantId, args: &DemoArgs, rewards: &[Reward], start: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> Vec<IncomingEvent> {
+fn demo_events(
+    tenant: TenantId,
+    args: &DemoArgs,
+    rewards: &[Reward],
+    start: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<IncomingEvent> {
     let mut rng = StdRng::seed_from_u64(2026);
     let span_seconds = (now - start).num_seconds();
     let mut purchases: Vec<(i64, usize)> = (0..args.purchases)
         .map(|_| {
             // A skewed choice: a few regulars make many of the visits.
             let member = (rng.random::<f64>().powi(3) * args.members as f64) as usize;
-            (rng.random_range(0..span_seconds), member.min(args.members - 1))
+            (
+                rng.random_range(0..span_seconds),
+                member.min(args.members - 1),
+            )
         })
         .collect();
     purchases.sort_unstable();
@@ -201,7 +247,10 @@ fn demo_events(tenant: TenantId, args: &DemoArgs, rewards: &[Reward], start: chr
     for (index, (offset, member)) in purchases.into_iter().enumerate() {
         // Opening hours 06:30–22:00 Vietnam time.
         let day = offset / 86_400;
-        let at = start + chrono::Duration::seconds(day * 86_400 - 7 * 3600 + 6 * 3600 + 1800 + rng.random_range(0..55_800));
+        let at = start
+            + chrono::Duration::seconds(
+                day * 86_400 - 7 * 3600 + 6 * 3600 + 1800 + rng.random_range(0..55_800),
+            );
         if at > now {
             continue;
         }
@@ -216,12 +265,20 @@ fn demo_events(tenant: TenantId, args: &DemoArgs, rewards: &[Reward], start: chr
                     GIVEN[(member / 7) % GIVEN.len()]
                 )),
                 city: Some(CITIES[member % CITIES.len()].to_owned()),
-                birthday: chrono::NaiveDate::from_ymd_opt(1970 + (member % 35) as i32, 1 + (member % 12) as u32, 1 + (member % 28) as u32),
+                birthday: chrono::NaiveDate::from_ymd_opt(
+                    1970 + (member % 35) as i32,
+                    1 + (member % 12) as u32,
+                    1 + (member % 28) as u32,
+                ),
                 ..Profile::default()
             }
         });
         let coffees = rng.random_range(1..=3);
-        let cakes = if rng.random_bool(0.3) { rng.random_range(1..=2) } else { 0 };
+        let cakes = if rng.random_bool(0.3) {
+            rng.random_range(1..=2)
+        } else {
+            0
+        };
         let mut items = vec![Item {
             sku: "ca-phe-sua".into(),
             category: "coffee".into(),

@@ -11,7 +11,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "patron", version, about = "Patron: an open-source loyalty and customer-retention engine")]
+#[command(
+    name = "patron",
+    version,
+    about = "Patron: an open-source loyalty and customer-retention engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,23 +79,30 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
-            let store = Store::open(&args.database.config()).await.context("open the database")?;
+            let store = Store::open(&args.database.config())
+                .await
+                .context("open the database")?;
             serve(store, &args, None).await
         }
         Command::Migrate(args) => {
-            let store = Store::connect(&args.config()).await.context("connect to the database")?;
+            let store = Store::connect(&args.config())
+                .await
+                .context("connect to the database")?;
             let applied = patron_store::migrate::run(&store).await?;
             println!("{applied} migration(s) applied");
             Ok(())
@@ -122,7 +133,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 /// Runs each maintenance job once at the current time and logs what it did.
 async fn run_jobs(journal: &Journal) -> anyhow::Result<()> {
-    for kind in [JobKind::ExpireLots, JobKind::ExpireVouchers, JobKind::ReviewTiers] {
+    for kind in [
+        JobKind::ExpireLots,
+        JobKind::ExpireVouchers,
+        JobKind::ReviewTiers,
+    ] {
         let report = journal.run_job(kind, chrono::Utc::now()).await?;
         tracing::info!(job = ?kind, processed = report.processed, points = report.points,
             upgrades = report.upgrades, downgrades = report.downgrades, "job done");
@@ -131,11 +146,16 @@ async fn run_jobs(journal: &Journal) -> anyhow::Result<()> {
 }
 
 /// Serves until Ctrl-C or SIGTERM: finishes in-flight requests, then flushes the journal.
-pub(crate) async fn serve(store: Store, args: &ServeArgs, banner: Option<String>) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    store: Store,
+    args: &ServeArgs,
+    banner: Option<String>,
+) -> anyhow::Result<()> {
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
-    let application = patron_server::Application::build(store.clone(), journal.clone(), args.listen)
-        .await
-        .with_context(|| format!("listen on {}", args.listen))?;
+    let application =
+        patron_server::Application::build(store.clone(), journal.clone(), args.listen)
+            .await
+            .with_context(|| format!("listen on {}", args.listen))?;
     let address = application.local_addr();
     if let Some(banner) = banner {
         println!("{banner}");

@@ -96,16 +96,14 @@ impl CompiledRule {
     /// The rule's points for this event: `Ok(None)` when its condition does not hold, an error
     /// message when evaluation fails or gives something other than the expected type.
     pub fn evaluate(&self, variables: &RuleVariables) -> Result<Option<i64>, String> {
-        let mut context = Context::with_env(Arc::clone(environment()));
-        context.add_variable_from_value("event", variables.event.clone());
-        context.add_variable_from_value("member", variables.member.clone());
-        match self.when.execute(&context) {
+        let context = &variables.context;
+        match self.when.execute(context) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => return Ok(None),
             Ok(other) => return Err(format!("condition gave {other:?}, not a boolean")),
             Err(error) => return Err(format!("condition failed: {error}")),
         }
-        match self.points.execute(&context) {
+        match self.points.execute(context) {
             Ok(Value::Int(points)) => Ok(Some(points)),
             Ok(Value::UInt(points)) => Ok(Some(i64::try_from(points).unwrap_or(i64::MAX))),
             Ok(other) => Err(format!("points gave {other:?}, not an integer")),
@@ -114,10 +112,9 @@ impl CompiledRule {
     }
 }
 
-/// `event` and `member` built once per event and shared by all rules.
+/// `event` and `member` bound once per event in a context that all rules share.
 pub struct RuleVariables {
-    event: Value,
-    member: Value,
+    context: Context<'static, 'static>,
 }
 
 fn string(text: &str) -> Value {
@@ -164,10 +161,10 @@ impl RuleVariables {
         member_map.insert(key("birthday_month"), Value::Int(member.birthday_month));
         member_map.insert(key("order_count"), Value::Int(member.order_count));
         member_map.insert(key("lifetime_spend"), Value::Int(member.lifetime_spend));
-        RuleVariables {
-            event: Value::from(event_map),
-            member: Value::from(member_map),
-        }
+        let mut context = Context::with_env(Arc::clone(environment()));
+        context.add_variable_from_value("event", Value::from(event_map));
+        context.add_variable_from_value("member", Value::from(member_map));
+        RuleVariables { context }
     }
 }
 

@@ -44,7 +44,12 @@ impl Caller {
     /// Refuses a read-only key.
     pub fn require_write(&self) -> Result<(), ApiError> {
         if self.0.scope != KeyScope::Write {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may only read", None));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this key may only read",
+                None,
+            ));
         }
         Ok(())
     }
@@ -54,17 +59,31 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required", None);
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid API key is required",
+                None,
+            )
+        };
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .ok_or_else(unauthorized)?;
-        let secret = header.strip_prefix("Bearer ").ok_or_else(unauthorized)?.trim();
+        let secret = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(unauthorized)?
+            .trim();
         if let Some(grant) = state.keys.get(secret) {
             return Ok(Caller(grant));
         }
-        let grant = state.store.authenticate_key(secret).await?.ok_or_else(unauthorized)?;
+        let grant = state
+            .store
+            .authenticate_key(secret)
+            .await?
+            .ok_or_else(unauthorized)?;
         state.keys.put(secret, grant.clone());
         Ok(Caller(grant))
     }

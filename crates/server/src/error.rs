@@ -23,7 +23,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        field: Option<&str>,
+    ) -> ApiError {
         ApiError {
             status,
             body: ErrorBody {
@@ -48,12 +53,22 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), None)
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+            None,
+        )
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(%detail, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", None)
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+            None,
+        )
     }
 }
 
@@ -68,9 +83,12 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound { what } => ApiError::not_found(what),
             StoreError::Invalid { field, message } => ApiError::invalid(field, message),
-            StoreError::Conflict { what } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists"), None)
-            }
+            StoreError::Conflict { what } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+                None,
+            ),
             other if other.is_unique_violation() => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "already exists", None)
             }
@@ -82,7 +100,9 @@ impl From<StoreError> for ApiError {
 impl From<EventError> for ApiError {
     fn from(error: EventError) -> ApiError {
         let status = match &error {
-            EventError::Rejected(_) | EventError::UnknownStore | EventError::NoProgramme => StatusCode::UNPROCESSABLE_ENTITY,
+            EventError::Rejected(_) | EventError::UnknownStore | EventError::NoProgramme => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             EventError::ExistsWithDifferentBody | EventError::PhoneTaken => StatusCode::CONFLICT,
             EventError::MemberNotFound
             | EventError::OriginalNotFound
@@ -124,6 +144,11 @@ fn unknown_field_name(message: &str) -> Option<String> {
 /// Reads a body as JSON, with a clear error when it is not.
 pub fn body_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not JSON: {error}"), None)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("body is not JSON: {error}"),
+            None,
+        )
     })
 }

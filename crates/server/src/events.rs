@@ -91,13 +91,18 @@ pub struct EventRequest {
 }
 
 fn required<T>(value: Option<T>, field: &str, kind: &str) -> Result<T, ApiError> {
-    value.ok_or_else(|| ApiError::invalid(field, format!("`{field}` is required for a {kind} event")))
+    value.ok_or_else(|| {
+        ApiError::invalid(field, format!("`{field}` is required for a {kind} event"))
+    })
 }
 
 fn text(value: &str, field: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.len() > TEXT_LENGTH_MAX {
-        return Err(ApiError::invalid(field, format!("must be 1 to {TEXT_LENGTH_MAX} bytes")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {TEXT_LENGTH_MAX} bytes"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -111,13 +116,19 @@ pub fn parse_member(member: Option<MemberRequest>, kind: &str) -> Result<MemberR
         (None, Some(phone)) => Phone::parse(&phone)
             .map(MemberRef::Phone)
             .map_err(|error| ApiError::invalid("member.phone", error.to_string())),
-        _ => Err(ApiError::invalid("member", "give exactly one of `id` or `phone`")),
+        _ => Err(ApiError::invalid(
+            "member",
+            "give exactly one of `id` or `phone`",
+        )),
     }
 }
 
 fn parse_profile(profile: Option<ProfileRequest>) -> Result<Profile, ApiError> {
-    let Some(profile) = profile else { return Ok(Profile::default()) };
-    let optional = |value: Option<String>, field: &str| value.map(|value| text(&value, field)).transpose();
+    let Some(profile) = profile else {
+        return Ok(Profile::default());
+    };
+    let optional =
+        |value: Option<String>, field: &str| value.map(|value| text(&value, field)).transpose();
     let birthday = profile
         .birthday
         .map(|day| {
@@ -160,15 +171,24 @@ fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> 
     }
     let items = request.items.take().unwrap_or_default();
     if items.len() > ITEMS_MAX {
-        return Err(ApiError::invalid("items", format!("at most {ITEMS_MAX} items")));
+        return Err(ApiError::invalid(
+            "items",
+            format!("at most {ITEMS_MAX} items"),
+        ));
     }
     let mut parsed = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         if item.quantity <= 0 {
-            return Err(ApiError::invalid(format!("items[{index}].quantity"), "must be more than 0"));
+            return Err(ApiError::invalid(
+                format!("items[{index}].quantity"),
+                "must be more than 0",
+            ));
         }
         if item.amount < 0 {
-            return Err(ApiError::invalid(format!("items[{index}].amount"), "must be 0 or more"));
+            return Err(ApiError::invalid(
+                format!("items[{index}].amount"),
+                "must be 0 or more",
+            ));
         }
         parsed.push(Item {
             sku: item.sku.unwrap_or_default(),
@@ -177,7 +197,11 @@ fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> 
             amount: Money(item.amount),
         });
     }
-    let store = request.store.take().map(|store| text(&store, "store")).transpose()?;
+    let store = request
+        .store
+        .take()
+        .map(|store| text(&store, "store"))
+        .transpose()?;
     Ok(IncomingKind::Purchase {
         member,
         purchase: Purchase {
@@ -186,14 +210,25 @@ fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> 
             points_paid: Points(points_paid),
             items: parsed,
         },
-        profile: request.profile.take().map(|profile| parse_profile(Some(profile))).transpose()?,
+        profile: request
+            .profile
+            .take()
+            .map(|profile| parse_profile(Some(profile)))
+            .transpose()?,
     })
 }
 
 /// Fields each type may carry besides `id`, `type` and `occurred_at`.
 fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "purchase" => &["member", "store", "amount", "points_paid", "items", "profile"],
+        "purchase" => &[
+            "member",
+            "store",
+            "amount",
+            "points_paid",
+            "items",
+            "profile",
+        ],
         "refund" => &["original_id", "amount"],
         "engagement" => &["member", "engagement"],
         "redemption" => &["member", "reward_id"],
@@ -228,8 +263,14 @@ fn present_fields(request: &EventRequest) -> Vec<&'static str> {
 }
 
 /// Turns a request into a domain event of `tenant_id`.
-pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: String, now: Timestamp) -> Result<IncomingEvent, ApiError> {
-    let id = EventId::parse(&request.id).map_err(|error| ApiError::invalid("id", error.to_string()))?;
+pub fn parse_event(
+    tenant_id: TenantId,
+    mut request: EventRequest,
+    body_hash: String,
+    now: Timestamp,
+) -> Result<IncomingEvent, ApiError> {
+    let id =
+        EventId::parse(&request.id).map_err(|error| ApiError::invalid("id", error.to_string()))?;
     let kind_name = request.kind.clone();
     let allowed = allowed_fields(&kind_name).ok_or_else(|| {
         ApiError::invalid(
@@ -237,17 +278,31 @@ pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: St
             "must be one of purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment, enrol",
         )
     })?;
-    if let Some(extra) = present_fields(&request).into_iter().find(|field| !allowed.contains(field)) {
-        return Err(ApiError::invalid(extra, format!("`{extra}` does not belong to a {kind_name} event")));
+    if let Some(extra) = present_fields(&request)
+        .into_iter()
+        .find(|field| !allowed.contains(field))
+    {
+        return Err(ApiError::invalid(
+            extra,
+            format!("`{extra}` does not belong to a {kind_name} event"),
+        ));
     }
     let occurred_at = match request.occurred_at.take() {
         Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map_err(|_| ApiError::invalid("occurred_at", "must be RFC 3339 with an offset, e.g. 2026-11-23T09:30:00+07:00"))?
+            .map_err(|_| {
+                ApiError::invalid(
+                    "occurred_at",
+                    "must be RFC 3339 with an offset, e.g. 2026-11-23T09:30:00+07:00",
+                )
+            })?
             .with_timezone(&chrono::Utc),
         None => now,
     };
     if occurred_at > now + OCCURRED_AT_FUTURE_SKEW_MAX {
-        return Err(ApiError::invalid("occurred_at", "is more than 5 minutes in the future"));
+        return Err(ApiError::invalid(
+            "occurred_at",
+            "is more than 5 minutes in the future",
+        ));
     }
     let kind = match kind_name.as_str() {
         "purchase" => parse_purchase(&mut request)?,
@@ -258,7 +313,8 @@ pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: St
                 return Err(ApiError::invalid("amount", "must be more than 0"));
             }
             IncomingKind::Refund {
-                original: EventId::parse(&original).map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
+                original: EventId::parse(&original)
+                    .map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
                 amount: Money(amount),
             }
         }
@@ -266,9 +322,14 @@ pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: St
             let engagement = required(request.engagement.take(), "engagement", "engagement")?;
             if engagement.is_empty()
                 || engagement.len() > 32
-                || !engagement.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                || !engagement
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
             {
-                return Err(ApiError::invalid("engagement", "a lowercase word such as review, survey, referral"));
+                return Err(ApiError::invalid(
+                    "engagement",
+                    "a lowercase word such as review, survey, referral",
+                ));
             }
             IncomingKind::Engagement {
                 member: parse_member(request.member.take(), "engagement")?,
@@ -277,12 +338,20 @@ pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: St
         }
         "redemption" => IncomingKind::Redemption {
             member: parse_member(request.member.take(), "redemption")?,
-            reward_id: RewardId::parse(&required(request.reward_id.take(), "reward_id", "redemption")?)
-                .map_err(|_| ApiError::invalid("reward_id", "not a reward id"))?,
+            reward_id: RewardId::parse(&required(
+                request.reward_id.take(),
+                "reward_id",
+                "redemption",
+            )?)
+            .map_err(|_| ApiError::invalid("reward_id", "not a reward id"))?,
         },
         "voucher_use" => IncomingKind::VoucherUse {
             code: voucher_code(required(request.code.take(), "code", "voucher_use")?)?,
-            store: request.store.take().map(|store| text(&store, "store")).transpose()?,
+            store: request
+                .store
+                .take()
+                .map(|store| text(&store, "store"))
+                .transpose()?,
         },
         "voucher_cancel" => IncomingKind::VoucherCancel {
             code: voucher_code(required(request.code.take(), "code", "voucher_cancel")?)?,
@@ -290,12 +359,18 @@ pub fn parse_event(tenant_id: TenantId, mut request: EventRequest, body_hash: St
         "adjustment" => {
             let points = required(request.points, "points", "adjustment")?;
             if points == 0 || points.abs() > 1_000_000_000 {
-                return Err(ApiError::invalid("points", "must be non-zero and at most 1,000,000,000 either way"));
+                return Err(ApiError::invalid(
+                    "points",
+                    "must be non-zero and at most 1,000,000,000 either way",
+                ));
             }
             IncomingKind::Adjustment {
                 member: parse_member(request.member.take(), "adjustment")?,
                 points,
-                reason: text(&required(request.reason.take(), "reason", "adjustment")?, "reason")?,
+                reason: text(
+                    &required(request.reason.take(), "reason", "adjustment")?,
+                    "reason",
+                )?,
             }
         }
         "enrol" => match parse_member(request.member.take(), "enrol")? {
@@ -327,16 +402,26 @@ fn voucher_code(code: String) -> Result<String, ApiError> {
 /// SHA-256 of the canonical JSON (keys sorted, no spaces): the same event sent twice with its
 /// fields in another order is the same body.
 pub fn body_hash(value: &serde_json::Value) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(value).expect("JSON values serialise")))
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(value).expect("JSON values serialise"),
+    ))
 }
 
-fn parse_value(tenant_id: TenantId, value: serde_json::Value, now: Timestamp) -> Result<IncomingEvent, ApiError> {
+fn parse_value(
+    tenant_id: TenantId,
+    value: serde_json::Value,
+    now: Timestamp,
+) -> Result<IncomingEvent, ApiError> {
     let hash = body_hash(&value);
     let request: EventRequest = parse_json(value)?;
     parse_event(tenant_id, request, hash, now)
 }
 
-async fn post_event(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+async fn post_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<EventResult>, ApiError> {
     caller.require_write()?;
     let event = parse_value(caller.0.tenant_id, body_json(&body)?, chrono::Utc::now())?;
     Ok(Json(state.journal.submit(event).await?))
@@ -352,8 +437,13 @@ struct BatchRequest {
 #[derive(Debug, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum BatchAnswer {
-    Accepted { result: EventResult },
-    Rejected { error: crate::error::ErrorBody, http_status: u16 },
+    Accepted {
+        result: Box<EventResult>,
+    },
+    Rejected {
+        error: crate::error::ErrorBody,
+        http_status: u16,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -363,11 +453,18 @@ struct BatchResponse {
     results: Vec<BatchAnswer>,
 }
 
-async fn post_batch(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<BatchResponse>, ApiError> {
+async fn post_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<BatchResponse>, ApiError> {
     caller.require_write()?;
     let request: BatchRequest = parse_json(body_json(&body)?)?;
     if request.events.is_empty() || request.events.len() > BATCH_EVENTS_MAX {
-        return Err(ApiError::invalid("events", format!("must hold 1 to {BATCH_EVENTS_MAX} events")));
+        return Err(ApiError::invalid(
+            "events",
+            format!("must hold 1 to {BATCH_EVENTS_MAX} events"),
+        ));
     }
     let now = chrono::Utc::now();
     let mut slots: Vec<Result<usize, ApiError>> = Vec::with_capacity(request.events.len());
@@ -379,7 +476,10 @@ async fn post_batch(State(state): State<AppState>, caller: Caller, body: Bytes) 
                 events.push(event);
             }
             Err(mut error) => {
-                error.body.field = Some(format!("events[{index}].{}", error.body.field.unwrap_or_default()));
+                error.body.field = Some(format!(
+                    "events[{index}].{}",
+                    error.body.field.unwrap_or_default()
+                ));
                 slots.push(Err(error));
             }
         }
@@ -399,7 +499,7 @@ async fn post_batch(State(state): State<AppState>, caller: Caller, body: Bytes) 
                 Err(error) => Err(error),
             };
             match answer {
-                Ok(result) => BatchAnswer::Accepted { result },
+                Ok(result) => BatchAnswer::Accepted { result: Box::new(result) },
                 Err(error) => BatchAnswer::Rejected {
                     http_status: error.status.as_u16(),
                     error: error.body,
@@ -419,7 +519,11 @@ async fn post_batch(State(state): State<AppState>, caller: Caller, body: Bytes) 
 }
 
 /// `POST /v1/redemptions`: `{id, member, reward_id}`, the same as a `redemption` event.
-async fn post_redemption(state: State<AppState>, caller: Caller, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+async fn post_redemption(
+    state: State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<EventResult>, ApiError> {
     let mut value = body_json(&body)?;
     if let Some(object) = value.as_object_mut() {
         object.insert("type".into(), "redemption".into());
@@ -427,25 +531,48 @@ async fn post_redemption(state: State<AppState>, caller: Caller, body: Bytes) ->
     post_value(state, caller, value).await
 }
 
-async fn post_voucher_use(state: State<AppState>, caller: Caller, Path(code): Path<String>, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+async fn post_voucher_use(
+    state: State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: Bytes,
+) -> Result<Json<EventResult>, ApiError> {
     voucher_action(state, caller, code, body, "voucher_use").await
 }
 
-async fn post_voucher_cancel(state: State<AppState>, caller: Caller, Path(code): Path<String>, body: Bytes) -> Result<Json<EventResult>, ApiError> {
+async fn post_voucher_cancel(
+    state: State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: Bytes,
+) -> Result<Json<EventResult>, ApiError> {
     voucher_action(state, caller, code, body, "voucher_cancel").await
 }
 
-async fn voucher_action(state: State<AppState>, caller: Caller, code: String, body: Bytes, kind: &str) -> Result<Json<EventResult>, ApiError> {
+async fn voucher_action(
+    state: State<AppState>,
+    caller: Caller,
+    code: String,
+    body: Bytes,
+    kind: &str,
+) -> Result<Json<EventResult>, ApiError> {
     let mut value = body_json(&body)?;
     let Some(object) = value.as_object_mut() else {
-        return Err(ApiError::invalid("body", "must be a JSON object with an `id`"));
+        return Err(ApiError::invalid(
+            "body",
+            "must be a JSON object with an `id`",
+        ));
     };
     object.insert("type".into(), kind.into());
     object.insert("code".into(), code.into());
     post_value(state, caller, value).await
 }
 
-async fn post_value(State(state): State<AppState>, caller: Caller, value: serde_json::Value) -> Result<Json<EventResult>, ApiError> {
+async fn post_value(
+    State(state): State<AppState>,
+    caller: Caller,
+    value: serde_json::Value,
+) -> Result<Json<EventResult>, ApiError> {
     caller.require_write()?;
     let event = parse_value(caller.0.tenant_id, value, chrono::Utc::now())?;
     Ok(Json(state.journal.submit(event).await?))

@@ -7,7 +7,9 @@ use axum::routing::get;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(health)).route("/", get(front_page))
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/", get(front_page))
 }
 
 async fn health() -> &'static str {
@@ -15,7 +17,10 @@ async fn health() -> &'static str {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn front_page(State(state): State<AppState>) -> Html<String> {

@@ -48,7 +48,11 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(store: Store, journal: Journal, listen: SocketAddr) -> std::io::Result<Application> {
+    pub async fn build(
+        store: Store,
+        journal: Journal,
+        listen: SocketAddr,
+    ) -> std::io::Result<Application> {
         let listener = TcpListener::bind(listen).await?;
         let state = AppState {
             store,
@@ -62,11 +66,16 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

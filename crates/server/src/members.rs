@@ -22,9 +22,18 @@ fn member_id(text: &str) -> Result<MemberId, ApiError> {
     MemberId::parse(text).map_err(|_| ApiError::not_found("member"))
 }
 
-async fn get_member(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<MemberView>, ApiError> {
+async fn get_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MemberView>, ApiError> {
     let reference = MemberRef::Id(member_id(&id)?);
-    Ok(Json(state.store.member(caller.0.tenant_id, &reference, chrono::Utc::now()).await?))
+    Ok(Json(
+        state
+            .store
+            .member(caller.0.tenant_id, &reference, chrono::Utc::now())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -33,11 +42,21 @@ struct FindQuery {
     phone: String,
 }
 
-async fn find_member(State(state): State<AppState>, caller: Caller, query: Result<Query<FindQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<MemberView>, ApiError> {
+async fn find_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MemberView>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid("phone", "give ?phone=…"))?;
-    let phone = Phone::parse(&query.phone).map_err(|error| ApiError::invalid("phone", error.to_string()))?;
+    let phone = Phone::parse(&query.phone)
+        .map_err(|error| ApiError::invalid("phone", error.to_string()))?;
     let reference = MemberRef::Phone(phone);
-    Ok(Json(state.store.member(caller.0.tenant_id, &reference, chrono::Utc::now()).await?))
+    Ok(Json(
+        state
+            .store
+            .member(caller.0.tenant_id, &reference, chrono::Utc::now())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -80,15 +99,29 @@ async fn get_history(
         .store
         .member_id(caller.0.tenant_id, &MemberRef::Id(member_id(&id)?))
         .await?;
-    let entries = state.store.history(caller.0.tenant_id, member_id, limit, before).await?;
-    let next_before = (entries.len() as i64 == limit).then(|| entries.last().map(|entry| entry.occurred_at.clone())).flatten();
-    Ok(Json(HistoryPage { entries, next_before }))
+    let entries = state
+        .store
+        .history(caller.0.tenant_id, member_id, limit, before)
+        .await?;
+    let next_before = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|entry| entry.occurred_at.clone()))
+        .flatten();
+    Ok(Json(HistoryPage {
+        entries,
+        next_before,
+    }))
 }
 
-async fn get_vouchers(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Vec<VoucherView>>, ApiError> {
+async fn get_vouchers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<VoucherView>>, ApiError> {
     let member_id = state
         .store
         .member_id(caller.0.tenant_id, &MemberRef::Id(member_id(&id)?))
         .await?;
-    Ok(Json(state.store.vouchers(caller.0.tenant_id, member_id).await?))
+    Ok(Json(
+        state.store.vouchers(caller.0.tenant_id, member_id).await?,
+    ))
 }

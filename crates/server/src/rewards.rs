@@ -36,7 +36,9 @@ async fn list_rewards(
 ) -> Result<Json<Vec<RewardView>>, ApiError> {
     let Query(query) = query.map_err(|error| ApiError::invalid("query", error.body_text()))?;
     let offered_at = query.offered.unwrap_or(false).then(chrono::Utc::now);
-    Ok(Json(state.store.rewards(caller.0.tenant_id, offered_at).await?))
+    Ok(Json(
+        state.store.rewards(caller.0.tenant_id, offered_at).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -60,7 +62,10 @@ fn thirty() -> u32 {
     30
 }
 
-fn instant(value: Option<String>, field: &str) -> Result<Option<patron_core::time::Timestamp>, ApiError> {
+fn instant(
+    value: Option<String>,
+    field: &str,
+) -> Result<Option<patron_core::time::Timestamp>, ApiError> {
     value
         .map(|text| {
             chrono::DateTime::parse_from_rfc3339(&text)
@@ -70,7 +75,11 @@ fn instant(value: Option<String>, field: &str) -> Result<Option<patron_core::tim
         .transpose()
 }
 
-async fn create_reward(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<RewardView>), ApiError> {
+async fn create_reward(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RewardView>), ApiError> {
     caller.require_write()?;
     let request: RewardRequest = parse_json(body_json(&body)?)?;
     let reward = Reward {
@@ -110,14 +119,22 @@ struct Published {
     version: i64,
 }
 
-async fn publish_programme(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<Published>), ApiError> {
+async fn publish_programme(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
     caller.require_write()?;
     let request: PublishRequest = parse_json(body_json(&body)?)?;
     let definition: ProgrammeDefinition = parse_json(request.definition).map_err(|mut error| {
-        error.body.field = Some(format!("definition.{}", error.body.field.unwrap_or_default()));
+        error.body.field = Some(format!(
+            "definition.{}",
+            error.body.field.unwrap_or_default()
+        ));
         error
     })?;
-    let effective_from = instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
+    let effective_from =
+        instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
     let version = state
         .store
         .publish_programme(caller.0.tenant_id, definition, effective_from)
@@ -132,9 +149,16 @@ struct StoreRequest {
     name: String,
 }
 
-async fn create_store(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn create_store(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     caller.require_write()?;
     let request: StoreRequest = parse_json(body_json(&body)?)?;
-    state.store.create_store(caller.0.tenant_id, &request.code, &request.name).await?;
+    state
+        .store
+        .create_store(caller.0.tenant_id, &request.code, &request.name)
+        .await?;
     Ok(StatusCode::CREATED)
 }

@@ -339,7 +339,12 @@ impl Store {
 
     /// Enrols many members at once with empty balances (bulk loads and benchmarks; no sign-up
     /// rules run). Returns their ids in the order of `phones`.
-    pub async fn bulk_enrol(&self, tenant_id: TenantId, phones: &[patron_core::Phone]) -> Result<Vec<patron_core::MemberId>, StoreError> {
+    pub async fn bulk_enrol(
+        &self,
+        tenant_id: TenantId,
+        phones: &[patron_core::Phone],
+    ) -> Result<Vec<patron_core::MemberId>, StoreError> {
+        let backend = self.backend;
         let settings = self.tenant(tenant_id).await?;
         let now = chrono::Utc::now();
         let base_tier = settings
@@ -360,7 +365,7 @@ impl Store {
                 rows.push(crate::batch::member_row(tenant_id, &state, to_micros(now)));
                 ids.push(id);
             }
-            for (sql, values) in rows.statements(crate::batch::MEMBER_INSERT, "") {
+            for (sql, values) in rows.statements(backend, crate::batch::MEMBER_INSERT, "") {
                 crate::sql::bind_all(sqlx::query(&sql), values)
                     .execute(&mut *transaction)
                     .await?;

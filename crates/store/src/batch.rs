@@ -122,8 +122,10 @@ pub(crate) async fn process(
             }
         }
     }
+    let timer = std::time::Instant::now();
     let mut db = store.pool.begin().await?;
     load(&mut db, &mut world, events).await?;
+    let loaded_at = timer.elapsed();
     let mut answers = Vec::with_capacity(events.len());
     let mut seen: HashMap<(TenantId, EventId), (String, Answer)> = HashMap::new();
     for event in events {
@@ -161,8 +163,18 @@ pub(crate) async fn process(
         seen.insert(key, (event.body_hash.clone(), answer.clone()));
         answers.push(answer);
     }
+    let judged_at = timer.elapsed();
     write(&mut db, &mut world, now).await?;
+    let written_at = timer.elapsed();
     db.commit().await?;
+    tracing::debug!(
+        events = events.len(),
+        load_us = loaded_at.as_micros() as u64,
+        judge_us = (judged_at - loaded_at).as_micros() as u64,
+        write_us = (written_at - judged_at).as_micros() as u64,
+        commit_us = (timer.elapsed() - written_at).as_micros() as u64,
+        "batch committed"
+    );
     Ok(answers)
 }
 
@@ -527,6 +539,7 @@ async fn load(
     world: &mut World,
     events: &[IncomingEvent],
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let mut keys_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
     let mut originals_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
     let mut codes: Vec<String> = Vec::new();
@@ -601,7 +614,7 @@ async fn load(
     for chunk in member_ids.chunks(IN_LIST_MAX) {
         let sql = format!(
             "{MEMBER_SELECT} WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         let rows = bind_all(
             sqlx::query(&sql),
@@ -614,8 +627,9 @@ async fn load(
     for (tenant_id, phones) in &phones_by_tenant {
         for chunk in phones.chunks(IN_LIST_MAX) {
             let sql = format!(
-                "{MEMBER_SELECT} WHERE tenant_id = $1 AND phone IN ({})",
-                placeholders(2, chunk.len())
+                "{MEMBER_SELECT} WHERE tenant_id = {} AND phone IN ({})",
+                placeholders(backend, 1, 1),
+                placeholders(backend, 2, chunk.len())
             );
             let mut values = vec![Bind::from(tenant_id.to_string())];
             values.extend(chunk.iter().map(|phone| Bind::from(phone.as_str())));
@@ -635,10 +649,12 @@ async fn load_existing(
     tenant_id: TenantId,
     keys: &[String],
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     for chunk in keys.chunks(IN_LIST_MAX) {
         let sql = format!(
-            "SELECT event_id, body_hash, result FROM events WHERE tenant_id = $1 AND event_id IN ({})",
-            placeholders(2, chunk.len())
+            "SELECT event_id, body_hash, result FROM events WHERE tenant_id = {} AND event_id IN ({})",
+            placeholders(backend, 1, 1),
+            placeholders(backend, 2, chunk.len())
         );
         let mut values = vec![Bind::from(tenant_id.to_string())];
         values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
@@ -663,11 +679,13 @@ async fn load_purchases(
     tenant_id: TenantId,
     originals: &[String],
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     for chunk in originals.chunks(IN_LIST_MAX) {
         let sql = format!(
             "SELECT event_id, kind, member_id, amount, eligible_amount, points_earned, lot_id, refunded_amount, \
-             points_taken_back, month, occurred_at FROM events WHERE tenant_id = $1 AND event_id IN ({})",
-            placeholders(2, chunk.len())
+             points_taken_back, month, occurred_at FROM events WHERE tenant_id = {} AND event_id IN ({})",
+            placeholders(backend, 1, 1),
+            placeholders(backend, 2, chunk.len())
         );
         let mut values = vec![Bind::from(tenant_id.to_string())];
         values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
@@ -716,12 +734,13 @@ async fn load_vouchers(
     world: &mut World,
     codes: &[String],
 ) -> Result<Vec<String>, StoreError> {
+    let backend = crate::sql::backend_of(db);
     let mut lots = Vec::new();
     for chunk in codes.chunks(IN_LIST_MAX) {
         let sql = format!(
             "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
              expires_at, used_at, used_store FROM vouchers WHERE code IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         let values = chunk.iter().map(|code| Bind::from(code.as_str())).collect();
         for row in bind_all(sqlx::query(&sql), values)
@@ -787,6 +806,7 @@ async fn load_rewards(
     world: &mut World,
     ids: &[String],
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let ids: Vec<String> = ids
         .iter()
         .cloned()
@@ -796,7 +816,7 @@ async fn load_rewards(
     for chunk in ids.chunks(IN_LIST_MAX) {
         let sql = format!(
             "{REWARD_SELECT} WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
         for row in bind_all(sqlx::query(&sql), values)
@@ -931,13 +951,14 @@ async fn load_member_details(
     world: &mut World,
     restore_lots: &[String],
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let ids: Vec<String> = world.members.keys().map(|id| id.to_string()).collect();
     let mut lots: HashMap<MemberId, Vec<Lot>> = HashMap::new();
     for chunk in ids.chunks(IN_LIST_MAX) {
         let values: Vec<Bind> = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
         let sql = format!(
             "{LOT_SELECT} WHERE member_id IN ({}) AND remaining <> 0",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         for row in bind_all(sqlx::query(&sql), values.clone())
             .fetch_all(&mut **db)
@@ -948,7 +969,7 @@ async fn load_member_details(
         }
         let sql = format!(
             "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         for row in bind_all(sqlx::query(&sql), values)
             .fetch_all(&mut **db)
@@ -974,7 +995,7 @@ async fn load_member_details(
     for chunk in restore_lots.chunks(IN_LIST_MAX) {
         let sql = format!(
             "{LOT_SELECT} WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            placeholders(backend, 1, chunk.len())
         );
         let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
         for row in bind_all(sqlx::query(&sql), values)
@@ -1038,6 +1059,7 @@ async fn run(db: &mut Db<'_>, statements: Vec<(String, Vec<Bind>)>) -> Result<()
 }
 
 async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let recorded_at = to_micros(now);
     let mut members = Rows::new(23);
     let mut lots = Rows::new(9);
@@ -1075,8 +1097,7 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
     }
     run(
         db,
-        members.statements(
-            MEMBER_INSERT,
+        members.statements(backend, MEMBER_INSERT,
             "ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, tier_since = excluded.tier_since, \
              tier_below_since = excluded.tier_below_since, tier_held_until = excluded.tier_held_until, \
              points_balance = excluded.points_balance, lifetime_spend = excluded.lifetime_spend, \
@@ -1087,16 +1108,14 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
     .await?;
     run(
         db,
-        lots.statements(
-            "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at)",
+        lots.statements(backend, "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at)",
             "ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining",
         ),
     )
     .await?;
     run(
         db,
-        periods.statements(
-            "INSERT INTO member_periods (member_id, month, spend, points)",
+        periods.statements(backend, "INSERT INTO member_periods (member_id, month, spend, points)",
             "ON CONFLICT (member_id, month) DO UPDATE SET spend = excluded.spend, points = excluded.points",
         ),
     )
@@ -1161,6 +1180,7 @@ async fn write_events(
     world: &mut World,
     recorded_at: i64,
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let mut rows = Rows::new(16);
     for event in world.writes.events.drain(..) {
         let purchase = world
@@ -1192,8 +1212,7 @@ async fn write_events(
     }
     run(
         db,
-        rows.statements(
-            "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
+        rows.statements(backend, "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
              store_code, amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month)",
             "",
         ),
@@ -1222,6 +1241,7 @@ pub(crate) async fn write_ledger_rows(
     allocations: &[(TransactionId, Allocation)],
     recorded_at: i64,
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let mut headers = Rows::new(8);
     let mut entries = Rows::new(6);
     for (tenant_id, event_id, at, transaction) in transactions {
@@ -1261,16 +1281,14 @@ pub(crate) async fn write_ledger_rows(
     }
     run(
         db,
-        headers.statements(
-            "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at)",
+        headers.statements(backend, "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at)",
             "",
         ),
     )
     .await?;
     run(
         db,
-        entries.statements(
-            "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount)",
+        entries.statements(backend, "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount)",
             "",
         ),
     )
@@ -1278,6 +1296,7 @@ pub(crate) async fn write_ledger_rows(
     run(
         db,
         allocation_rows.statements(
+            backend,
             "INSERT INTO lot_allocations (transaction_id, lot_id, points)",
             "",
         ),
@@ -1290,6 +1309,7 @@ async fn write_ledger(
     writes: &Writes,
     recorded_at: i64,
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let transactions: Vec<_> = writes
         .transactions
         .iter()
@@ -1308,7 +1328,7 @@ async fn write_ledger(
             change,
         ));
     }
-    run(db, tiers.statements(TIER_INSERT, "")).await
+    run(db, tiers.statements(backend, TIER_INSERT, "")).await
 }
 
 pub(crate) const TIER_INSERT: &str =
@@ -1371,11 +1391,16 @@ async fn write_vouchers(
     world: &World,
     recorded_at: i64,
 ) -> Result<(), StoreError> {
+    let backend = crate::sql::backend_of(db);
     let mut rows = Rows::new(13);
     for entry in world.vouchers.values().filter(|entry| entry.changed) {
         rows.push(voucher_row(entry.tenant_id, &entry.voucher, recorded_at));
     }
-    run(db, rows.statements(VOUCHER_UPSERT.0, VOUCHER_UPSERT.1)).await?;
+    run(
+        db,
+        rows.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1),
+    )
+    .await?;
     for entry in world.rewards.values().filter(|entry| entry.stock_changed) {
         sqlx::query("UPDATE rewards SET stock = $1 WHERE id = $2")
             .bind(entry.reward.stock)

@@ -75,6 +75,7 @@ async fn load_members(
     db: &mut sqlx::Transaction<'_, sqlx::Any>,
     ids: &[String],
 ) -> Result<HashMap<MemberId, (TenantId, MemberState)>, StoreError> {
+    let backend = crate::sql::backend_of(db);
     let mut members = HashMap::new();
     if ids.is_empty() {
         return Ok(members);
@@ -82,7 +83,7 @@ async fn load_members(
     let values: Vec<Bind> = ids.iter().map(|id| Bind::from(id.as_str())).collect();
     let sql = format!(
         "{MEMBER_SELECT} WHERE id IN ({})",
-        placeholders(1, ids.len())
+        placeholders(backend, 1, ids.len())
     );
     for row in bind_all(sqlx::query(&sql), values.clone())
         .fetch_all(&mut **db)
@@ -93,7 +94,7 @@ async fn load_members(
     }
     let sql = format!(
         "{LOT_SELECT} WHERE member_id IN ({}) AND remaining <> 0",
-        placeholders(1, ids.len())
+        placeholders(backend, 1, ids.len())
     );
     let mut lots: HashMap<MemberId, Vec<_>> = HashMap::new();
     for row in bind_all(sqlx::query(&sql), values.clone())
@@ -110,7 +111,7 @@ async fn load_members(
     }
     let sql = format!(
         "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
-        placeholders(1, ids.len())
+        placeholders(backend, 1, ids.len())
     );
     for row in bind_all(sqlx::query(&sql), values)
         .fetch_all(&mut **db)
@@ -179,6 +180,7 @@ async fn expire_lots_chunk(store: &Store, now: Timestamp) -> Result<JobReport, S
 }
 
 async fn expire_vouchers_chunk(store: &Store, now: Timestamp) -> Result<JobReport, StoreError> {
+    let backend = store.backend;
     let mut db = store.pool.begin().await?;
     let rows = sqlx::query(&format!(
         "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
@@ -202,7 +204,7 @@ async fn expire_vouchers_chunk(store: &Store, now: Timestamp) -> Result<JobRepor
         }
         vouchers.push(crate::batch::voucher_row(tenant_id, &voucher, recorded_at));
     }
-    for (sql, values) in vouchers.statements(VOUCHER_UPSERT.0, VOUCHER_UPSERT.1) {
+    for (sql, values) in vouchers.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1) {
         bind_all(sqlx::query(&sql), values)
             .execute(&mut *db)
             .await?;
@@ -220,6 +222,7 @@ async fn review_tiers_chunk(
     now: Timestamp,
     after: String,
 ) -> Result<JobReport, StoreError> {
+    let backend = store.backend;
     let mut db = store.pool.begin().await?;
     let ids: Vec<String> = sqlx::query(&format!(
         "SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}"
@@ -261,7 +264,7 @@ async fn review_tiers_chunk(
                 .await?;
         }
     }
-    for (sql, values) in history.statements(TIER_INSERT, "") {
+    for (sql, values) in history.statements(backend, TIER_INSERT, "") {
         bind_all(sqlx::query(&sql), values)
             .execute(&mut *db)
             .await?;

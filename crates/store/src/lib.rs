@@ -138,7 +138,9 @@ impl Store {
                             .execute(
                                 format!(
                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                                     PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; \
+                                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
                                 )
                                 .as_str(),
                             )

@@ -243,18 +243,20 @@ impl Store {
             )
             .await?,
             balance_differs_from_entries: count(
-                "SELECT COUNT(*) FROM members m WHERE m.points_balance <> (SELECT COALESCE(SUM(e.amount), 0) \
-                 FROM ledger_entries e WHERE e.account = 'member' AND e.member_id = m.id)",
+                "SELECT COUNT(*) FROM members m LEFT JOIN (SELECT member_id, SUM(amount) AS total FROM ledger_entries \
+                 WHERE account = 'member' GROUP BY member_id) e ON e.member_id = m.id \
+                 WHERE m.points_balance <> COALESCE(e.total, 0)",
             )
             .await?,
             balance_differs_from_lots: count(
-                "SELECT COUNT(*) FROM members m WHERE m.points_balance <> (SELECT COALESCE(SUM(l.remaining), 0) \
-                 FROM lots l WHERE l.member_id = m.id)",
+                "SELECT COUNT(*) FROM members m LEFT JOIN (SELECT member_id, SUM(remaining) AS total FROM lots \
+                 WHERE remaining <> 0 GROUP BY member_id) l ON l.member_id = m.id \
+                 WHERE m.points_balance <> COALESCE(l.total, 0)",
             )
             .await?,
             negative_without_debt: count(
                 "SELECT COUNT(*) FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
-                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.remaining < 0)",
+                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.remaining <> 0 AND l.remaining < 0)",
             )
             .await?,
             members: count("SELECT COUNT(*) FROM members").await?,

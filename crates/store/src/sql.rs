@@ -1,6 +1,7 @@
 //! Small helpers for portable SQL: values to bind, and multi-row statements built with `$n`
 //! placeholders (sqlx's `Any` query builder writes `?`, which PostgreSQL does not read).
 
+use crate::Backend;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
@@ -62,15 +63,33 @@ pub(crate) fn bind_all<'q>(
 /// Most values bound to one statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const BIND_VALUES_MAX: usize = 30_000;
 
-/// `$first, $first+1, …` for `count` values.
-pub(crate) fn placeholders(first: usize, count: usize) -> String {
+/// Which database a connection talks to.
+pub(crate) fn backend_of(connection: &sqlx::AnyConnection) -> Backend {
+    if connection.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
+/// Placeholders for `count` values bound in order, the first being number `first`:
+/// `$first, $first+1, …` for PostgreSQL. SQLite gets anonymous `?`: its lookup of a named or
+/// numbered parameter is linear in the number of parameters, which makes binding a long
+/// multi-row statement quadratic. sqlx numbers anonymous `?` by their own count, so a
+/// statement must not mix them with `$n`: build every placeholder of it with this function.
+pub(crate) fn placeholders(backend: Backend, first: usize, count: usize) -> String {
     let mut out = String::with_capacity(count * 5);
     for index in 0..count {
         if index > 0 {
             out.push(',');
         }
-        out.push('$');
-        out.push_str(&(first + index).to_string());
+        match backend {
+            Backend::Sqlite => out.push('?'),
+            Backend::Postgres => {
+                out.push('$');
+                out.push_str(&(first + index).to_string());
+            }
+        }
     }
     out
 }
@@ -95,7 +114,12 @@ impl Rows {
     }
 
     /// Statements `head VALUES (...),(...) tail` with their values.
-    pub(crate) fn statements(self, head: &str, tail: &str) -> Vec<(String, Vec<Bind>)> {
+    pub(crate) fn statements(
+        self,
+        backend: Backend,
+        head: &str,
+        tail: &str,
+    ) -> Vec<(String, Vec<Bind>)> {
         let rows_per_statement = (BIND_VALUES_MAX / self.columns).max(1);
         let mut statements = Vec::new();
         let mut values = self.values.into_iter().peekable();
@@ -113,7 +137,7 @@ impl Rows {
                     sql.push(',');
                 }
                 sql.push('(');
-                sql.push_str(&placeholders(row * self.columns + 1, self.columns));
+                sql.push_str(&placeholders(backend, row * self.columns + 1, self.columns));
                 sql.push(')');
             }
             sql.push(' ');

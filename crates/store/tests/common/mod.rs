@@ -54,12 +54,12 @@ macro_rules! on_both_backends {
                 #![allow(non_snake_case)]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$name(crate::common::sqlite().await).await;
+                    super::$name($crate::common::sqlite().await).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    super::$name(crate::common::postgres().await).await;
+                    super::$name($crate::common::postgres().await).await;
                 }
             }
         )*
