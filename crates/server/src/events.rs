@@ -499,7 +499,9 @@ async fn post_batch(
                 Err(error) => Err(error),
             };
             match answer {
-                Ok(result) => BatchAnswer::Accepted { result: Box::new(result) },
+                Ok(result) => BatchAnswer::Accepted {
+                    result: Box::new(result),
+                },
                 Err(error) => BatchAnswer::Rejected {
                     http_status: error.status.as_u16(),
                     error: error.body,
