@@ -223,16 +223,18 @@ fn demo_events(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<IncomingEvent> {
     let mut rng = StdRng::seed_from_u64(2026);
-    let span_seconds = (now - start).num_seconds();
-    let mut purchases: Vec<(i64, usize)> = (0..args.purchases)
+    let span_days = (now - start).num_days();
+    let mut purchases: Vec<(chrono::DateTime<chrono::Utc>, usize)> = (0..args.purchases)
         .map(|_| {
             // A skewed choice: a few regulars make many of the visits.
-            let member = (rng.random::<f64>().powi(3) * args.members as f64) as usize;
-            (
-                rng.random_range(0..span_seconds),
-                member.min(args.members - 1),
-            )
+            let member = (rng.random::<f64>().powi(2) * args.members as f64) as usize;
+            // Opening hours 06:30–22:00 Vietnam time (UTC+7).
+            let day = rng.random_range(0..=span_days);
+            let second_of_day = 6 * 3600 + 1800 + rng.random_range(0..55_800) - 7 * 3600;
+            let at = start + chrono::Duration::seconds(day * 86_400 + second_of_day);
+            (at, member.min(args.members - 1))
         })
+        .filter(|(at, _)| *at <= now)
         .collect();
     purchases.sort_unstable();
     let mut seen = vec![false; args.members];
@@ -244,16 +246,7 @@ fn demo_events(
         body_hash: id.clone(),
         kind,
     };
-    for (index, (offset, member)) in purchases.into_iter().enumerate() {
-        // Opening hours 06:30–22:00 Vietnam time.
-        let day = offset / 86_400;
-        let at = start
-            + chrono::Duration::seconds(
-                day * 86_400 - 7 * 3600 + 6 * 3600 + 1800 + rng.random_range(0..55_800),
-            );
-        if at > now {
-            continue;
-        }
+    for (index, (at, member)) in purchases.into_iter().enumerate() {
         let phone = demo_phone(member);
         let profile = (!seen[member]).then(|| {
             seen[member] = true;
