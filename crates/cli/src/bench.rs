@@ -174,8 +174,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    let sqlite_path = database.url.strip_prefix("sqlite://").map(str::to_owned);
     let floor = floor_run(
         &store,
+        sqlite_path.as_deref(),
         tenant,
         &member_ids,
         &samples(args.events, args.members, 7),
@@ -183,7 +185,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "floor:  {:>9.0} events/s  ({} events as raw prepared inserts of the same rows, {} per transaction)",
+        "floor:  {:>9.0} events/s  ({} events as single-row prepared statements of the same rows, {} per transaction)",
         floor, args.events, args.floor_batch
     );
     let engine = engine_run(
@@ -288,11 +290,91 @@ async fn engine_run(
     Ok(samples.len() as f64 / seconds)
 }
 
-/// Inserts, for each sample, the rows a purchase writes (event, transaction, two entries, lot,
-/// member balance, monthly totals) one prepared statement per row, `batch` events per
-/// transaction.
+/// A value of a floor row.
+enum FloorValue {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+/// The rows one purchase writes, as single-row statements: event, transaction, two entries,
+/// lot, member balance, monthly totals.
+fn floor_statements(
+    tenant: &str,
+    member: &str,
+    sample: &Sample,
+    index: usize,
+    at: i64,
+) -> Vec<(&'static str, Vec<FloorValue>)> {
+    use FloorValue::{Int, Null, Text};
+    let points = sample.amount / 10_000;
+    let transaction_id = uuid::Uuid::now_v7().to_string();
+    let lot_id = uuid::Uuid::now_v7().to_string();
+    let event_id = format!("floor-{index}");
+    vec![
+        (
+            "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
+             amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month) \
+             VALUES ($1, $2, 'purchase', $3, $4, $4, $5, $6, $7, $7, $8, $9, 0, 0, 683)",
+            vec![
+                Text(tenant.into()),
+                Text(event_id.clone()),
+                Text(member.into()),
+                Int(at),
+                Text(event_id.clone()),
+                Text(format!("{{\"event_id\":\"{event_id}\",\"points_earned\":{points},\"balance\":{points}}}")),
+                Int(sample.amount),
+                Int(points),
+                Text(lot_id.clone()),
+            ],
+        ),
+        (
+            "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, 'earn', $5, $6, $6)",
+            vec![
+                Text(transaction_id.clone()),
+                Text(tenant.into()),
+                Text(member.into()),
+                Text(event_id.clone()),
+                Text(format!("{{\"event_id\":\"{event_id}\",\"lines\":[{{\"rule\":\"base\",\"points\":{points}}}]}}")),
+                Int(at),
+            ],
+        ),
+        (
+            "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount) \
+             VALUES ($1, $2, 'issued', $3, 'points', $4)",
+            vec![Text(transaction_id.clone()), Text(tenant.into()), Null, Int(-points)],
+        ),
+        (
+            "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount) \
+             VALUES ($1, $2, 'member', $3, 'points', $4)",
+            vec![Text(transaction_id), Text(tenant.into()), Text(member.into()), Int(points)],
+        ),
+        (
+            "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at) \
+             VALUES ($1, $2, $3, 'points', $4, $4, $5, $5, $5)",
+            vec![Text(lot_id), Text(tenant.into()), Text(member.into()), Int(points), Int(at)],
+        ),
+        (
+            "UPDATE members SET points_balance = points_balance + $1, order_count = order_count + 1, updated_at = $2 \
+             WHERE id = $3",
+            vec![Int(points), Int(at), Text(member.into())],
+        ),
+        (
+            "INSERT INTO member_periods (member_id, month, spend, points) VALUES ($1, 683, $2, $3) \
+             ON CONFLICT (member_id, month) DO UPDATE SET spend = member_periods.spend + excluded.spend, \
+             points = member_periods.points + excluded.points",
+            vec![Text(member.into()), Int(sample.amount), Int(points)],
+        ),
+    ]
+}
+
+/// Writes, for each sample, the rows a purchase writes, one prepared statement per row,
+/// `batch` events per transaction: with rusqlite on SQLite (the fastest way to SQLite from
+/// Rust), with sqlx on PostgreSQL. Returns events per second.
 async fn floor_run(
     store: &Store,
+    sqlite_path: Option<&str>,
     tenant: TenantId,
     member_ids: &[patron_core::MemberId],
     samples: &[Sample],
@@ -300,89 +382,61 @@ async fn floor_run(
 ) -> anyhow::Result<f64> {
     let tenant = tenant.to_string();
     let at = to_micros(chrono::Utc::now());
+    let batch = batch.max(1);
     let started = Instant::now();
-    let mut connection = store.pool().acquire().await?;
-    for (chunk_index, chunk) in samples.chunks(batch.max(1)).enumerate() {
-        let mut transaction = connection.begin().await?;
-        for (offset, sample) in chunk.iter().enumerate() {
-            let index = chunk_index * batch + offset;
-            let member = member_ids[sample.member].to_string();
-            let points = sample.amount / 10_000;
-            let transaction_id = uuid::Uuid::now_v7().to_string();
-            let lot_id = uuid::Uuid::now_v7().to_string();
-            sqlx::query(
-                "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
-                 amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month) \
-                 VALUES ($1, $2, 'purchase', $3, $4, $4, $5, $6, $7, $7, $8, $9, 0, 0, 683)",
-            )
-            .bind(tenant.clone())
-            .bind(format!("floor-{index}"))
-            .bind(member.clone())
-            .bind(at)
-            .bind(format!("floor-{index}"))
-            .bind(format!("{{\"event_id\":\"floor-{index}\",\"points_earned\":{points},\"balance\":{points}}}"))
-            .bind(sample.amount)
-            .bind(points)
-            .bind(lot_id.clone())
-            .execute(&mut *transaction)
-            .await?;
-            sqlx::query(
-                "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at) \
-                 VALUES ($1, $2, $3, $4, 'earn', $5, $6, $6)",
-            )
-            .bind(transaction_id.clone())
-            .bind(tenant.clone())
-            .bind(member.clone())
-            .bind(format!("floor-{index}"))
-            .bind(format!("{{\"event_id\":\"floor-{index}\",\"lines\":[{{\"rule\":\"base\",\"points\":{points}}}]}}"))
-            .bind(at)
-            .execute(&mut *transaction)
-            .await?;
-            for (account, member_id, amount) in [
-                ("issued", None, -points),
-                ("member", Some(member.clone()), points),
-            ] {
-                sqlx::query(
-                    "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount) \
-                     VALUES ($1, $2, $3, $4, 'points', $5)",
-                )
-                .bind(transaction_id.clone())
-                .bind(tenant.clone())
-                .bind(account)
-                .bind(member_id)
-                .bind(amount)
-                .execute(&mut *transaction)
-                .await?;
+    match sqlite_path {
+        Some(path) => {
+            let mut connection = rusqlite::Connection::open(path)?;
+            connection.execute_batch(store.sqlite_pragmas())?;
+            for (chunk_index, chunk) in samples.chunks(batch).enumerate() {
+                let transaction = connection.transaction()?;
+                for (offset, sample) in chunk.iter().enumerate() {
+                    let member = member_ids[sample.member].to_string();
+                    for (sql, values) in
+                        floor_statements(&tenant, &member, sample, chunk_index * batch + offset, at)
+                    {
+                        let mut statement = transaction.prepare_cached(sql)?;
+                        for (position, value) in values.iter().enumerate() {
+                            match value {
+                                FloorValue::Int(value) => {
+                                    statement.raw_bind_parameter(position + 1, value)?
+                                }
+                                FloorValue::Text(value) => {
+                                    statement.raw_bind_parameter(position + 1, value.as_str())?
+                                }
+                                FloorValue::Null => statement
+                                    .raw_bind_parameter(position + 1, rusqlite::types::Null)?,
+                            }
+                        }
+                        statement.raw_execute()?;
+                    }
+                }
+                transaction.commit()?;
             }
-            sqlx::query(
-                "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at) \
-                 VALUES ($1, $2, $3, 'points', $4, $4, $5, $5, $5)",
-            )
-            .bind(lot_id)
-            .bind(tenant.clone())
-            .bind(member.clone())
-            .bind(points)
-            .bind(at)
-            .execute(&mut *transaction)
-            .await?;
-            sqlx::query("UPDATE members SET points_balance = points_balance + $1, order_count = order_count + 1, updated_at = $2 WHERE id = $3")
-                .bind(points)
-                .bind(at)
-                .bind(member.clone())
-                .execute(&mut *transaction)
-                .await?;
-            sqlx::query(
-                "INSERT INTO member_periods (member_id, month, spend, points) VALUES ($1, 683, $2, $3) \
-                 ON CONFLICT (member_id, month) DO UPDATE SET spend = member_periods.spend + excluded.spend, \
-                 points = member_periods.points + excluded.points",
-            )
-            .bind(member)
-            .bind(sample.amount)
-            .bind(points)
-            .execute(&mut *transaction)
-            .await?;
         }
-        transaction.commit().await?;
+        None => {
+            let mut connection = store.pool().acquire().await?;
+            for (chunk_index, chunk) in samples.chunks(batch).enumerate() {
+                let mut transaction = connection.begin().await?;
+                for (offset, sample) in chunk.iter().enumerate() {
+                    let member = member_ids[sample.member].to_string();
+                    for (sql, values) in
+                        floor_statements(&tenant, &member, sample, chunk_index * batch + offset, at)
+                    {
+                        let mut query = sqlx::query(sql);
+                        for value in values {
+                            query = match value {
+                                FloorValue::Int(value) => query.bind(value),
+                                FloorValue::Text(value) => query.bind(value),
+                                FloorValue::Null => query.bind(None::<String>),
+                            };
+                        }
+                        query.execute(&mut *transaction).await?;
+                    }
+                }
+                transaction.commit().await?;
+            }
+        }
     }
     Ok(samples.len() as f64 / started.elapsed().as_secs_f64())
 }

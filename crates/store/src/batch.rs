@@ -6,7 +6,7 @@ use crate::error::EventError;
 use crate::model::{
     EventResult, IncomingEvent, IncomingKind, MemberRef, TierChangeView, VoucherView,
 };
-use crate::sql::{bind_all, placeholders, Bind, Rows, IN_LIST_MAX};
+use crate::sql::{placeholders, Bind, Db, DbRow, Rows, IN_LIST_MAX};
 use crate::{rfc3339, Store, StoreError, TenantSettings};
 use patron_core::engine::{Judge, Outcome};
 use patron_core::event::PurchaseRecord;
@@ -20,13 +20,10 @@ use patron_core::{
     EventId, LotId, MemberId, Money, Phone, Points, RewardId, TenantId, TransactionId,
 };
 use rand::Rng;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction as DbTransaction};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 type Answer = Result<EventResult, EventError>;
-type Db<'a> = DbTransaction<'a, Any>;
 
 /// Characters of voucher codes: no 0/O or 1/I to misread at a till.
 const VOUCHER_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -105,6 +102,7 @@ struct World {
 /// a database error fails the batch (the journal then retries its events one by one).
 pub(crate) async fn process(
     store: &Store,
+    connection: Option<&mut rusqlite::Connection>,
     events: &[IncomingEvent],
 ) -> Result<Vec<Answer>, StoreError> {
     let now = chrono::Utc::now();
@@ -123,7 +121,7 @@ pub(crate) async fn process(
         }
     }
     let timer = std::time::Instant::now();
-    let mut db = store.pool.begin().await?;
+    let mut db = Db::begin(&store.pool, connection).await?;
     load(&mut db, &mut world, events).await?;
     let loaded_at = timer.elapsed();
     let mut answers = Vec::with_capacity(events.len());
@@ -539,7 +537,7 @@ async fn load(
     world: &mut World,
     events: &[IncomingEvent],
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let mut keys_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
     let mut originals_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
     let mut codes: Vec<String> = Vec::new();
@@ -616,12 +614,12 @@ async fn load(
             "{MEMBER_SELECT} WHERE id IN ({})",
             placeholders(backend, 1, chunk.len())
         );
-        let rows = bind_all(
-            sqlx::query(&sql),
-            chunk.iter().map(|id| Bind::from(id.as_str())).collect(),
-        )
-        .fetch_all(&mut **db)
-        .await?;
+        let rows = db
+            .fetch(
+                &sql,
+                chunk.iter().map(|id| Bind::from(id.as_str())).collect(),
+            )
+            .await?;
         add_members(world, rows)?;
     }
     for (tenant_id, phones) in &phones_by_tenant {
@@ -633,9 +631,7 @@ async fn load(
             );
             let mut values = vec![Bind::from(tenant_id.to_string())];
             values.extend(chunk.iter().map(|phone| Bind::from(phone.as_str())));
-            let rows = bind_all(sqlx::query(&sql), values)
-                .fetch_all(&mut **db)
-                .await?;
+            let rows = db.fetch(&sql, values).await?;
             add_members(world, rows)?;
         }
     }
@@ -649,7 +645,7 @@ async fn load_existing(
     tenant_id: TenantId,
     keys: &[String],
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     for chunk in keys.chunks(IN_LIST_MAX) {
         let sql = format!(
             "SELECT event_id, body_hash, result FROM events WHERE tenant_id = {} AND event_id IN ({})",
@@ -658,16 +654,13 @@ async fn load_existing(
         );
         let mut values = vec![Bind::from(tenant_id.to_string())];
         values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
-        for row in bind_all(sqlx::query(&sql), values)
-            .fetch_all(&mut **db)
-            .await?
-        {
-            let id: String = row.get(0);
+        for row in db.fetch(&sql, values).await? {
+            let id = row.text(0);
             let id =
                 EventId::parse(&id).map_err(|_| StoreError::Corrupt(format!("event id {id}")))?;
             world
                 .existing
-                .insert((tenant_id, id), (row.get(1), row.get(2)));
+                .insert((tenant_id, id), (row.text(1), row.text(2)));
         }
     }
     Ok(())
@@ -679,7 +672,7 @@ async fn load_purchases(
     tenant_id: TenantId,
     originals: &[String],
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     for chunk in originals.chunks(IN_LIST_MAX) {
         let sql = format!(
             "SELECT event_id, kind, member_id, amount, eligible_amount, points_earned, lot_id, refunded_amount, \
@@ -689,31 +682,25 @@ async fn load_purchases(
         );
         let mut values = vec![Bind::from(tenant_id.to_string())];
         values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
-        for row in bind_all(sqlx::query(&sql), values)
-            .fetch_all(&mut **db)
-            .await?
-        {
-            let kind: String = row.get(1);
+        for row in db.fetch(&sql, values).await? {
+            let kind = row.text(1);
             if kind != "purchase" {
                 continue;
             }
-            let id: String = row.get(0);
+            let id = row.text(0);
             let event_id =
                 EventId::parse(&id).map_err(|_| StoreError::Corrupt(format!("event id {id}")))?;
             let record = PurchaseRecord {
                 event_id: event_id.clone(),
-                member_id: parse_member_id(&row.get::<String, _>(2))?,
-                amount: Money(row.get(3)),
-                eligible_amount: Money(row.get(4)),
-                points_earned: Points(row.get(5)),
-                lot_id: row
-                    .get::<Option<String>, _>(6)
-                    .map(|id| parse_lot_id(&id))
-                    .transpose()?,
-                refunded_amount: Money(row.get(7)),
-                points_taken_back: Points(row.get(8)),
-                month: row.get::<i64, _>(9) as i32,
-                occurred_at: from_micros(row.get(10)),
+                member_id: parse_member_id(&row.text(2))?,
+                amount: Money(row.int(3)),
+                eligible_amount: Money(row.int(4)),
+                points_earned: Points(row.int(5)),
+                lot_id: row.opt_text(6).map(|id| parse_lot_id(&id)).transpose()?,
+                refunded_amount: Money(row.int(7)),
+                points_taken_back: Points(row.int(8)),
+                month: row.int(9) as i32,
+                occurred_at: from_micros(row.int(10)),
             };
             world.purchases.insert(
                 (tenant_id, event_id),
@@ -734,7 +721,7 @@ async fn load_vouchers(
     world: &mut World,
     codes: &[String],
 ) -> Result<Vec<String>, StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let mut lots = Vec::new();
     for chunk in codes.chunks(IN_LIST_MAX) {
         let sql = format!(
@@ -743,10 +730,7 @@ async fn load_vouchers(
             placeholders(backend, 1, chunk.len())
         );
         let values = chunk.iter().map(|code| Bind::from(code.as_str())).collect();
-        for row in bind_all(sqlx::query(&sql), values)
-            .fetch_all(&mut **db)
-            .await?
-        {
+        for row in db.fetch(&sql, values).await? {
             let (tenant_id, voucher) = voucher_from_row(&row)?;
             lots.extend(
                 voucher
@@ -767,9 +751,9 @@ async fn load_vouchers(
     Ok(lots)
 }
 
-pub(crate) fn voucher_from_row(row: &AnyRow) -> Result<(TenantId, Voucher), StoreError> {
-    let status: String = row.get(5);
-    let allocations: Vec<(String, i64)> = serde_json::from_str(&row.get::<String, _>(7))
+pub(crate) fn voucher_from_row(row: &DbRow) -> Result<(TenantId, Voucher), StoreError> {
+    let status = row.text(5);
+    let allocations: Vec<(String, i64)> = serde_json::from_str(&row.text(7))
         .map_err(|error| StoreError::Corrupt(format!("voucher allocations: {error}")))?;
     let allocations = allocations
         .into_iter()
@@ -781,23 +765,23 @@ pub(crate) fn voucher_from_row(row: &AnyRow) -> Result<(TenantId, Voucher), Stor
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let voucher = Voucher {
-        code: row.get(0),
-        member_id: parse_member_id(&row.get::<String, _>(2))?,
-        reward_id: RewardId::parse(&row.get::<String, _>(3))
+        code: row.text(0),
+        member_id: parse_member_id(&row.text(2))?,
+        reward_id: RewardId::parse(&row.text(3))
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        cost: Points(row.get(4)),
+        cost: Points(row.int(4)),
         status: VoucherStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("voucher status {status}")))?,
-        redemption_transaction: TransactionId::parse(&row.get::<String, _>(6))
+        redemption_transaction: TransactionId::parse(&row.text(6))
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
         allocations,
-        issued_at: from_micros(row.get(8)),
-        expires_at: from_micros(row.get(9)),
-        used_at: row.get::<Option<i64>, _>(10).map(from_micros),
-        used_store: row.get(11),
+        issued_at: from_micros(row.int(8)),
+        expires_at: from_micros(row.int(9)),
+        used_at: row.opt_int(10).map(from_micros),
+        used_store: row.opt_text(11),
     };
-    let tenant_id = TenantId::parse(&row.get::<String, _>(1))
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let tenant_id =
+        TenantId::parse(&row.text(1)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     Ok((tenant_id, voucher))
 }
 
@@ -806,7 +790,7 @@ async fn load_rewards(
     world: &mut World,
     ids: &[String],
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let ids: Vec<String> = ids
         .iter()
         .cloned()
@@ -819,10 +803,7 @@ async fn load_rewards(
             placeholders(backend, 1, chunk.len())
         );
         let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
-        for row in bind_all(sqlx::query(&sql), values)
-            .fetch_all(&mut **db)
-            .await?
-        {
+        for row in db.fetch(&sql, values).await? {
             let (tenant_id, reward) = reward_from_row(&row)?;
             world.rewards.insert(
                 reward.id,
@@ -841,25 +822,25 @@ pub(crate) const REWARD_SELECT: &str =
     "SELECT id, tenant_id, name, description, cost, stock, per_member_limit, valid_from, \
      valid_until, stores, voucher_valid_days, active FROM rewards";
 
-pub(crate) fn reward_from_row(row: &AnyRow) -> Result<(TenantId, Reward), StoreError> {
-    let stores: Vec<String> = serde_json::from_str(&row.get::<String, _>(9))
+pub(crate) fn reward_from_row(row: &DbRow) -> Result<(TenantId, Reward), StoreError> {
+    let stores: Vec<String> = serde_json::from_str(&row.text(9))
         .map_err(|error| StoreError::Corrupt(format!("reward stores: {error}")))?;
     let reward = Reward {
-        id: RewardId::parse(&row.get::<String, _>(0))
+        id: RewardId::parse(&row.text(0))
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        name: row.get(2),
-        description: row.get(3),
-        cost: Points(row.get(4)),
-        stock: row.get(5),
-        per_member_limit: row.get(6),
-        valid_from: row.get::<Option<i64>, _>(7).map(from_micros),
-        valid_until: row.get::<Option<i64>, _>(8).map(from_micros),
+        name: row.text(2),
+        description: row.text(3),
+        cost: Points(row.int(4)),
+        stock: row.opt_int(5),
+        per_member_limit: row.opt_int(6),
+        valid_from: row.opt_int(7).map(from_micros),
+        valid_until: row.opt_int(8).map(from_micros),
         stores,
-        voucher_valid_days: row.get::<i64, _>(10) as u32,
-        active: row.get::<i64, _>(11) != 0,
+        voucher_valid_days: row.int(10) as u32,
+        active: row.int(11) != 0,
     };
-    let tenant_id = TenantId::parse(&row.get::<String, _>(1))
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let tenant_id =
+        TenantId::parse(&row.text(1)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     Ok((tenant_id, reward))
 }
 
@@ -871,48 +852,39 @@ fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |error| StoreError::Corrupt(format!("{what}: {error}"))
 }
 
-pub(crate) fn member_from_row(row: &AnyRow) -> Result<(TenantId, MemberState), StoreError> {
-    let id = parse_member_id(&row.get::<String, _>(0))?;
-    let tenant_id = TenantId::parse(&row.get::<String, _>(1))
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+pub(crate) fn member_from_row(row: &DbRow) -> Result<(TenantId, MemberState), StoreError> {
+    let id = parse_member_id(&row.text(0))?;
+    let tenant_id =
+        TenantId::parse(&row.text(1)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     let profile = Profile {
-        phone: row
-            .get::<Option<String>, _>(2)
-            .and_then(|phone| Phone::parse(&phone).ok()),
-        email: row.get(3),
-        name: row.get(4),
+        phone: row.opt_text(2).and_then(|phone| Phone::parse(&phone).ok()),
+        email: row.opt_text(3),
+        name: row.opt_text(4),
         birthday: row
-            .get::<Option<String>, _>(5)
+            .opt_text(5)
             .and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok()),
-        gender: row.get(6),
-        city: row.get(7),
-        tags: serde_json::from_str(&row.get::<String, _>(8)).map_err(corrupt("member tags"))?,
-        attributes: serde_json::from_str(&row.get::<String, _>(9))
-            .map_err(corrupt("member attributes"))?,
+        gender: row.opt_text(6),
+        city: row.opt_text(7),
+        tags: serde_json::from_str(&row.text(8)).map_err(corrupt("member tags"))?,
+        attributes: serde_json::from_str(&row.text(9)).map_err(corrupt("member attributes"))?,
     };
-    let mut state = MemberState::new(
-        id,
-        profile,
-        &row.get::<String, _>(10),
-        from_micros(row.get(21)),
-    );
-    state.tier_since = from_micros(row.get(11));
-    state.tier_below_since = row.get::<Option<i64>, _>(12).map(from_micros);
-    state.tier_held_until = row.get::<Option<i64>, _>(13).map(from_micros);
-    state.balance = Points(row.get(14));
-    state.lifetime_spend = Money(row.get(15));
-    state.lifetime_points = Points(row.get(16));
-    state.order_count = row.get(17);
+    let mut state = MemberState::new(id, profile, &row.text(10), from_micros(row.int(21)));
+    state.tier_since = from_micros(row.int(11));
+    state.tier_below_since = row.opt_int(12).map(from_micros);
+    state.tier_held_until = row.opt_int(13).map(from_micros);
+    state.balance = Points(row.int(14));
+    state.lifetime_spend = Money(row.int(15));
+    state.lifetime_points = Points(row.int(16));
+    state.order_count = row.int(17);
     state.day = row
-        .get::<Option<String>, _>(18)
+        .opt_text(18)
         .and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok());
-    state.day_points = Points(row.get(19));
-    state.rule_hits =
-        serde_json::from_str(&row.get::<String, _>(20)).map_err(corrupt("member rule hits"))?;
+    state.day_points = Points(row.int(19));
+    state.rule_hits = serde_json::from_str(&row.text(20)).map_err(corrupt("member rule hits"))?;
     Ok((tenant_id, state))
 }
 
-fn add_members(world: &mut World, rows: Vec<AnyRow>) -> Result<(), StoreError> {
+fn add_members(world: &mut World, rows: Vec<DbRow>) -> Result<(), StoreError> {
     for row in rows {
         let (tenant_id, state) = member_from_row(&row)?;
         if let Some(phone) = &state.profile.phone {
@@ -930,16 +902,16 @@ fn add_members(world: &mut World, rows: Vec<AnyRow>) -> Result<(), StoreError> {
 pub(crate) const LOT_SELECT: &str =
     "SELECT id, member_id, earned, remaining, matures_at, expires_at, created_at FROM lots";
 
-pub(crate) fn lot_from_row(row: &AnyRow) -> Result<(MemberId, Lot), StoreError> {
+pub(crate) fn lot_from_row(row: &DbRow) -> Result<(MemberId, Lot), StoreError> {
     Ok((
-        parse_member_id(&row.get::<String, _>(1))?,
+        parse_member_id(&row.text(1))?,
         Lot {
-            id: parse_lot_id(&row.get::<String, _>(0))?,
-            earned: Points(row.get(2)),
-            remaining: Points(row.get(3)),
-            matures_at: from_micros(row.get(4)),
-            expires_at: row.get::<Option<i64>, _>(5).map(from_micros),
-            created_at: from_micros(row.get(6)),
+            id: parse_lot_id(&row.text(0))?,
+            earned: Points(row.int(2)),
+            remaining: Points(row.int(3)),
+            matures_at: from_micros(row.int(4)),
+            expires_at: row.opt_int(5).map(from_micros),
+            created_at: from_micros(row.int(6)),
         },
     ))
 }
@@ -951,7 +923,7 @@ async fn load_member_details(
     world: &mut World,
     restore_lots: &[String],
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let ids: Vec<String> = world.members.keys().map(|id| id.to_string()).collect();
     let mut lots: HashMap<MemberId, Vec<Lot>> = HashMap::new();
     for chunk in ids.chunks(IN_LIST_MAX) {
@@ -960,10 +932,7 @@ async fn load_member_details(
             "{LOT_SELECT} WHERE member_id IN ({}) AND remaining <> 0",
             placeholders(backend, 1, chunk.len())
         );
-        for row in bind_all(sqlx::query(&sql), values.clone())
-            .fetch_all(&mut **db)
-            .await?
-        {
+        for row in db.fetch(&sql, values.clone()).await? {
             let (member_id, lot) = lot_from_row(&row)?;
             lots.entry(member_id).or_default().push(lot);
         }
@@ -971,17 +940,14 @@ async fn load_member_details(
             "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
             placeholders(backend, 1, chunk.len())
         );
-        for row in bind_all(sqlx::query(&sql), values)
-            .fetch_all(&mut **db)
-            .await?
-        {
-            let member_id = parse_member_id(&row.get::<String, _>(0))?;
+        for row in db.fetch(&sql, values).await? {
+            let member_id = parse_member_id(&row.text(0))?;
             if let Some(loaded) = world.members.get_mut(&member_id) {
                 loaded.state.periods.insert(
-                    row.get::<i64, _>(1) as i32,
+                    row.int(1) as i32,
                     PeriodTotals {
-                        spend: Money(row.get(2)),
-                        points: Points(row.get(3)),
+                        spend: Money(row.int(2)),
+                        points: Points(row.int(3)),
                     },
                 );
             }
@@ -998,10 +964,7 @@ async fn load_member_details(
             placeholders(backend, 1, chunk.len())
         );
         let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
-        for row in bind_all(sqlx::query(&sql), values)
-            .fetch_all(&mut **db)
-            .await?
-        {
+        for row in db.fetch(&sql, values).await? {
             let (member_id, lot) = lot_from_row(&row)?;
             if let Some(loaded) = world.members.get_mut(&member_id) {
                 loaded.state.lots.insert_loaded(lot);
@@ -1025,14 +988,13 @@ async fn load_held(
         }
     }
     for (member_id, reward_id) in pairs {
-        let count: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM vouchers WHERE member_id = $1 AND reward_id = $2 AND status <> 'cancelled'",
-        )
-        .bind(member_id.to_string())
-        .bind(reward_id.to_string())
-        .fetch_one(&mut **db)
-        .await?
-        .get(0);
+        let rows = db
+            .fetch(
+                "SELECT COUNT(*) FROM vouchers WHERE member_id = $1 AND reward_id = $2 AND status <> 'cancelled'",
+                vec![member_id.to_string().into(), reward_id.to_string().into()],
+            )
+            .await?;
+        let count = rows.first().map(|row| row.int(0)).unwrap_or(0);
         world.held.insert((member_id, reward_id), count);
     }
     Ok(())
@@ -1049,17 +1011,8 @@ pub(crate) fn parse_lot_id(text: &str) -> Result<LotId, StoreError> {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-async fn run(db: &mut Db<'_>, statements: Vec<(String, Vec<Bind>)>) -> Result<(), StoreError> {
-    for (sql, values) in statements {
-        bind_all(sqlx::query(&sql), values)
-            .execute(&mut **db)
-            .await?;
-    }
-    Ok(())
-}
-
 async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let recorded_at = to_micros(now);
     let mut members = Rows::new(23);
     let mut lots = Rows::new(9);
@@ -1095,9 +1048,7 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
             ]);
         }
     }
-    run(
-        db,
-        members.statements(backend, MEMBER_INSERT,
+    db.execute_all(members.statements(backend, MEMBER_INSERT,
             "ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, tier_since = excluded.tier_since, \
              tier_below_since = excluded.tier_below_since, tier_held_until = excluded.tier_held_until, \
              points_balance = excluded.points_balance, lifetime_spend = excluded.lifetime_spend, \
@@ -1106,16 +1057,12 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
         ),
     )
     .await?;
-    run(
-        db,
-        lots.statements(backend, "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at)",
+    db.execute_all(lots.statements(backend, "INSERT INTO lots (id, tenant_id, member_id, asset, earned, remaining, matures_at, expires_at, created_at)",
             "ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining",
         ),
     )
     .await?;
-    run(
-        db,
-        periods.statements(backend, "INSERT INTO member_periods (member_id, month, spend, points)",
+    db.execute_all(periods.statements(backend, "INSERT INTO member_periods (member_id, month, spend, points)",
             "ON CONFLICT (member_id, month) DO UPDATE SET spend = excluded.spend, points = excluded.points",
         ),
     )
@@ -1180,7 +1127,7 @@ async fn write_events(
     world: &mut World,
     recorded_at: i64,
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let mut rows = Rows::new(16);
     for event in world.writes.events.drain(..) {
         let purchase = world
@@ -1210,9 +1157,7 @@ async fn write_events(
             purchase.map(|record| record.month as i64).into(),
         ]);
     }
-    run(
-        db,
-        rows.statements(backend, "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
+    db.execute_all(rows.statements(backend, "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
              store_code, amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month)",
             "",
         ),
@@ -1220,14 +1165,15 @@ async fn write_events(
     .await?;
     for ((tenant_id, event_id), entry) in &world.purchases {
         if entry.changed && !entry.is_new {
-            sqlx::query(
+            db.execute(
                 "UPDATE events SET refunded_amount = $1, points_taken_back = $2 WHERE tenant_id = $3 AND event_id = $4",
+                vec![
+                    entry.record.refunded_amount.0.into(),
+                    entry.record.points_taken_back.0.into(),
+                    tenant_id.to_string().into(),
+                    event_id.as_str().into(),
+                ],
             )
-            .bind(entry.record.refunded_amount.0)
-            .bind(entry.record.points_taken_back.0)
-            .bind(tenant_id.to_string())
-            .bind(event_id.as_str().to_owned())
-            .execute(&mut **db)
             .await?;
         }
     }
@@ -1241,7 +1187,7 @@ pub(crate) async fn write_ledger_rows(
     allocations: &[(TransactionId, Allocation)],
     recorded_at: i64,
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let mut headers = Rows::new(8);
     let mut entries = Rows::new(6);
     for (tenant_id, event_id, at, transaction) in transactions {
@@ -1279,28 +1225,22 @@ pub(crate) async fn write_ledger_rows(
             allocation.points.0.into(),
         ]);
     }
-    run(
-        db,
-        headers.statements(backend, "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at)",
+    db.execute_all(headers.statements(backend, "INSERT INTO ledger_transactions (id, tenant_id, member_id, event_id, kind, reason, occurred_at, recorded_at)",
             "",
         ),
     )
     .await?;
-    run(
-        db,
-        entries.statements(backend, "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount)",
-            "",
-        ),
-    )
+    db.execute_all(entries.statements(
+        backend,
+        "INSERT INTO ledger_entries (transaction_id, tenant_id, account, member_id, asset, amount)",
+        "",
+    ))
     .await?;
-    run(
-        db,
-        allocation_rows.statements(
-            backend,
-            "INSERT INTO lot_allocations (transaction_id, lot_id, points)",
-            "",
-        ),
-    )
+    db.execute_all(allocation_rows.statements(
+        backend,
+        "INSERT INTO lot_allocations (transaction_id, lot_id, points)",
+        "",
+    ))
     .await
 }
 
@@ -1309,7 +1249,7 @@ async fn write_ledger(
     writes: &Writes,
     recorded_at: i64,
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let transactions: Vec<_> = writes
         .transactions
         .iter()
@@ -1328,7 +1268,8 @@ async fn write_ledger(
             change,
         ));
     }
-    run(db, tiers.statements(backend, TIER_INSERT, "")).await
+    db.execute_all(tiers.statements(backend, TIER_INSERT, ""))
+        .await
 }
 
 pub(crate) const TIER_INSERT: &str =
@@ -1391,22 +1332,22 @@ async fn write_vouchers(
     world: &World,
     recorded_at: i64,
 ) -> Result<(), StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let mut rows = Rows::new(13);
     for entry in world.vouchers.values().filter(|entry| entry.changed) {
         rows.push(voucher_row(entry.tenant_id, &entry.voucher, recorded_at));
     }
-    run(
-        db,
-        rows.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1),
-    )
-    .await?;
+    db.execute_all(rows.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1))
+        .await?;
     for entry in world.rewards.values().filter(|entry| entry.stock_changed) {
-        sqlx::query("UPDATE rewards SET stock = $1 WHERE id = $2")
-            .bind(entry.reward.stock)
-            .bind(entry.reward.id.to_string())
-            .execute(&mut **db)
-            .await?;
+        db.execute(
+            "UPDATE rewards SET stock = $1 WHERE id = $2",
+            vec![
+                entry.reward.stock.into(),
+                entry.reward.id.to_string().into(),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -8,6 +8,8 @@ use patron_core::engine::Rejection;
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("configuration: {0}")]
     Config(String),
     #[error("{what} not found")]
@@ -30,7 +32,14 @@ impl StoreError {
 
     /// A unique-constraint violation: a conflict, not a fault.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(error)) if error.is_unique_violation())
+        match self {
+            StoreError::Database(sqlx::Error::Database(error)) => error.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            _ => false,
+        }
     }
 }
 

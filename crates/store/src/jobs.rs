@@ -9,7 +9,7 @@ use crate::batch::{
     lot_from_row, member_from_row, parse_member_id, tier_row, voucher_from_row, write_ledger_rows,
     LOT_SELECT, MEMBER_SELECT, TIER_INSERT, VOUCHER_UPSERT,
 };
-use crate::sql::{bind_all, placeholders, Bind, Rows};
+use crate::sql::{placeholders, Bind, Db, Rows};
 use crate::{Store, StoreError};
 use patron_core::engine::{expire_lots, expire_voucher};
 use patron_core::ledger::Transaction;
@@ -18,7 +18,6 @@ use patron_core::member::{MemberState, PeriodTotals};
 use patron_core::tiers;
 use patron_core::time::{to_micros, Timestamp};
 use patron_core::{MemberId, Money, Points, TenantId};
-use sqlx::Row;
 use std::collections::HashMap;
 
 /// A maintenance job.
@@ -59,23 +58,29 @@ impl JobReport {
 
 pub(crate) async fn run_chunk(
     store: &Store,
+    connection: Option<&mut rusqlite::Connection>,
     kind: JobKind,
     now: Timestamp,
     cursor: Option<String>,
 ) -> Result<JobReport, StoreError> {
-    match kind {
-        JobKind::ExpireLots => expire_lots_chunk(store, now).await,
-        JobKind::ExpireVouchers => expire_vouchers_chunk(store, now).await,
-        JobKind::ReviewTiers => review_tiers_chunk(store, now, cursor.unwrap_or_default()).await,
-    }
+    let mut db = Db::begin(&store.pool, connection).await?;
+    let report = match kind {
+        JobKind::ExpireLots => expire_lots_chunk(&mut db, now).await?,
+        JobKind::ExpireVouchers => expire_vouchers_chunk(&mut db, now).await?,
+        JobKind::ReviewTiers => {
+            review_tiers_chunk(store, &mut db, now, cursor.unwrap_or_default()).await?
+        }
+    };
+    db.commit().await?;
+    Ok(report)
 }
 
 /// Loads members by id with their open lots and monthly totals.
 async fn load_members(
-    db: &mut sqlx::Transaction<'_, sqlx::Any>,
+    db: &mut Db<'_>,
     ids: &[String],
 ) -> Result<HashMap<MemberId, (TenantId, MemberState)>, StoreError> {
-    let backend = crate::sql::backend_of(db);
+    let backend = db.backend();
     let mut members = HashMap::new();
     if ids.is_empty() {
         return Ok(members);
@@ -85,10 +90,7 @@ async fn load_members(
         "{MEMBER_SELECT} WHERE id IN ({})",
         placeholders(backend, 1, ids.len())
     );
-    for row in bind_all(sqlx::query(&sql), values.clone())
-        .fetch_all(&mut **db)
-        .await?
-    {
+    for row in db.fetch(&sql, values.clone()).await? {
         let (tenant_id, state) = member_from_row(&row)?;
         members.insert(state.id, (tenant_id, state));
     }
@@ -97,10 +99,7 @@ async fn load_members(
         placeholders(backend, 1, ids.len())
     );
     let mut lots: HashMap<MemberId, Vec<_>> = HashMap::new();
-    for row in bind_all(sqlx::query(&sql), values.clone())
-        .fetch_all(&mut **db)
-        .await?
-    {
+    for row in db.fetch(&sql, values.clone()).await? {
         let (member_id, lot) = lot_from_row(&row)?;
         lots.entry(member_id).or_default().push(lot);
     }
@@ -113,17 +112,14 @@ async fn load_members(
         "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
         placeholders(backend, 1, ids.len())
     );
-    for row in bind_all(sqlx::query(&sql), values)
-        .fetch_all(&mut **db)
-        .await?
-    {
-        let member_id = parse_member_id(&row.get::<String, _>(0))?;
+    for row in db.fetch(&sql, values).await? {
+        let member_id = parse_member_id(&row.text(0))?;
         if let Some((_, state)) = members.get_mut(&member_id) {
             state.periods.insert(
-                row.get::<i64, _>(1) as i32,
+                row.int(1) as i32,
                 PeriodTotals {
-                    spend: Money(row.get(2)),
-                    points: Points(row.get(3)),
+                    spend: Money(row.int(2)),
+                    points: Points(row.int(3)),
                 },
             );
         }
@@ -131,64 +127,63 @@ async fn load_members(
     Ok(members)
 }
 
-async fn expire_lots_chunk(store: &Store, now: Timestamp) -> Result<JobReport, StoreError> {
-    let mut db = store.pool.begin().await?;
-    let ids: Vec<String> = sqlx::query(&format!(
-        "SELECT DISTINCT member_id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}"
-    ))
-    .bind(to_micros(now))
-    .fetch_all(&mut *db)
-    .await?
-    .iter()
-    .map(|row| row.get(0))
-    .collect();
-    let mut members = load_members(&mut db, &ids).await?;
+async fn expire_lots_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
+    let ids: Vec<String> = db
+        .fetch(
+            &format!("SELECT DISTINCT member_id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}"),
+            vec![to_micros(now).into()],
+        )
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect();
+    let mut members = load_members(db, &ids).await?;
     let mut report = JobReport {
         processed: ids.len() as u64,
         ..JobReport::default()
     };
+    let recorded_at = to_micros(chrono::Utc::now());
     let mut transactions: Vec<(TenantId, Option<String>, Timestamp, Transaction)> = Vec::new();
-    let mut lots: Vec<(i64, String)> = Vec::new();
     for (tenant_id, state) in members.values_mut() {
         if let Some(transaction) = expire_lots(state, now) {
             report.points -= transaction.member_delta().0;
             transactions.push((*tenant_id, None, now, transaction));
         }
         for lot in state.lots.changed() {
-            lots.push((lot.remaining.0, lot.id.to_string()));
+            db.execute(
+                "UPDATE lots SET remaining = $1 WHERE id = $2",
+                vec![lot.remaining.0.into(), lot.id.to_string().into()],
+            )
+            .await?;
         }
-        sqlx::query("UPDATE members SET points_balance = $1, updated_at = $2 WHERE id = $3")
-            .bind(state.balance.0)
-            .bind(to_micros(chrono::Utc::now()))
-            .bind(state.id.to_string())
-            .execute(&mut *db)
-            .await?;
+        db.execute(
+            "UPDATE members SET points_balance = $1, updated_at = $2 WHERE id = $3",
+            vec![
+                state.balance.0.into(),
+                recorded_at.into(),
+                state.id.to_string().into(),
+            ],
+        )
+        .await?;
     }
-    for (remaining, id) in lots {
-        sqlx::query("UPDATE lots SET remaining = $1 WHERE id = $2")
-            .bind(remaining)
-            .bind(id)
-            .execute(&mut *db)
-            .await?;
-    }
-    write_ledger_rows(&mut db, &transactions, &[], to_micros(chrono::Utc::now())).await?;
-    db.commit().await?;
+    write_ledger_rows(db, &transactions, &[], recorded_at).await?;
     if ids.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }
     Ok(report)
 }
 
-async fn expire_vouchers_chunk(store: &Store, now: Timestamp) -> Result<JobReport, StoreError> {
-    let backend = store.backend;
-    let mut db = store.pool.begin().await?;
-    let rows = sqlx::query(&format!(
-        "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
-         expires_at, used_at, used_store FROM vouchers WHERE status = 'issued' AND expires_at <= $1 LIMIT {JOB_CHUNK_SIZE}"
-    ))
-    .bind(to_micros(now))
-    .fetch_all(&mut *db)
-    .await?;
+async fn expire_vouchers_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
+    let backend = db.backend();
+    let rows = db
+        .fetch(
+            &format!(
+                "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
+                 expires_at, used_at, used_store FROM vouchers WHERE status = 'issued' AND expires_at <= $1 LIMIT {JOB_CHUNK_SIZE}"
+            ),
+            vec![to_micros(now).into()],
+        )
+        .await?;
     let mut report = JobReport {
         processed: rows.len() as u64,
         ..JobReport::default()
@@ -204,13 +199,9 @@ async fn expire_vouchers_chunk(store: &Store, now: Timestamp) -> Result<JobRepor
         }
         vouchers.push(crate::batch::voucher_row(tenant_id, &voucher, recorded_at));
     }
-    for (sql, values) in vouchers.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1) {
-        bind_all(sqlx::query(&sql), values)
-            .execute(&mut *db)
-            .await?;
-    }
-    write_ledger_rows(&mut db, &transactions, &[], recorded_at).await?;
-    db.commit().await?;
+    db.execute_all(vouchers.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1))
+        .await?;
+    write_ledger_rows(db, &transactions, &[], recorded_at).await?;
     if rows.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }
@@ -219,25 +210,26 @@ async fn expire_vouchers_chunk(store: &Store, now: Timestamp) -> Result<JobRepor
 
 async fn review_tiers_chunk(
     store: &Store,
+    db: &mut Db<'_>,
     now: Timestamp,
     after: String,
 ) -> Result<JobReport, StoreError> {
-    let backend = store.backend;
-    let mut db = store.pool.begin().await?;
-    let ids: Vec<String> = sqlx::query(&format!(
-        "SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}"
-    ))
-    .bind(after)
-    .fetch_all(&mut *db)
-    .await?
-    .iter()
-    .map(|row| row.get(0))
-    .collect();
-    let mut members = load_members(&mut db, &ids).await?;
+    let backend = db.backend();
+    let ids: Vec<String> = db
+        .fetch(
+            &format!("SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}"),
+            vec![after.into()],
+        )
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect();
+    let mut members = load_members(db, &ids).await?;
     let mut report = JobReport {
         processed: ids.len() as u64,
         ..JobReport::default()
     };
+    let recorded_at = to_micros(chrono::Utc::now());
     let mut history = Rows::new(9);
     for (tenant_id, state) in members.values_mut() {
         let settings = store.tenant(*tenant_id).await?;
@@ -254,22 +246,21 @@ async fn review_tiers_chunk(
             history.push(tier_row(*tenant_id, state.id, None, now, change));
         }
         if before != (state.tier.clone(), state.tier_below_since) {
-            sqlx::query("UPDATE members SET tier = $1, tier_since = $2, tier_below_since = $3, updated_at = $4 WHERE id = $5")
-                .bind(state.tier.clone())
-                .bind(to_micros(state.tier_since))
-                .bind(state.tier_below_since.map(to_micros))
-                .bind(to_micros(chrono::Utc::now()))
-                .bind(state.id.to_string())
-                .execute(&mut *db)
-                .await?;
+            db.execute(
+                "UPDATE members SET tier = $1, tier_since = $2, tier_below_since = $3, updated_at = $4 WHERE id = $5",
+                vec![
+                    state.tier.clone().into(),
+                    to_micros(state.tier_since).into(),
+                    state.tier_below_since.map(to_micros).into(),
+                    recorded_at.into(),
+                    state.id.to_string().into(),
+                ],
+            )
+            .await?;
         }
     }
-    for (sql, values) in history.statements(backend, TIER_INSERT, "") {
-        bind_all(sqlx::query(&sql), values)
-            .execute(&mut *db)
-            .await?;
-    }
-    db.commit().await?;
+    db.execute_all(history.statements(backend, TIER_INSERT, ""))
+        .await?;
     if ids.len() == JOB_CHUNK_SIZE {
         report.next_cursor = ids.last().cloned();
     }

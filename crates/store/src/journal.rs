@@ -60,7 +60,37 @@ impl Journal {
     /// Starts the writer task.
     pub fn start(store: Store, config: JournalConfig) -> (Journal, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(config.queue_length_max.max(1));
-        let handle = tokio::spawn(writer(store, config, receiver));
+        let connection = match store.open_writer_connection() {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(%error, "the journal writes through the pool: its own SQLite connection failed to open");
+                None
+            }
+        };
+        let Some(connection) = connection else {
+            return (
+                Journal { sender },
+                tokio::spawn(writer(store, config, receiver, None)),
+            );
+        };
+        // SQLite: the writer calls SQLite directly, blocking, so it gets a thread of its own.
+        let (done, finished) = oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("patron-journal".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime builds");
+                runtime.block_on(writer(store, config, receiver, Some(connection)));
+                let _ = done.send(());
+            });
+        if let Err(error) = spawned {
+            panic!("cannot start the journal thread: {error}");
+        }
+        let handle = tokio::spawn(async move {
+            let _ = finished.await;
+        });
         (Journal { sender }, handle)
     }
 
@@ -130,7 +160,12 @@ impl Journal {
     }
 }
 
-async fn writer(store: Store, config: JournalConfig, mut receiver: mpsc::Receiver<Message>) {
+async fn writer(
+    store: Store,
+    config: JournalConfig,
+    mut receiver: mpsc::Receiver<Message>,
+    mut connection: Option<rusqlite::Connection>,
+) {
     let mut stopping = false;
     while !stopping {
         let Some(first) = receiver.recv().await else {
@@ -161,17 +196,20 @@ async fn writer(store: Store, config: JournalConfig, mut receiver: mpsc::Receive
             }
         }
         if !events.is_empty() {
-            commit_batch(&store, events, replies).await;
+            commit_batch(&store, &mut connection, events, replies).await;
         }
         if let Some((kind, now, cursor, reply)) = job {
-            let _ = reply.send(jobs::run_chunk(&store, kind, now, cursor).await);
+            let _ =
+                reply.send(jobs::run_chunk(&store, connection.as_mut(), kind, now, cursor).await);
         }
     }
     // Drain what is still queued so no acknowledged caller is left without an answer.
     receiver.close();
     while let Some(message) = receiver.recv().await {
         match message {
-            Message::Event(event, reply) => commit_batch(&store, vec![*event], vec![reply]).await,
+            Message::Event(event, reply) => {
+                commit_batch(&store, &mut connection, vec![*event], vec![reply]).await
+            }
             Message::Job(_, _, _, reply) => {
                 let _ = reply.send(Err(StoreError::Config("journal stopped".into())));
             }
@@ -180,18 +218,23 @@ async fn writer(store: Store, config: JournalConfig, mut receiver: mpsc::Receive
     }
 }
 
-async fn commit_batch(store: &Store, events: Vec<IncomingEvent>, replies: Vec<Reply>) {
-    let answers = match batch::process(store, &events).await {
+async fn commit_batch(
+    store: &Store,
+    connection: &mut Option<rusqlite::Connection>,
+    events: Vec<IncomingEvent>,
+    replies: Vec<Reply>,
+) {
+    let answers = match batch::process(store, connection.as_mut(), &events).await {
         Ok(answers) => answers,
         Err(error) if events.len() > 1 => {
             tracing::warn!(%error, events = events.len(), "batch failed; retrying its events one by one");
             let mut answers = Vec::with_capacity(events.len());
             for event in &events {
-                answers.push(process_alone(store, event).await);
+                answers.push(process_alone(store, connection, event).await);
             }
             answers
         }
-        Err(_) => vec![process_alone(store, &events[0]).await],
+        Err(_) => vec![process_alone(store, connection, &events[0]).await],
     };
     for (reply, answer) in replies.into_iter().zip(answers) {
         let _ = reply.send(answer);
@@ -199,10 +242,14 @@ async fn commit_batch(store: &Store, events: Vec<IncomingEvent>, replies: Vec<Re
 }
 
 /// Retries a lone event a few times (a conflict with another process may pass).
-async fn process_alone(store: &Store, event: &IncomingEvent) -> Result<EventResult, EventError> {
+async fn process_alone(
+    store: &Store,
+    connection: &mut Option<rusqlite::Connection>,
+    event: &IncomingEvent,
+) -> Result<EventResult, EventError> {
     let mut last = None;
     for _ in 0..3 {
-        match batch::process(store, std::slice::from_ref(event)).await {
+        match batch::process(store, connection.as_mut(), std::slice::from_ref(event)).await {
             Ok(mut answers) => return answers.pop().expect("one answer per event"),
             Err(error) => last = Some(error),
         }

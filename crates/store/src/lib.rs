@@ -86,6 +86,18 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) tenants: Arc<RwLock<HashMap<TenantId, Arc<TenantSettings>>>>,
+    /// The SQLite file, for the journal's own connection.
+    sqlite_path: Option<String>,
+    sqlite_pragmas: String,
+}
+
+/// The file of a `sqlite:` URL, or `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
 }
 
 fn normalise_url(url: &str) -> String {
@@ -128,34 +140,54 @@ impl Store {
         } else {
             "NORMAL"
         };
+        let sqlite_pragmas = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000; \
+             PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; \
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
+        );
+        let pragmas = sqlite_pragmas.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(config.connections_max.max(2))
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |connection, _| {
+                let pragmas = pragmas.clone();
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        connection
-                            .execute(
-                                format!(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                     PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; \
-                                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
-                                )
-                                .as_str(),
-                            )
-                            .await?;
+                        connection.execute(pragmas.as_str()).await?;
                     }
                     Ok(())
                 })
             })
             .connect_with(options)
             .await?;
+        let sqlite_path = (backend == Backend::Sqlite)
+            .then(|| sqlite_file(&url))
+            .flatten();
         Ok(Store {
             pool,
             backend,
             tenants: Arc::new(RwLock::new(HashMap::new())),
+            sqlite_path,
+            sqlite_pragmas,
         })
+    }
+
+    /// The journal's own connection to the SQLite file (`None` on PostgreSQL or in memory).
+    pub(crate) fn open_writer_connection(
+        &self,
+    ) -> Result<Option<rusqlite::Connection>, StoreError> {
+        let Some(path) = &self.sqlite_path else {
+            return Ok(None);
+        };
+        let connection = rusqlite::Connection::open(path)?;
+        connection.execute_batch(&self.sqlite_pragmas)?;
+        connection.set_prepared_statement_cache_capacity(256);
+        Ok(Some(connection))
+    }
+
+    /// The PRAGMAs every SQLite connection of this store runs (benchmarks open their own).
+    pub fn sqlite_pragmas(&self) -> &str {
+        &self.sqlite_pragmas
     }
 
     pub fn backend(&self) -> Backend {

@@ -6,12 +6,12 @@ use crate::batch::{
     REWARD_SELECT,
 };
 use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
+use crate::sql::{bind_all, Bind, DbRow};
 use crate::{rfc3339, Store, StoreError};
 use patron_core::lots::Lots;
 use patron_core::member::PeriodTotals;
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::{tiers, Money, Points, TenantId};
-use sqlx::Row;
 
 /// Days ahead that "expiring soon" looks.
 pub const EXPIRING_SOON_DAYS: i64 = 30;
@@ -44,6 +44,20 @@ impl LedgerCheck {
 }
 
 impl Store {
+    /// Runs a read on the pool.
+    pub(crate) async fn read(
+        &self,
+        sql: &str,
+        values: Vec<Bind>,
+    ) -> Result<Vec<DbRow>, StoreError> {
+        Ok(bind_all(sqlx::query(sql), values)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(DbRow::from_any)
+            .collect())
+    }
+
     /// A member of `tenant_id` by id or phone, with balances and tier progress at `now`.
     pub async fn member(
         &self,
@@ -61,37 +75,30 @@ impl Store {
                 phone.as_str().to_owned(),
             ),
         };
-        let row = sqlx::query(&sql)
-            .bind(tenant_id.to_string())
-            .bind(key)
-            .fetch_optional(&self.pool)
+        let row = self
+            .read(&sql, vec![tenant_id.to_string().into(), key.into()])
             .await?
+            .into_iter()
+            .next()
             .ok_or(StoreError::NotFound { what: "member" })?;
         let (_, mut state) = member_from_row(&row)?;
         let member_id = state.id.to_string();
         let mut lots = Vec::new();
-        for row in sqlx::query(&format!(
+        let sql = format!(
             "{} WHERE member_id = $1 AND remaining <> 0",
             crate::batch::LOT_SELECT
-        ))
-        .bind(member_id.clone())
-        .fetch_all(&self.pool)
-        .await?
-        {
+        );
+        for row in self.read(&sql, vec![member_id.clone().into()]).await? {
             lots.push(lot_from_row(&row)?.1);
         }
         state.lots = Lots::new(lots);
-        for row in
-            sqlx::query("SELECT month, spend, points FROM member_periods WHERE member_id = $1")
-                .bind(member_id.clone())
-                .fetch_all(&self.pool)
-                .await?
-        {
+        let sql = "SELECT month, spend, points FROM member_periods WHERE member_id = $1";
+        for row in self.read(sql, vec![member_id.clone().into()]).await? {
             state.periods.insert(
-                row.get::<i64, _>(0) as i32,
+                row.int(0) as i32,
                 PeriodTotals {
-                    spend: Money(row.get(1)),
-                    points: Points(row.get(2)),
+                    spend: Money(row.int(1)),
+                    points: Points(row.int(2)),
                 },
             );
         }
@@ -137,28 +144,31 @@ impl Store {
         before: Option<Timestamp>,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = sqlx::query(
-            "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
-             (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.transaction_id = t.id AND e.member_id = t.member_id) \
-             FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 AND t.occurred_at < $3 \
-             ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4",
-        )
-        .bind(tenant_id.to_string())
-        .bind(member_id.to_string())
-        .bind(before.map(to_micros).unwrap_or(i64::MAX))
-        .bind(limit.clamp(1, HISTORY_PAGE_MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read(
+                "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
+                 (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
+                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id) \
+                 FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 AND t.occurred_at < $3 \
+                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4",
+                vec![
+                    tenant_id.to_string().into(),
+                    member_id.to_string().into(),
+                    before.map(to_micros).unwrap_or(i64::MAX).into(),
+                    limit.clamp(1, HISTORY_PAGE_MAX).into(),
+                ],
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(HistoryEntry {
-                    transaction_id: row.get(0),
-                    kind: row.get(1),
-                    event_id: row.get(2),
-                    occurred_at: rfc3339(from_micros(row.get(3)), zone),
-                    reason: serde_json::from_str(&row.get::<String, _>(4))
+                    transaction_id: row.text(0),
+                    kind: row.text(1),
+                    event_id: row.opt_text(2),
+                    occurred_at: rfc3339(from_micros(row.int(3)), zone),
+                    reason: serde_json::from_str(&row.text(4))
                         .map_err(|error| StoreError::Corrupt(format!("reason: {error}")))?,
-                    points: row.get(5),
+                    points: row.int(5),
                 })
             })
             .collect()
@@ -171,12 +181,8 @@ impl Store {
         offered_at: Option<Timestamp>,
     ) -> Result<Vec<RewardView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = sqlx::query(&format!(
-            "{REWARD_SELECT} WHERE tenant_id = $1 ORDER BY cost, name"
-        ))
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("{REWARD_SELECT} WHERE tenant_id = $1 ORDER BY cost, name");
+        let rows = self.read(&sql, vec![tenant_id.to_string().into()]).await?;
         let mut rewards = Vec::new();
         for row in rows {
             let (_, reward) = reward_from_row(&row)?;
@@ -207,19 +213,18 @@ impl Store {
         member_id: patron_core::MemberId,
     ) -> Result<Vec<VoucherView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = sqlx::query(
-            "SELECT v.code, v.tenant_id, v.member_id, v.reward_id, v.cost, v.status, v.redemption_transaction, v.allocations, \
-             v.issued_at, v.expires_at, v.used_at, v.used_store, r.name FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
-             WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
-        )
-        .bind(tenant_id.to_string())
-        .bind(member_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read(
+                "SELECT v.code, v.tenant_id, v.member_id, v.reward_id, v.cost, v.status, v.redemption_transaction, \
+                 v.allocations, v.issued_at, v.expires_at, v.used_at, v.used_store, r.name FROM vouchers v \
+                 JOIN rewards r ON r.id = v.reward_id WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
+                vec![tenant_id.to_string().into(), member_id.to_string().into()],
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 let (_, voucher) = voucher_from_row(row)?;
-                Ok(voucher_view(&voucher, row.get(12), zone))
+                Ok(voucher_view(&voucher, row.text(12), zone))
             })
             .collect()
     }
@@ -228,12 +233,8 @@ impl Store {
     /// balance equal to the sum of their entries and to the sum of their lots.
     pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
         let count = |sql: &'static str| async move {
-            Ok::<i64, StoreError>(
-                sqlx::query(sql)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .get::<i64, _>(0),
-            )
+            let rows = self.read(sql, Vec::new()).await?;
+            Ok::<i64, StoreError>(rows.first().map(|row| row.int(0)).unwrap_or(0))
         };
         Ok(LedgerCheck {
             transactions: count("SELECT COUNT(*) FROM ledger_transactions").await?,
@@ -270,31 +271,22 @@ impl Store {
         tenant_id: TenantId,
         reference: &MemberRef,
     ) -> Result<patron_core::MemberId, StoreError> {
-        let view = match reference {
-            MemberRef::Id(id) => return self.member_exists(tenant_id, *id).await.map(|_| *id),
-            MemberRef::Phone(phone) => {
-                sqlx::query("SELECT id FROM members WHERE tenant_id = $1 AND phone = $2")
-                    .bind(tenant_id.to_string())
-                    .bind(phone.as_str().to_owned())
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
+        let (sql, key) = match reference {
+            MemberRef::Id(id) => (
+                "SELECT id FROM members WHERE tenant_id = $1 AND id = $2",
+                id.to_string(),
+            ),
+            MemberRef::Phone(phone) => (
+                "SELECT id FROM members WHERE tenant_id = $1 AND phone = $2",
+                phone.as_str().to_owned(),
+            ),
         };
-        let row = view.ok_or(StoreError::NotFound { what: "member" })?;
-        crate::batch::parse_member_id(&row.get::<String, _>(0))
-    }
-
-    async fn member_exists(
-        &self,
-        tenant_id: TenantId,
-        member_id: patron_core::MemberId,
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1 FROM members WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id.to_string())
-            .bind(member_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|_| ())
-            .ok_or(StoreError::NotFound { what: "member" })
+        let rows = self
+            .read(sql, vec![tenant_id.to_string().into(), key.into()])
+            .await?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::NotFound { what: "member" })?;
+        crate::batch::parse_member_id(&row.text(0))
     }
 }

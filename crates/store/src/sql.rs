@@ -60,6 +60,9 @@ pub(crate) fn bind_all<'q>(
     query
 }
 
+/// Rows in one multi-row statement on SQLite.
+pub(crate) const SQLITE_ROWS_PER_STATEMENT: usize = 32;
+
 /// Most values bound to one statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const BIND_VALUES_MAX: usize = 30_000;
 
@@ -120,7 +123,13 @@ impl Rows {
         head: &str,
         tail: &str,
     ) -> Vec<(String, Vec<Bind>)> {
-        let rows_per_statement = (BIND_VALUES_MAX / self.columns).max(1);
+        let rows_per_statement = match backend {
+            // Fixed, small statements: SQLite caches them prepared, where a new long statement
+            // per batch would be parsed every time.
+            Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
+            // Few round trips: PostgreSQL is a network hop away.
+            Backend::Postgres => (BIND_VALUES_MAX / self.columns).max(1),
+        };
         let mut statements = Vec::new();
         let mut values = self.values.into_iter().peekable();
         while values.peek().is_some() {
@@ -150,3 +159,195 @@ impl Rows {
 
 /// Splits `items` into lists short enough for one `IN (...)`.
 pub(crate) const IN_LIST_MAX: usize = 5_000;
+
+/// One value read from a row.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Cell {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+/// A row read from either backend. The schema holds only BIGINT and TEXT, so two kinds of
+/// value (and NULL) are all a row can carry.
+#[derive(Clone, Debug)]
+pub(crate) struct DbRow(Vec<Cell>);
+
+impl DbRow {
+    pub(crate) fn int(&self, index: usize) -> i64 {
+        self.opt_int(index).unwrap_or(0)
+    }
+
+    pub(crate) fn opt_int(&self, index: usize) -> Option<i64> {
+        match self.0.get(index) {
+            Some(Cell::Int(value)) => Some(*value),
+            Some(Cell::Text(text)) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn text(&self, index: usize) -> String {
+        self.opt_text(index).unwrap_or_default()
+    }
+
+    pub(crate) fn opt_text(&self, index: usize) -> Option<String> {
+        match self.0.get(index) {
+            Some(Cell::Text(text)) => Some(text.clone()),
+            Some(Cell::Int(value)) => Some(value.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Reads a row of the sqlx pool (reads outside the journal).
+    pub(crate) fn from_any(row: &sqlx::any::AnyRow) -> DbRow {
+        use sqlx::Row;
+        let cells = (0..row.len())
+            .map(|index| {
+                if let Ok(value) = row.try_get::<Option<i64>, _>(index) {
+                    return value.map(Cell::Int).unwrap_or(Cell::Null);
+                }
+                match row.try_get::<Option<String>, _>(index) {
+                    Ok(value) => value.map(Cell::Text).unwrap_or(Cell::Null),
+                    Err(_) => Cell::Null,
+                }
+            })
+            .collect();
+        DbRow(cells)
+    }
+}
+
+/// A SQLite transaction on the journal's own connection; rolled back if dropped uncommitted.
+pub(crate) struct SqliteTransaction<'c> {
+    connection: &'c mut rusqlite::Connection,
+    open: bool,
+}
+
+impl Drop for SqliteTransaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.connection.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// The transaction the journal writes in: its own rusqlite connection on SQLite (calls go
+/// straight into SQLite on the writer's thread), a pooled sqlx connection on PostgreSQL.
+pub(crate) enum Db<'c> {
+    Sqlite(SqliteTransaction<'c>),
+    Pool(sqlx::Transaction<'static, Any>),
+}
+
+fn bind_sqlite(statement: &mut rusqlite::Statement<'_>, values: &[Bind]) -> rusqlite::Result<()> {
+    for (index, value) in values.iter().enumerate() {
+        match value {
+            Bind::Int(value) => statement.raw_bind_parameter(index + 1, value)?,
+            Bind::Text(value) => statement.raw_bind_parameter(index + 1, value.as_str())?,
+            Bind::NullInt | Bind::NullText => {
+                statement.raw_bind_parameter(index + 1, rusqlite::types::Null)?
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<'c> Db<'c> {
+    /// Begins a write transaction: on the journal's own SQLite connection when it has one.
+    pub(crate) async fn begin(
+        pool: &sqlx::AnyPool,
+        connection: Option<&'c mut rusqlite::Connection>,
+    ) -> Result<Db<'c>, crate::StoreError> {
+        match connection {
+            Some(connection) => {
+                connection.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(Db::Sqlite(SqliteTransaction {
+                    connection,
+                    open: true,
+                }))
+            }
+            None => Ok(Db::Pool(pool.begin().await?)),
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Pool(transaction) => backend_of(transaction),
+        }
+    }
+
+    pub(crate) async fn fetch(
+        &mut self,
+        sql: &str,
+        values: Vec<Bind>,
+    ) -> Result<Vec<DbRow>, crate::StoreError> {
+        match self {
+            Db::Sqlite(transaction) => {
+                let mut statement = transaction.connection.prepare_cached(sql)?;
+                bind_sqlite(&mut statement, &values)?;
+                let columns = statement.column_count();
+                let mut rows = statement.raw_query();
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let mut cells = Vec::with_capacity(columns);
+                    for index in 0..columns {
+                        cells.push(match row.get_ref(index)? {
+                            rusqlite::types::ValueRef::Integer(value) => Cell::Int(value),
+                            rusqlite::types::ValueRef::Text(bytes) => {
+                                Cell::Text(String::from_utf8_lossy(bytes).into_owned())
+                            }
+                            _ => Cell::Null,
+                        });
+                    }
+                    out.push(DbRow(cells));
+                }
+                Ok(out)
+            }
+            Db::Pool(transaction) => Ok(bind_all(sqlx::query(sql), values)
+                .fetch_all(&mut **transaction)
+                .await?
+                .iter()
+                .map(DbRow::from_any)
+                .collect()),
+        }
+    }
+
+    pub(crate) async fn execute(
+        &mut self,
+        sql: &str,
+        values: Vec<Bind>,
+    ) -> Result<u64, crate::StoreError> {
+        match self {
+            Db::Sqlite(transaction) => {
+                let mut statement = transaction.connection.prepare_cached(sql)?;
+                bind_sqlite(&mut statement, &values)?;
+                Ok(statement.raw_execute()? as u64)
+            }
+            Db::Pool(transaction) => Ok(bind_all(sqlx::query(sql), values)
+                .execute(&mut **transaction)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    /// Runs multi-row statements made by [`Rows::statements`].
+    pub(crate) async fn execute_all(
+        &mut self,
+        statements: Vec<(String, Vec<Bind>)>,
+    ) -> Result<(), crate::StoreError> {
+        for (sql, values) in statements {
+            self.execute(&sql, values).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), crate::StoreError> {
+        match self {
+            Db::Sqlite(mut transaction) => {
+                transaction.connection.execute_batch("COMMIT")?;
+                transaction.open = false;
+                Ok(())
+            }
+            Db::Pool(transaction) => Ok(transaction.commit().await?),
+        }
+    }
+}
