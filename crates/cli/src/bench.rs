@@ -103,7 +103,7 @@ impl BenchDatabase {
                 let mut connection = sqlx::postgres::PgConnection::connect(&admin).await?;
                 sqlx::Executor::execute(
                     &mut connection,
-                    format!("DROP DATABASE IF EXISTS {name}").as_str(),
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
                 )
                 .await?;
             }
