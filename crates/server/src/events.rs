@@ -88,6 +88,16 @@ pub struct EventRequest {
     pub code: Option<String>,
     pub points: Option<i64>,
     pub reason: Option<String>,
+    /// `tier_hold`: until when (RFC 3339); `null` releases the hold.
+    #[serde(default, deserialize_with = "present_or_null")]
+    pub until: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from a field left out (`None`).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 fn required<T>(value: Option<T>, field: &str, kind: &str) -> Result<T, ApiError> {
@@ -236,6 +246,7 @@ fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
         "voucher_cancel" => &["code"],
         "adjustment" => &["member", "points", "reason"],
         "enrol" => &["member", "profile"],
+        "tier_hold" => &["member", "until"],
         _ => return None,
     })
 }
@@ -259,6 +270,7 @@ fn present_fields(request: &EventRequest) -> Vec<&'static str> {
     mark(request.code.is_some(), "code");
     mark(request.points.is_some(), "points");
     mark(request.reason.is_some(), "reason");
+    mark(request.until.is_some(), "until");
     present
 }
 
@@ -275,7 +287,8 @@ pub fn parse_event(
     let allowed = allowed_fields(&kind_name).ok_or_else(|| {
         ApiError::invalid(
             "type",
-            "must be one of purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment, enrol",
+            "must be one of purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment, enrol, \
+             tier_hold",
         )
     })?;
     if let Some(extra) = present_fields(&request)
@@ -371,6 +384,21 @@ pub fn parse_event(
                     &required(request.reason.take(), "reason", "adjustment")?,
                     "reason",
                 )?,
+            }
+        }
+        "tier_hold" => {
+            let until = required(request.until.take(), "until", "tier_hold")?
+                .map(|text| {
+                    chrono::DateTime::parse_from_rfc3339(&text)
+                        .map(|at| at.with_timezone(&chrono::Utc))
+                        .map_err(|_| {
+                            ApiError::invalid("until", "must be RFC 3339 with an offset, or null")
+                        })
+                })
+                .transpose()?;
+            IncomingKind::TierHold {
+                member: parse_member(request.member.take(), "tier_hold")?,
+                until,
             }
         }
         "enrol" => match parse_member(request.member.take(), "enrol")? {

@@ -384,6 +384,13 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
             outcome.voucher = Some(entry.voucher.clone());
             (member_id, outcome)
         }
+        IncomingKind::TierHold { member, until } => {
+            let member_id =
+                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
+            let loaded = world.members.get_mut(&member_id).expect("member loaded");
+            loaded.state.tier_held_until = *until;
+            (member_id, Outcome::default())
+        }
         IncomingKind::Adjustment {
             member,
             points,
@@ -581,7 +588,8 @@ async fn load(
             IncomingKind::Purchase { member, .. }
             | IncomingKind::Engagement { member, .. }
             | IncomingKind::Redemption { member, .. }
-            | IncomingKind::Adjustment { member, .. } => Some(member.clone()),
+            | IncomingKind::Adjustment { member, .. }
+            | IncomingKind::TierHold { member, .. } => Some(member.clone()),
             IncomingKind::Enrol { phone, .. } => Some(MemberRef::Phone(phone.clone())),
             _ => None,
         };

@@ -59,6 +59,12 @@ pub enum IncomingKind {
         points: i64,
         reason: String,
     },
+    /// A manager holds the member's tier until `until` (no downgrade before then); `None`
+    /// releases a hold.
+    TierHold {
+        member: MemberRef,
+        until: Option<Timestamp>,
+    },
     /// Enrols a member (by phone) without a purchase; a sign-up rule may award points.
     Enrol {
         phone: Phone,
@@ -77,6 +83,7 @@ impl IncomingKind {
             IncomingKind::VoucherCancel { .. } => "voucher_cancel",
             IncomingKind::Adjustment { .. } => "adjustment",
             IncomingKind::Enrol { .. } => "enrol",
+            IncomingKind::TierHold { .. } => "tier_hold",
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct MemberView {
     pub expiring_soon: i64,
     pub expiring_soon_until: String,
     pub tier: Progress,
+    /// A manager's hold on the tier: no downgrade before this instant.
+    pub tier_held_until: Option<String>,
     pub lifetime_spend: i64,
     pub order_count: i64,
     pub created_at: String,

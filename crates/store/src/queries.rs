@@ -129,6 +129,7 @@ impl Store {
             expiring_soon: state.lots.expiring_by(now, soon).0,
             expiring_soon_until: rfc3339(soon, zone),
             tier: tiers::progress(programme, &state, now, zone),
+            tier_held_until: state.tier_held_until.map(|at| rfc3339(at, zone)),
             lifetime_spend: state.lifetime_spend.0,
             order_count: state.order_count,
             created_at: rfc3339(state.created_at, zone),
