@@ -372,6 +372,8 @@ impl Store {
             }
         }
         transaction.commit().await?;
+        // Fresh statistics, or the planner may take a million-row table for an empty one.
+        sqlx::query("ANALYZE members").execute(&self.pool).await?;
         Ok(ids)
     }
 }

@@ -63,6 +63,9 @@ pub(crate) fn bind_all<'q>(
 /// Rows in one multi-row statement on SQLite.
 pub(crate) const SQLITE_ROWS_PER_STATEMENT: usize = 32;
 
+/// Rows in one multi-row statement on PostgreSQL.
+pub(crate) const POSTGRES_ROWS_PER_STATEMENT: usize = 256;
+
 /// Most values bound to one statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const BIND_VALUES_MAX: usize = 30_000;
 
@@ -127,8 +130,10 @@ impl Rows {
             // Fixed, small statements: SQLite caches them prepared, where a new long statement
             // per batch would be parsed every time.
             Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
-            // Few round trips: PostgreSQL is a network hop away.
-            Backend::Postgres => (BIND_VALUES_MAX / self.columns).max(1),
+            // Fewer round trips, in statements of a few fixed sizes that stay prepared.
+            Backend::Postgres => {
+                (BIND_VALUES_MAX / self.columns).clamp(1, POSTGRES_ROWS_PER_STATEMENT)
+            }
         };
         let mut statements = Vec::new();
         let mut values = self.values.into_iter().peekable();
@@ -198,17 +203,44 @@ impl DbRow {
         }
     }
 
-    /// Reads a row of the sqlx pool (reads outside the journal).
+    /// Reads a row of the sqlx pool (reads outside the journal, and the journal on
+    /// PostgreSQL). Each column is read by its declared kind: guessing by trying a type and
+    /// catching the error costs a formatted error message per column.
     pub(crate) fn from_any(row: &sqlx::any::AnyRow) -> DbRow {
-        use sqlx::Row;
-        let cells = (0..row.len())
-            .map(|index| {
-                if let Ok(value) = row.try_get::<Option<i64>, _>(index) {
-                    return value.map(Cell::Int).unwrap_or(Cell::Null);
+        use sqlx::any::AnyTypeInfoKind;
+        use sqlx::{Column, Row, ValueRef};
+        let cells = row
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(index, column)| {
+                let is_null = row
+                    .try_get_raw(index)
+                    .map(|value| value.is_null())
+                    .unwrap_or(true);
+                if is_null {
+                    return Cell::Null;
                 }
-                match row.try_get::<Option<String>, _>(index) {
-                    Ok(value) => value.map(Cell::Text).unwrap_or(Cell::Null),
-                    Err(_) => Cell::Null,
+                let kind = column.type_info().kind();
+                match kind {
+                    AnyTypeInfoKind::SmallInt
+                    | AnyTypeInfoKind::Integer
+                    | AnyTypeInfoKind::BigInt => row
+                        .try_get::<i64, _>(index)
+                        .map(Cell::Int)
+                        .unwrap_or(Cell::Null),
+                    AnyTypeInfoKind::Text => row
+                        .try_get::<String, _>(index)
+                        .map(Cell::Text)
+                        .unwrap_or(Cell::Null),
+                    // SQLite reports an expression's kind from its value; read what is there.
+                    _ => match row.try_get::<i64, _>(index) {
+                        Ok(value) => Cell::Int(value),
+                        Err(_) => row
+                            .try_get::<String, _>(index)
+                            .map(Cell::Text)
+                            .unwrap_or(Cell::Null),
+                    },
                 }
             })
             .collect();
