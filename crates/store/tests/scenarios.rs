@@ -1,0 +1,509 @@
+//! Conformance scenarios, each run on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::*;
+use patron_core::engine::Rejection;
+use patron_core::{EventId, MemberId, Money};
+use patron_store::admin::NewTenant;
+use patron_store::jobs::JobKind;
+use patron_store::{EventError, IncomingKind, MemberRef, Store};
+
+async fn sound(store: &Store) {
+    let check = store.check_ledger().await.unwrap();
+    assert!(check.is_sound(), "{check:?}");
+}
+
+async fn idempotency_same_and_different_body(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let first = cafe
+        .journal
+        .submit(cafe.event("HD-1", day(0), purchase(phone("0912345678"), 250_000, 0)))
+        .await
+        .unwrap();
+    let counts = cafe.store.check_ledger().await.unwrap();
+    let again = cafe
+        .journal
+        .submit(cafe.event("HD-1", day(0), purchase(phone("0912345678"), 250_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let other = cafe
+        .journal
+        .submit(cafe.event("HD-1", day(0), purchase(phone("0912345678"), 260_000, 0)))
+        .await;
+    assert_eq!(other, Err(EventError::ExistsWithDifferentBody));
+    // Inside one batch too.
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            cafe.event("HD-2", day(0), purchase(phone("0912345678"), 100_000, 0)),
+            cafe.event("HD-2", day(0), purchase(phone("0912345678"), 100_000, 0)),
+            cafe.event("HD-2", day(0), purchase(phone("0912345678"), 90_000, 0)),
+        ])
+        .await;
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[2], Err(EventError::ExistsWithDifferentBody));
+    let after = cafe.store.check_ledger().await.unwrap();
+    assert_eq!(after.events, counts.events + 1);
+    assert_eq!(after.transactions, counts.transactions + 1);
+    sound(&cafe.store).await;
+}
+
+async fn a_bad_event_fails_alone(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let mut unknown_store = purchase(phone("0912000001"), 100_000, 0);
+    if let IncomingKind::Purchase { purchase, .. } = &mut unknown_store {
+        purchase.store = Some("NOWHERE".into());
+    }
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            cafe.event("A", day(0), purchase(phone("0912000001"), 100_000, 0)),
+            cafe.event("B", day(0), purchase(phone("0912000001"), 100_000, 50)),
+            cafe.event("C", day(0), unknown_store),
+            cafe.event(
+                "D",
+                day(0),
+                IncomingKind::Refund {
+                    original: EventId::parse("NOPE").unwrap(),
+                    amount: Money(1),
+                },
+            ),
+            cafe.event(
+                "E",
+                day(0),
+                purchase(MemberRef::Id(MemberId::new()), 100_000, 0),
+            ),
+            cafe.event("F", day(0), purchase(phone("0912000001"), 200_000, 0)),
+        ])
+        .await;
+    assert_eq!(answers[0].as_ref().unwrap().points_earned, 10);
+    assert!(matches!(
+        answers[1],
+        Err(EventError::Rejected(Rejection::InsufficientPoints { .. }))
+    ));
+    assert_eq!(answers[2], Err(EventError::UnknownStore));
+    assert_eq!(answers[3], Err(EventError::OriginalNotFound));
+    assert_eq!(answers[4], Err(EventError::MemberNotFound));
+    assert_eq!(answers[5].as_ref().unwrap().balance, 30);
+    assert_eq!(cafe.store.check_ledger().await.unwrap().events, 2);
+    sound(&cafe.store).await;
+}
+
+async fn pending_points_and_paying_with_points(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000002");
+    cafe.journal
+        .submit(cafe.event("P1", day(0), purchase(member.clone(), 1_000_000, 0)))
+        .await
+        .unwrap();
+    let early = cafe
+        .journal
+        .submit(cafe.event("P2", day(3), purchase(member.clone(), 200_000, 50)))
+        .await;
+    assert!(matches!(
+        early,
+        Err(EventError::Rejected(Rejection::InsufficientPoints { .. }))
+    ));
+    let paid = cafe
+        .journal
+        .submit(cafe.event("P3", day(8), purchase(member.clone(), 200_000, 50)))
+        .await
+        .unwrap();
+    assert_eq!(paid.points_spent, 50);
+    assert_eq!(
+        paid.points_earned, 15,
+        "150,000 eligible after 50 points × 1,000"
+    );
+    assert_eq!(paid.balance, 100 - 50 + 15);
+    let over = cafe
+        .journal
+        .submit(cafe.event("P4", day(9), purchase(member.clone(), 10_000, 20)))
+        .await;
+    assert_eq!(over, Err(EventError::Rejected(Rejection::PointsExceedBill)));
+    sound(&cafe.store).await;
+}
+
+async fn refunds_take_back_proportionally_and_debt_is_repaid(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000003");
+    cafe.journal
+        .submit(cafe.event("R1", day(0), purchase(member.clone(), 200_000, 0)))
+        .await
+        .unwrap();
+    let half = cafe
+        .journal
+        .submit(cafe.event(
+            "R1-a",
+            day(1),
+            IncomingKind::Refund {
+                original: EventId::parse("R1").unwrap(),
+                amount: Money(100_000),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(half.points_taken_back, 10);
+    assert_eq!(half.balance, 10);
+    let too_much = cafe
+        .journal
+        .submit(cafe.event(
+            "R1-b",
+            day(1),
+            IncomingKind::Refund {
+                original: EventId::parse("R1").unwrap(),
+                amount: Money(100_001),
+            },
+        ))
+        .await;
+    assert_eq!(
+        too_much,
+        Err(EventError::Rejected(Rejection::RefundExceedsPurchase {
+            refundable: Money(100_000)
+        }))
+    );
+    // Spend what is left, then refund the rest: the points are gone, so a debt appears.
+    cafe.journal
+        .submit(cafe.event("R2", day(8), purchase(member.clone(), 10_000, 10)))
+        .await
+        .unwrap();
+    let rest = cafe
+        .journal
+        .submit(cafe.event(
+            "R1-c",
+            day(9),
+            IncomingKind::Refund {
+                original: EventId::parse("R1").unwrap(),
+                amount: Money(100_000),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rest.points_taken_back, 10);
+    assert_eq!(rest.balance, -10);
+    let view = cafe
+        .store
+        .member(cafe.tenant, &member, day(9))
+        .await
+        .unwrap();
+    assert_eq!((view.balance, view.debt), (-10, 10));
+    let repaid = cafe
+        .journal
+        .submit(cafe.event("R3", day(10), purchase(member.clone(), 150_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(repaid.balance, 5);
+    let view = cafe
+        .store
+        .member(cafe.tenant, &member, day(20))
+        .await
+        .unwrap();
+    assert_eq!((view.balance, view.debt, view.available), (5, 0, 5));
+    sound(&cafe.store).await;
+}
+
+async fn rewards_vouchers_use_cancel_and_expiry(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000004");
+    let coffee = cafe.reward("Cà phê", 30, Some(2)).await;
+    cafe.journal
+        .submit(cafe.event("V0", day(0), purchase(member.clone(), 1_000_000, 0)))
+        .await
+        .unwrap();
+    let redeem = |id: &str| {
+        cafe.event(
+            id,
+            day(10),
+            IncomingKind::Redemption {
+                member: member.clone(),
+                reward_id: coffee,
+            },
+        )
+    };
+    let first = cafe.journal.submit(redeem("V1")).await.unwrap();
+    let voucher = first.voucher.clone().unwrap();
+    assert_eq!(voucher.code.len(), 12);
+    assert_eq!(first.balance, 70);
+    let second = cafe.journal.submit(redeem("V2")).await.unwrap();
+    let out = cafe.journal.submit(redeem("V3")).await;
+    assert_eq!(out, Err(EventError::Rejected(Rejection::RewardOutOfStock)));
+    let used = cafe
+        .journal
+        .submit(cafe.event(
+            "V4",
+            day(11),
+            IncomingKind::VoucherUse {
+                code: voucher.code.clone(),
+                store: Some("HN01".into()),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(used.voucher.unwrap().status, "used");
+    let again = cafe
+        .journal
+        .submit(cafe.event(
+            "V5",
+            day(11),
+            IncomingKind::VoucherUse {
+                code: voucher.code.clone(),
+                store: Some("HN01".into()),
+            },
+        ))
+        .await;
+    assert!(matches!(
+        again,
+        Err(EventError::Rejected(Rejection::VoucherNotUsable(_)))
+    ));
+    let code = second.voucher.unwrap().code;
+    let cancelled = cafe
+        .journal
+        .submit(cafe.event("V6", day(12), IncomingKind::VoucherCancel { code }))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.balance, 70);
+    // Stock came back: one more can be taken; it then expires unused.
+    let third = cafe
+        .journal
+        .submit(cafe.event(
+            "V7",
+            day(13),
+            IncomingKind::Redemption {
+                member: member.clone(),
+                reward_id: coffee,
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(third.balance, 40);
+    let report = cafe
+        .journal
+        .run_job(JobKind::ExpireVouchers, day(13 + 31))
+        .await
+        .unwrap();
+    assert_eq!((report.processed, report.points), (1, 30));
+    let member_id = MemberId::parse(third.member_id.as_deref().unwrap()).unwrap();
+    let vouchers = cafe.store.vouchers(cafe.tenant, member_id).await.unwrap();
+    let mut statuses: Vec<&str> = vouchers
+        .iter()
+        .map(|voucher| voucher.status.as_str())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec!["cancelled", "expired", "used"]);
+    let history = cafe
+        .store
+        .history(cafe.tenant, member_id, 50, None)
+        .await
+        .unwrap();
+    assert!(history
+        .iter()
+        .any(|entry| entry.kind == "voucher_cancel" && entry.points == 30));
+    sound(&cafe.store).await;
+}
+
+async fn lots_expire_as_breakage(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000005");
+    let earned = cafe
+        .journal
+        .submit(cafe.event("X1", day(0), purchase(member.clone(), 420_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(earned.points_earned, 42);
+    let report = cafe
+        .journal
+        .run_job(JobKind::ExpireLots, day(364))
+        .await
+        .unwrap();
+    assert_eq!(report.points, 0);
+    let report = cafe
+        .journal
+        .run_job(JobKind::ExpireLots, day(366))
+        .await
+        .unwrap();
+    assert_eq!(report.points, 42);
+    let view = cafe
+        .store
+        .member(cafe.tenant, &member, day(366))
+        .await
+        .unwrap();
+    assert_eq!(view.balance, 0);
+    let member_id = MemberId::parse(&view.id).unwrap();
+    let history = cafe
+        .store
+        .history(cafe.tenant, member_id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(history[0].kind, "expiry");
+    assert_eq!(history[0].points, -42);
+    assert_eq!(history[1].reason["lines"][0]["rule"], "base");
+    assert_eq!(
+        history[1].reason["lines"][0]["detail"],
+        "1 point per 10.000đ of 420.000đ"
+    );
+    sound(&cafe.store).await;
+}
+
+async fn crossing_a_threshold_upgrades_at_once(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000006");
+    cafe.journal
+        .submit(cafe.event("T1", day(0), purchase(member.clone(), 1_500_000, 0)))
+        .await
+        .unwrap();
+    let crossing = cafe
+        .journal
+        .submit(cafe.event("T2", day(1), purchase(member.clone(), 500_000, 0)))
+        .await
+        .unwrap();
+    let change = crossing.tier_change.unwrap();
+    assert_eq!(
+        (change.from.as_str(), change.to.as_str()),
+        ("member", "silver")
+    );
+    assert_eq!(
+        crossing.points_earned, 50,
+        "the crossing purchase earns at the old rate"
+    );
+    let next = cafe
+        .journal
+        .submit(cafe.event("T3", day(2), purchase(member.clone(), 500_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(next.points_earned, 60, "silver ×1.2");
+    sound(&cafe.store).await;
+}
+
+async fn events_are_judged_by_the_version_in_force(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let mut richer = cafe_programme();
+    richer.amount_per_point = 5_000;
+    cafe.store
+        .publish_programme(cafe.tenant, richer, day(100))
+        .await
+        .unwrap();
+    let member = phone("0912000007");
+    let before = cafe
+        .journal
+        .submit(cafe.event("PV1", day(99), purchase(member.clone(), 100_000, 0)))
+        .await
+        .unwrap();
+    let after = cafe
+        .journal
+        .submit(cafe.event("PV2", day(100), purchase(member.clone(), 100_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (before.programme_version, before.points_earned),
+        (Some(1), 10)
+    );
+    assert_eq!(
+        (after.programme_version, after.points_earned),
+        (Some(2), 20)
+    );
+}
+
+async fn tenants_do_not_see_each_other(store: Store) {
+    let cafe = Cafe::open(store.clone()).await;
+    let other = store
+        .create_tenant(&NewTenant::vietnamese("Other"))
+        .await
+        .unwrap();
+    store
+        .publish_programme(other, cafe_programme(), day(-10))
+        .await
+        .unwrap();
+    let reward = cafe.reward("Gift", 10, None).await;
+    let bought = cafe
+        .journal
+        .submit(cafe.event("I1", day(0), purchase(phone("0912000008"), 900_000, 0)))
+        .await
+        .unwrap();
+    let redeemed = cafe
+        .journal
+        .submit(cafe.event(
+            "I2",
+            day(10),
+            IncomingKind::Redemption {
+                member: phone("0912000008"),
+                reward_id: reward,
+            },
+        ))
+        .await
+        .unwrap();
+    let member_id = MemberId::parse(bought.member_id.as_deref().unwrap()).unwrap();
+    let foreign = |id: &str, kind: IncomingKind| {
+        let mut event = cafe.event(id, day(11), kind);
+        event.tenant_id = other;
+        event
+    };
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            foreign(
+                "O1",
+                IncomingKind::Engagement {
+                    member: MemberRef::Id(member_id),
+                    kind: "review".into(),
+                },
+            ),
+            foreign(
+                "O2",
+                IncomingKind::Refund {
+                    original: EventId::parse("I1").unwrap(),
+                    amount: Money(1),
+                },
+            ),
+            foreign(
+                "O3",
+                IncomingKind::VoucherUse {
+                    code: redeemed.voucher.unwrap().code,
+                    store: None,
+                },
+            ),
+            foreign(
+                "O4",
+                IncomingKind::Redemption {
+                    member: phone("0912000009"),
+                    reward_id: reward,
+                },
+            ),
+        ])
+        .await;
+    assert_eq!(answers[0], Err(EventError::MemberNotFound));
+    assert_eq!(answers[1], Err(EventError::OriginalNotFound));
+    assert_eq!(answers[2], Err(EventError::VoucherNotFound));
+    assert_eq!(answers[3], Err(EventError::MemberNotFound));
+    assert!(store
+        .member(other, &MemberRef::Id(member_id), day(11))
+        .await
+        .is_err());
+    assert!(store
+        .member(other, &phone("0912000008"), day(11))
+        .await
+        .is_err());
+    // The same phone in another tenant is another member.
+    let theirs = cafe
+        .journal
+        .submit(foreign("O5", purchase(phone("0912000008"), 100_000, 0)))
+        .await;
+    assert_eq!(
+        theirs,
+        Err(EventError::UnknownStore),
+        "HN01 is not the other tenant's store"
+    );
+    sound(&store).await;
+}
+
+on_both_backends! {
+    idempotency_same_and_different_body;
+    a_bad_event_fails_alone;
+    pending_points_and_paying_with_points;
+    refunds_take_back_proportionally_and_debt_is_repaid;
+    rewards_vouchers_use_cancel_and_expiry;
+    lots_expire_as_breakage;
+    crossing_a_threshold_upgrades_at_once;
+    events_are_judged_by_the_version_in_force;
+    tenants_do_not_see_each_other;
+}
