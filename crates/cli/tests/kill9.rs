@@ -23,7 +23,7 @@ fn patron() -> Command {
 
 async fn start(database: &str) -> (Child, String) {
     let port = free_port();
-    let child = patron()
+    let mut child = patron()
         .args([
             "serve",
             "--database",
@@ -47,6 +47,8 @@ async fn start(database: &str) -> (Child, String) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
     panic!("patron serve did not become healthy");
 }
 
