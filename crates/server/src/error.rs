@@ -152,3 +152,22 @@ pub fn body_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
         )
     })
 }
+
+/// Parses an optional RFC 3339 instant (with its offset) given in `field`.
+pub fn parse_instant(
+    value: Option<String>,
+    field: &str,
+) -> Result<Option<patron_core::time::Timestamp>, ApiError> {
+    value
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    ApiError::invalid(
+                        field,
+                        "must be RFC 3339 with an offset, e.g. 2026-11-23T09:30:00+07:00",
+                    )
+                })
+        })
+        .transpose()
+}

@@ -2,7 +2,7 @@
 //! voucher use and cancellation, adjustments and enrolment, each with the sender's id.
 
 use crate::auth::Caller;
-use crate::error::{body_json, parse_json, ApiError};
+use crate::error::{body_json, parse_instant, parse_json, ApiError};
 use crate::{AppState, BATCH_EVENTS_MAX};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -300,17 +300,7 @@ pub fn parse_event(
             format!("`{extra}` does not belong to a {kind_name} event"),
         ));
     }
-    let occurred_at = match request.occurred_at.take() {
-        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map_err(|_| {
-                ApiError::invalid(
-                    "occurred_at",
-                    "must be RFC 3339 with an offset, e.g. 2026-11-23T09:30:00+07:00",
-                )
-            })?
-            .with_timezone(&chrono::Utc),
-        None => now,
-    };
+    let occurred_at = parse_instant(request.occurred_at.take(), "occurred_at")?.unwrap_or(now);
     if occurred_at > now + OCCURRED_AT_FUTURE_SKEW_MAX {
         return Err(ApiError::invalid(
             "occurred_at",
@@ -387,15 +377,10 @@ pub fn parse_event(
             }
         }
         "tier_hold" => {
-            let until = required(request.until.take(), "until", "tier_hold")?
-                .map(|text| {
-                    chrono::DateTime::parse_from_rfc3339(&text)
-                        .map(|at| at.with_timezone(&chrono::Utc))
-                        .map_err(|_| {
-                            ApiError::invalid("until", "must be RFC 3339 with an offset, or null")
-                        })
-                })
-                .transpose()?;
+            let until = parse_instant(
+                required(request.until.take(), "until", "tier_hold")?,
+                "until",
+            )?;
             IncomingKind::TierHold {
                 member: parse_member(request.member.take(), "tier_hold")?,
                 until,

@@ -1,7 +1,7 @@
 //! `GET /v1/members/{id}`, `GET /v1/members?phone=…`, a member's history and vouchers.
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{parse_instant, ApiError};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -87,14 +87,7 @@ async fn get_history(
             format!("must be 1 to {}", patron_store::queries::HISTORY_PAGE_MAX),
         ));
     }
-    let before = query
-        .before
-        .map(|text| {
-            chrono::DateTime::parse_from_rfc3339(&text)
-                .map(|at| at.with_timezone(&chrono::Utc))
-                .map_err(|_| ApiError::invalid("before", "must be RFC 3339"))
-        })
-        .transpose()?;
+    let before = parse_instant(query.before, "before")?;
     let member_id = state
         .store
         .member_id(caller.0.tenant_id, &MemberRef::Id(member_id(&id)?))

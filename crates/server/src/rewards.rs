@@ -2,7 +2,7 @@
 //! `GET/POST /v1/programme/versions`, `POST /v1/stores`.
 
 use crate::auth::Caller;
-use crate::error::{body_json, parse_json, ApiError};
+use crate::error::{body_json, parse_instant, parse_json, ApiError};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -62,19 +62,6 @@ fn thirty() -> u32 {
     30
 }
 
-fn instant(
-    value: Option<String>,
-    field: &str,
-) -> Result<Option<patron_core::time::Timestamp>, ApiError> {
-    value
-        .map(|text| {
-            chrono::DateTime::parse_from_rfc3339(&text)
-                .map(|at| at.with_timezone(&chrono::Utc))
-                .map_err(|_| ApiError::invalid(field, "must be RFC 3339 with an offset"))
-        })
-        .transpose()
-}
-
 async fn create_reward(
     State(state): State<AppState>,
     caller: Caller,
@@ -89,8 +76,8 @@ async fn create_reward(
         cost: Points(request.cost),
         stock: request.stock,
         per_member_limit: request.per_member_limit,
-        valid_from: instant(request.valid_from, "valid_from")?,
-        valid_until: instant(request.valid_until, "valid_until")?,
+        valid_from: parse_instant(request.valid_from, "valid_from")?,
+        valid_until: parse_instant(request.valid_until, "valid_until")?,
         stores: request.stores,
         voucher_valid_days: request.voucher_valid_days,
         active: true,
@@ -134,7 +121,7 @@ async fn publish_programme(
         error
     })?;
     let effective_from =
-        instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
+        parse_instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
     let version = state
         .store
         .publish_programme(caller.0.tenant_id, definition, effective_from)

@@ -75,6 +75,16 @@ pub(crate) async fn run_chunk(
     Ok(report)
 }
 
+/// The first column of every row of a one-parameter query.
+async fn first_column(db: &mut Db<'_>, sql: &str, value: Bind) -> Result<Vec<String>, StoreError> {
+    Ok(db
+        .fetch(sql, vec![value])
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect())
+}
+
 /// Loads members by id with their open lots and monthly totals.
 async fn load_members(
     db: &mut Db<'_>,
@@ -128,15 +138,8 @@ async fn load_members(
 }
 
 async fn expire_lots_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
-    let ids: Vec<String> = db
-        .fetch(
-            &format!("SELECT DISTINCT member_id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}"),
-            vec![to_micros(now).into()],
-        )
-        .await?
-        .iter()
-        .map(|row| row.text(0))
-        .collect();
+    let sql = format!("SELECT DISTINCT member_id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}");
+    let ids = first_column(db, &sql, to_micros(now).into()).await?;
     let mut members = load_members(db, &ids).await?;
     let mut report = JobReport {
         processed: ids.len() as u64,
@@ -215,15 +218,8 @@ async fn review_tiers_chunk(
     after: String,
 ) -> Result<JobReport, StoreError> {
     let backend = db.backend();
-    let ids: Vec<String> = db
-        .fetch(
-            &format!("SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}"),
-            vec![after.into()],
-        )
-        .await?
-        .iter()
-        .map(|row| row.text(0))
-        .collect();
+    let sql = format!("SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}");
+    let ids = first_column(db, &sql, after.into()).await?;
     let mut members = load_members(db, &ids).await?;
     let mut report = JobReport {
         processed: ids.len() as u64,
