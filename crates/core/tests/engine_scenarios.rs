@@ -73,7 +73,7 @@ fn base_rate_truncates_and_explains_itself() {
         .unwrap();
     assert_eq!(outcome.points_earned, Points(35));
     assert_eq!(outcome.lines[0].detail, "1 point per 10.000đ of 359.999đ");
-    assert_eq!(record.lot_id.is_some(), true);
+    assert!(record.lot_id.is_some());
     assert_eq!(state.lots.pending(at(6)), Points(35));
     assert_eq!(state.lots.available(at(7)), Points(35));
 }
