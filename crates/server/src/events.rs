@@ -65,7 +65,15 @@ pub struct ProfileRequest {
     pub city: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The tenant's own fields, e.g. `{"favourite_drink": "bạc xỉu"}`.
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Most custom attributes on a member.
+pub const ATTRIBUTES_MAX: usize = 50;
+/// Largest custom attributes object, serialised, in bytes.
+pub const ATTRIBUTES_BYTES_MAX: usize = 4096;
 
 /// An event as a POS or a shop sends it. One flat shape; which fields a type needs is checked
 /// when it is turned into a domain event, and the error names the field.
@@ -165,8 +173,29 @@ fn parse_profile(profile: Option<ProfileRequest>) -> Result<Profile, ApiError> {
             .iter()
             .map(|tag| text(tag, "profile.tags"))
             .collect::<Result<_, _>>()?,
-        attributes: Default::default(),
+        attributes: parse_attributes(profile.attributes)?,
     })
+}
+
+fn parse_attributes(
+    attributes: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if attributes.len() > ATTRIBUTES_MAX {
+        return Err(ApiError::invalid(
+            "profile.attributes",
+            format!("at most {ATTRIBUTES_MAX} attributes"),
+        ));
+    }
+    let size = serde_json::to_vec(&attributes)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
+    if size > ATTRIBUTES_BYTES_MAX {
+        return Err(ApiError::invalid(
+            "profile.attributes",
+            format!("at most {ATTRIBUTES_BYTES_MAX} bytes of JSON"),
+        ));
+    }
+    Ok(attributes)
 }
 
 fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> {

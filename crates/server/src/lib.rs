@@ -9,6 +9,7 @@ mod members;
 mod rewards;
 
 pub use error::ApiError;
+pub use events::{ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;

@@ -180,6 +180,36 @@ async fn purchase_member_and_history(app: TestApp) {
     );
 }
 
+async fn enrolment_keeps_the_profile(app: TestApp) {
+    let attributes: serde_json::Map<String, Value> = (0..patron_server::ATTRIBUTES_MAX)
+        .map(|index| (format!("k{index}"), json!(index)))
+        .collect();
+    let body = json!({"id": "EN-1", "type": "enrol", "member": {"phone": "0987000001"},
+        "profile": {"name": "<script>Lan</script>", "birthday": "1995-04-30", "city": "Huế", "tags": ["vip"],
+                    "attributes": attributes}});
+    let (status, answer) = app.post("/v1/events", body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, member) = app.get("/v1/members?phone=0987000001").await;
+    assert_eq!(member["name"], "<script>Lan</script>");
+    assert_eq!(member["birthday"], "1995-04-30");
+    assert_eq!(member["attributes"]["k49"], 49);
+    let mut too_many = attributes.clone();
+    too_many.insert("one_more".into(), json!(1));
+    let body = json!({"id": "EN-2", "type": "enrol", "member": {"phone": "0987000002"}, "profile": {"attributes": too_many}});
+    let (status, answer) = app.post("/v1/events", body).await;
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("profile.attributes"))
+    );
+    let big = json!({"note": "x".repeat(patron_server::ATTRIBUTES_BYTES_MAX)});
+    let body = json!({"id": "EN-3", "type": "enrol", "member": {"phone": "0987000003"}, "profile": {"attributes": big}});
+    let (status, answer) = app.post("/v1/events", body).await;
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("profile.attributes"))
+    );
+}
+
 async fn errors_name_the_field(app: TestApp) {
     let cases: Vec<(Value, u16, &str, &str)> = vec![
         (
@@ -421,6 +451,7 @@ async fn programme_errors_point_at_the_rule(app: TestApp) {
 }
 
 on_both_backends! {
+    enrolment_keeps_the_profile;
     purchase_member_and_history;
     errors_name_the_field;
     batches_answer_each_event;
