@@ -49,13 +49,6 @@ pub struct Journal {
     sender: mpsc::Sender<Message>,
 }
 
-/// Observed batch sizes, for metrics and the benchmark.
-#[derive(Debug, Default)]
-pub struct JournalStats {
-    pub batches: std::sync::atomic::AtomicU64,
-    pub events: std::sync::atomic::AtomicU64,
-}
-
 impl Journal {
     /// Starts the writer task.
     pub fn start(store: Store, config: JournalConfig) -> (Journal, JoinHandle<()>) {

@@ -193,6 +193,3 @@ pub fn rfc3339(at: Timestamp, zone: chrono_tz::Tz) -> String {
     at.with_timezone(&zone)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
-
-/// Who an event belongs to, for routing answers.
-pub type TenantMember = (TenantId, MemberId);
