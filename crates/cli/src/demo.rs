@@ -158,6 +158,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         database,
         listen: args.listen,
         jobs_interval_seconds: 3600,
+        rate_limit_per_second: 200,
+        rate_limit_burst: 400,
     };
     serve(store, &serve_args, Some(banner)).await
 }

@@ -54,6 +54,12 @@ pub(crate) struct ServeArgs {
     /// Seconds between runs of the expiry and tier review jobs (0: never).
     #[arg(long, env = "PATRON_JOBS_INTERVAL_SECONDS", default_value_t = 3600)]
     jobs_interval_seconds: u64,
+    /// Sustained requests per second allowed per API key (0: no limit).
+    #[arg(long, env = "PATRON_RATE_LIMIT_PER_SECOND", default_value_t = 200)]
+    rate_limit_per_second: u32,
+    /// Requests an idle API key may make at once.
+    #[arg(long, env = "PATRON_RATE_LIMIT_BURST", default_value_t = 400)]
+    rate_limit_burst: u32,
 }
 
 #[derive(Subcommand)]

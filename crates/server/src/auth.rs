@@ -76,15 +76,28 @@ impl FromRequestParts<AppState> for Caller {
             .strip_prefix("Bearer ")
             .ok_or_else(unauthorized)?
             .trim();
-        if let Some(grant) = state.keys.get(secret) {
-            return Ok(Caller(grant));
+        let grant = match state.keys.get(secret) {
+            Some(grant) => grant,
+            None => {
+                let grant = state
+                    .store
+                    .authenticate_key(secret)
+                    .await?
+                    .ok_or_else(unauthorized)?;
+                state.keys.put(secret, grant.clone());
+                grant
+            }
+        };
+        if let Err(wait) = state.limiter.take(&grant.key_id, std::time::Instant::now()) {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this API key; retry after the given seconds",
+                None,
+            );
+            error.retry_after_seconds = Some(wait.as_secs().max(1));
+            return Err(error);
         }
-        let grant = state
-            .store
-            .authenticate_key(secret)
-            .await?
-            .ok_or_else(unauthorized)?;
-        state.keys.put(secret, grant.clone());
         Ok(Caller(grant))
     }
 }

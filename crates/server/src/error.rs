@@ -20,6 +20,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Sent as `Retry-After` (rate limits).
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
@@ -36,6 +38,7 @@ impl ApiError {
                 message: message.into(),
                 field: field.map(str::to_owned),
             },
+            retry_after_seconds: None,
         }
     }
 
@@ -49,6 +52,7 @@ impl ApiError {
                 message: message.into(),
                 field: Some(field),
             },
+            retry_after_seconds: None,
         }
     }
 
@@ -74,7 +78,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 
@@ -131,6 +142,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> R
                 message,
                 field,
             },
+            retry_after_seconds: None,
         }
     })
 }

@@ -6,10 +6,12 @@ mod error;
 mod events;
 mod home;
 mod members;
+mod rate;
 mod rewards;
 
 pub use error::ApiError;
 pub use events::{ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX};
+pub use rate::RateLimit;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -29,6 +31,7 @@ pub struct AppState {
     pub store: Store,
     pub journal: Journal,
     pub keys: Arc<auth::KeyCache>,
+    pub limiter: Arc<rate::RateLimiter>,
 }
 
 /// The whole router.
@@ -54,11 +57,22 @@ impl Application {
         journal: Journal,
         listen: SocketAddr,
     ) -> std::io::Result<Application> {
+        Application::build_with_limit(store, journal, listen, RateLimit::default()).await
+    }
+
+    /// As `build`, with a rate limit per API key.
+    pub async fn build_with_limit(
+        store: Store,
+        journal: Journal,
+        listen: SocketAddr,
+        limit: RateLimit,
+    ) -> std::io::Result<Application> {
         let listener = TcpListener::bind(listen).await?;
         let state = AppState {
             store,
             journal,
             keys: Arc::new(auth::KeyCache::default()),
+            limiter: Arc::new(rate::RateLimiter::new(limit)),
         };
         Ok(Application {
             listener,

@@ -440,6 +440,69 @@ async fn keys_scopes_and_tenants(app: TestApp) {
     assert_eq!((status, answer["code"].as_str()), (403, Some("forbidden")));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
+    let store = fresh_store(false).await;
+    let tenant = store
+        .create_tenant(&NewTenant::vietnamese("Busy"))
+        .await
+        .unwrap();
+    let key = store
+        .create_api_key(tenant, "till", KeyScope::Read)
+        .await
+        .unwrap();
+    let other = store
+        .create_api_key(tenant, "other till", KeyScope::Read)
+        .await
+        .unwrap();
+    let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
+    let limit = patron_server::RateLimit {
+        requests_per_second: 1,
+        burst: 3,
+    };
+    let application = patron_server::Application::build_with_limit(
+        store,
+        journal,
+        "127.0.0.1:0".parse().unwrap(),
+        limit,
+    )
+    .await
+    .unwrap();
+    let address = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run(std::future::pending()));
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let response = client
+            .get(format!("{address}/v1/rewards"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let response = client
+        .get(format!("{address}/v1/rewards"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    let response = client
+        .get(format!("{address}/v1/rewards"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "each key has its own allowance"
+    );
+}
+
 async fn programme_errors_point_at_the_rule(app: TestApp) {
     let mut definition = programme();
     definition["rules"][0]["when"] = json!("evnt.type == 'x'");
