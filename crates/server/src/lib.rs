@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod home;
 mod members;
+mod metrics;
 mod rate;
 mod rewards;
 
@@ -32,6 +33,7 @@ pub struct AppState {
     pub journal: Journal,
     pub keys: Arc<auth::KeyCache>,
     pub limiter: Arc<rate::RateLimiter>,
+    pub http: Arc<metrics::HttpMetrics>,
 }
 
 /// The whole router.
@@ -41,6 +43,11 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(members::router())
         .merge(rewards::router())
+        .merge(metrics::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
 }
@@ -73,6 +80,7 @@ impl Application {
             journal,
             keys: Arc::new(auth::KeyCache::default()),
             limiter: Arc::new(rate::RateLimiter::new(limit)),
+            http: Arc::new(metrics::HttpMetrics::default()),
         };
         Ok(Application {
             listener,

@@ -503,6 +503,51 @@ async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
     );
 }
 
+async fn health_readiness_and_metrics(app: TestApp) {
+    app.post("/v1/events", purchase("MX-1", "0912000010", 100_000))
+        .await;
+    app.post("/v1/events", json!({"id": "MX-2", "type": "purchase", "member": {"phone": "0912000010"}, "amount": 1, "points_paid": 9})).await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("patron_events_total{outcome=\"accepted\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("patron_events_total{outcome=\"rejected\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "patron_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/events\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "patron_http_responses_total{method=\"POST\",route=\"/v1/events\",status=\"422\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("patron_journal_batch_size_count 2"), "{text}");
+}
+
 async fn programme_errors_point_at_the_rule(app: TestApp) {
     let mut definition = programme();
     definition["rules"][0]["when"] = json!("evnt.type == 'x'");
@@ -521,4 +566,5 @@ on_both_backends! {
     rewards_redeem_use_cancel;
     keys_scopes_and_tenants;
     programme_errors_point_at_the_rule;
+    health_readiness_and_metrics;
 }

@@ -9,6 +9,8 @@ use crate::jobs::{self, JobKind, JobReport};
 use crate::model::{EventResult, IncomingEvent};
 use crate::{batch, Store, StoreError};
 use patron_core::time::Timestamp;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -47,12 +49,47 @@ enum Message {
 #[derive(Clone)]
 pub struct Journal {
     sender: mpsc::Sender<Message>,
+    metrics: Arc<JournalMetrics>,
+}
+
+/// Upper bounds of the batch-size histogram's buckets (events per committed batch).
+pub const BATCH_SIZE_BUCKETS: [u64; 5] = [1, 8, 64, 256, 1024];
+
+/// What the journal has done since it started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct JournalMetrics {
+    pub events_accepted: AtomicU64,
+    pub events_rejected: AtomicU64,
+    pub batches: AtomicU64,
+    /// Batches with at most `BATCH_SIZE_BUCKETS[i]` events (not cumulative), and the rest.
+    pub batch_sizes: [AtomicU64; BATCH_SIZE_BUCKETS.len() + 1],
+}
+
+impl JournalMetrics {
+    fn record(&self, answers: &[Result<EventResult, EventError>]) {
+        let accepted = answers.iter().filter(|answer| answer.is_ok()).count() as u64;
+        self.events_accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.events_rejected
+            .fetch_add(answers.len() as u64 - accepted, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let size = answers.len() as u64;
+        let bucket = BATCH_SIZE_BUCKETS
+            .iter()
+            .position(|bound| size <= *bound)
+            .unwrap_or(BATCH_SIZE_BUCKETS.len());
+        self.batch_sizes[bucket].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Journal {
     /// Starts the writer task.
     pub fn start(store: Store, config: JournalConfig) -> (Journal, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(config.queue_length_max.max(1));
+        let metrics = Arc::new(JournalMetrics::default());
+        let journal = Journal {
+            sender,
+            metrics: Arc::clone(&metrics),
+        };
         let connection = match store.open_writer_connection() {
             Ok(connection) => connection,
             Err(error) => {
@@ -62,8 +99,8 @@ impl Journal {
         };
         let Some(connection) = connection else {
             return (
-                Journal { sender },
-                tokio::spawn(writer(store, config, receiver, None)),
+                journal,
+                tokio::spawn(writer(store, config, receiver, None, metrics)),
             );
         };
         // SQLite: the writer calls SQLite directly, blocking, so it gets a thread of its own.
@@ -75,7 +112,7 @@ impl Journal {
                     .enable_all()
                     .build()
                     .expect("a current-thread runtime builds");
-                runtime.block_on(writer(store, config, receiver, Some(connection)));
+                runtime.block_on(writer(store, config, receiver, Some(connection), metrics));
                 let _ = done.send(());
             });
         if let Err(error) = spawned {
@@ -84,7 +121,17 @@ impl Journal {
         let handle = tokio::spawn(async move {
             let _ = finished.await;
         });
-        (Journal { sender }, handle)
+        (journal, handle)
+    }
+
+    /// Counters of what the writer has done.
+    pub fn metrics(&self) -> &JournalMetrics {
+        &self.metrics
+    }
+
+    /// Whether the writer still takes events.
+    pub fn is_running(&self) -> bool {
+        !self.sender.is_closed()
     }
 
     /// Judges and stores one event; answers after commit.
@@ -158,6 +205,7 @@ async fn writer(
     config: JournalConfig,
     mut receiver: mpsc::Receiver<Message>,
     mut connection: Option<rusqlite::Connection>,
+    metrics: Arc<JournalMetrics>,
 ) {
     let mut stopping = false;
     while !stopping {
@@ -189,7 +237,7 @@ async fn writer(
             }
         }
         if !events.is_empty() {
-            commit_batch(&store, &mut connection, events, replies).await;
+            commit_batch(&store, &mut connection, events, replies, &metrics).await;
         }
         if let Some((kind, now, cursor, reply)) = job {
             let _ =
@@ -201,7 +249,7 @@ async fn writer(
     while let Some(message) = receiver.recv().await {
         match message {
             Message::Event(event, reply) => {
-                commit_batch(&store, &mut connection, vec![*event], vec![reply]).await
+                commit_batch(&store, &mut connection, vec![*event], vec![reply], &metrics).await
             }
             Message::Job(_, _, _, reply) => {
                 let _ = reply.send(Err(StoreError::Config("journal stopped".into())));
@@ -216,6 +264,7 @@ async fn commit_batch(
     connection: &mut Option<rusqlite::Connection>,
     events: Vec<IncomingEvent>,
     replies: Vec<Reply>,
+    metrics: &JournalMetrics,
 ) {
     let answers = match batch::process(store, connection.as_mut(), &events).await {
         Ok(answers) => answers,
@@ -229,6 +278,7 @@ async fn commit_batch(
         }
         Err(_) => vec![process_alone(store, connection, &events[0]).await],
     };
+    metrics.record(&answers);
     for (reply, answer) in replies.into_iter().zip(answers) {
         let _ = reply.send(answer);
     }
