@@ -163,10 +163,18 @@ pub(crate) async fn serve(
     banner: Option<String>,
 ) -> anyhow::Result<()> {
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
-    let application =
-        patron_server::Application::build(store.clone(), journal.clone(), args.listen)
-            .await
-            .with_context(|| format!("listen on {}", args.listen))?;
+    let limit = patron_server::RateLimit {
+        requests_per_second: args.rate_limit_per_second,
+        burst: args.rate_limit_burst,
+    };
+    let application = patron_server::Application::build_with_limit(
+        store.clone(),
+        journal.clone(),
+        args.listen,
+        limit,
+    )
+    .await
+    .with_context(|| format!("listen on {}", args.listen))?;
     let address = application.local_addr();
     if let Some(banner) = banner {
         println!("{banner}");

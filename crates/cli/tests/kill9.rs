@@ -32,6 +32,8 @@ async fn start(database: &str) -> (Child, String) {
             &format!("127.0.0.1:{port}"),
             "--jobs-interval-seconds",
             "0",
+            "--rate-limit-per-second",
+            "0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
