@@ -9,7 +9,7 @@ use crate::model::{
 use crate::sql::{placeholders, Bind, Db, DbRow, Rows, IN_LIST_MAX};
 use crate::{rfc3339, Store, StoreError, TenantSettings};
 use patron_core::engine::{Judge, Outcome};
-use patron_core::event::PurchaseRecord;
+use patron_core::event::{Purchase, PurchaseRecord};
 use patron_core::ledger::Transaction;
 use patron_core::lots::{Allocation, Lot, Lots};
 use patron_core::member::{MemberState, PeriodTotals, Profile};
@@ -187,6 +187,32 @@ fn member_of(world: &World, tenant_id: TenantId, reference: &MemberRef) -> Optio
     }
 }
 
+/// What one event is judged with.
+struct Context<'a> {
+    judge: Judge<'a>,
+    settings: &'a TenantSettings,
+    tenant_id: TenantId,
+    event_id: &'a EventId,
+    at: Timestamp,
+}
+
+/// Whom an event concerned and what it did.
+struct Judged {
+    member_id: MemberId,
+    outcome: Outcome,
+    created: bool,
+}
+
+impl Judged {
+    fn of(member_id: MemberId, outcome: Outcome) -> Judged {
+        Judged {
+            member_id,
+            outcome,
+            created: false,
+        }
+    }
+}
+
 /// Judges one event against the world, recording its writes.
 fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
     let settings = Arc::clone(
@@ -200,209 +226,55 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
             .programme_at(event.occurred_at)
             .ok_or(EventError::NoProgramme)?,
     );
-    let judge = Judge::new(&programme, settings.zone);
-    let at = event.occurred_at;
-    let tenant_id = event.tenant_id;
-    let mut created = false;
-    let (member_id, outcome) = match &event.kind {
+    let context = Context {
+        judge: Judge::new(&programme, settings.zone),
+        settings: &settings,
+        tenant_id: event.tenant_id,
+        event_id: &event.id,
+        at: event.occurred_at,
+    };
+    let judged = match &event.kind {
         IncomingKind::Purchase {
             member,
             purchase,
             profile,
-        } => {
-            if let Some(store) = &purchase.store {
-                if !settings.stores.contains(store) {
-                    return Err(EventError::UnknownStore);
-                }
-            }
-            let member_id = match member_of(world, tenant_id, member) {
-                Some(id) => id,
-                None => match member {
-                    MemberRef::Phone(phone) => {
-                        created = true;
-                        enrol(
-                            world,
-                            tenant_id,
-                            phone,
-                            profile.clone().unwrap_or_default(),
-                            programme.base_tier_code(),
-                            at,
-                        )
-                    }
-                    MemberRef::Id(_) => return Err(EventError::MemberNotFound),
-                },
-            };
-            let loaded = world.members.get_mut(&member_id).expect("member loaded");
-            let (outcome, record) = judge
-                .purchase(&mut loaded.state, &event.id, purchase, at)
-                .map_err(EventError::Rejected)?;
-            world.purchases.insert(
-                (tenant_id, event.id.clone()),
-                PurchaseEntry {
-                    record,
-                    is_new: true,
-                    changed: false,
-                },
-            );
-            (member_id, outcome)
-        }
+        } => judge_purchase(world, &context, member, purchase, profile.as_ref())?,
         IncomingKind::Refund { original, amount } => {
-            let entry = world
-                .purchases
-                .get_mut(&(tenant_id, original.clone()))
-                .ok_or(EventError::OriginalNotFound)?;
-            let member_id = entry.record.member_id;
-            let loaded = world
-                .members
-                .get_mut(&member_id)
-                .ok_or(EventError::MemberNotFound)?;
-            let outcome = judge
-                .refund(&mut loaded.state, &mut entry.record, &event.id, *amount, at)
-                .map_err(EventError::Rejected)?;
-            entry.changed = true;
-            (member_id, outcome)
+            judge_refund(world, &context, original, *amount)?
         }
         IncomingKind::Engagement { member, kind } => {
-            let member_id =
-                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
-            let loaded = world.members.get_mut(&member_id).expect("member loaded");
-            (
+            let (member_id, state) = known_member(world, &context, member)?;
+            Judged::of(
                 member_id,
-                judge.engagement(&mut loaded.state, &event.id, kind, at),
+                context
+                    .judge
+                    .engagement(state, context.event_id, kind, context.at),
             )
         }
-        IncomingKind::Enrol { phone, profile } => {
-            match world.phones.get(&(tenant_id, phone.clone())).copied() {
-                Some(member_id) => (member_id, Outcome::default()),
-                None => {
-                    created = true;
-                    let member_id = enrol(
-                        world,
-                        tenant_id,
-                        phone,
-                        profile.clone(),
-                        programme.base_tier_code(),
-                        at,
-                    );
-                    let loaded = world.members.get_mut(&member_id).expect("member loaded");
-                    (
-                        member_id,
-                        judge.engagement(&mut loaded.state, &event.id, "sign_up", at),
-                    )
-                }
-            }
-        }
+        IncomingKind::Enrol { phone, profile } => judge_enrol(world, &context, phone, profile),
         IncomingKind::Redemption { member, reward_id } => {
-            let member_id =
-                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
-            let reward_entry = world
-                .rewards
-                .get_mut(reward_id)
-                .filter(|entry| entry.tenant_id == tenant_id)
-                .ok_or(EventError::RewardNotFound)?;
-            let held = world.held.entry((member_id, *reward_id)).or_insert(0);
-            let loaded = world.members.get_mut(&member_id).expect("member loaded");
-            let outcome = judge
-                .redeem(
-                    &mut loaded.state,
-                    &mut reward_entry.reward,
-                    *held,
-                    voucher_code(),
-                    &event.id,
-                    at,
-                )
-                .map_err(EventError::Rejected)?;
-            *held += 1;
-            reward_entry.stock_changed |= reward_entry.reward.stock.is_some();
-            let voucher = outcome
-                .voucher
-                .clone()
-                .expect("a redemption issues a voucher");
-            world.vouchers.insert(
-                voucher.code.clone(),
-                VoucherEntry {
-                    tenant_id,
-                    voucher,
-                    changed: true,
-                },
-            );
-            (member_id, outcome)
+            judge_redemption(world, &context, member, *reward_id)?
         }
         IncomingKind::VoucherUse { code, store } => {
-            if let Some(store) = store {
-                if !settings.stores.contains(store) {
-                    return Err(EventError::UnknownStore);
-                }
-            }
-            let entry = world
-                .vouchers
-                .get_mut(code)
-                .filter(|entry| entry.tenant_id == tenant_id)
-                .ok_or(EventError::VoucherNotFound)?;
-            let reward = &world
-                .rewards
-                .get(&entry.voucher.reward_id)
-                .ok_or(EventError::RewardNotFound)?
-                .reward;
-            let outcome = judge
-                .use_voucher(&mut entry.voucher, reward, store.as_deref(), &event.id, at)
-                .map_err(EventError::Rejected)?;
-            entry.changed = true;
-            let mut outcome = outcome;
-            outcome.voucher = Some(entry.voucher.clone());
-            (entry.voucher.member_id, outcome)
+            judge_voucher_use(world, &context, code, store.as_deref())?
         }
-        IncomingKind::VoucherCancel { code } => {
-            let entry = world
-                .vouchers
-                .get_mut(code)
-                .filter(|entry| entry.tenant_id == tenant_id)
-                .ok_or(EventError::VoucherNotFound)?;
-            let member_id = entry.voucher.member_id;
-            let reward_entry = world
-                .rewards
-                .get_mut(&entry.voucher.reward_id)
-                .ok_or(EventError::RewardNotFound)?;
-            let loaded = world
-                .members
-                .get_mut(&member_id)
-                .ok_or(EventError::MemberNotFound)?;
-            let mut outcome = judge
-                .cancel_voucher(
-                    &mut loaded.state,
-                    &mut entry.voucher,
-                    &mut reward_entry.reward,
-                    &event.id,
-                    at,
-                )
-                .map_err(EventError::Rejected)?;
-            entry.changed = true;
-            reward_entry.stock_changed |= reward_entry.reward.stock.is_some();
-            if let Some(held) = world.held.get_mut(&(member_id, entry.voucher.reward_id)) {
-                *held -= 1;
-            }
-            outcome.voucher = Some(entry.voucher.clone());
-            (member_id, outcome)
-        }
+        IncomingKind::VoucherCancel { code } => judge_voucher_cancel(world, &context, code)?,
         IncomingKind::TierHold { member, until } => {
-            let member_id =
-                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
-            let loaded = world.members.get_mut(&member_id).expect("member loaded");
-            loaded.state.tier_held_until = *until;
-            (member_id, Outcome::default())
+            let (member_id, state) = known_member(world, &context, member)?;
+            state.tier_held_until = *until;
+            Judged::of(member_id, Outcome::default())
         }
         IncomingKind::Adjustment {
             member,
             points,
             reason,
         } => {
-            let member_id =
-                member_of(world, tenant_id, member).ok_or(EventError::MemberNotFound)?;
-            let loaded = world.members.get_mut(&member_id).expect("member loaded");
-            let outcome = judge
-                .adjust(&mut loaded.state, *points, reason, &event.id, at)
+            let (member_id, state) = known_member(world, &context, member)?;
+            let outcome = context
+                .judge
+                .adjust(state, *points, reason, context.event_id, context.at)
                 .map_err(EventError::Rejected)?;
-            (member_id, outcome)
+            Judged::of(member_id, outcome)
         }
     };
     Ok(record_outcome(
@@ -410,21 +282,251 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
         event,
         &settings,
         programme.version,
+        judged,
+    ))
+}
+
+/// A member the event names, who must exist in its tenant.
+fn known_member<'w>(
+    world: &'w mut World,
+    context: &Context<'_>,
+    member: &MemberRef,
+) -> Result<(MemberId, &'w mut MemberState), EventError> {
+    let member_id =
+        member_of(world, context.tenant_id, member).ok_or(EventError::MemberNotFound)?;
+    let loaded = world
+        .members
+        .get_mut(&member_id)
+        .ok_or(EventError::MemberNotFound)?;
+    Ok((member_id, &mut loaded.state))
+}
+
+fn check_store(context: &Context<'_>, store: Option<&str>) -> Result<(), EventError> {
+    match store {
+        Some(store) if !context.settings.stores.iter().any(|known| known == store) => {
+            Err(EventError::UnknownStore)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A purchase; an unknown phone enrols its member on the spot.
+fn judge_purchase(
+    world: &mut World,
+    context: &Context<'_>,
+    member: &MemberRef,
+    purchase: &Purchase,
+    profile: Option<&Profile>,
+) -> Result<Judged, EventError> {
+    check_store(context, purchase.store.as_deref())?;
+    let (member_id, created) = match (member_of(world, context.tenant_id, member), member) {
+        (Some(id), _) => (id, false),
+        (None, MemberRef::Phone(phone)) => {
+            let profile = profile.cloned().unwrap_or_default();
+            (enrol(world, context, phone, profile), true)
+        }
+        (None, MemberRef::Id(_)) => return Err(EventError::MemberNotFound),
+    };
+    let loaded = world.members.get_mut(&member_id).expect("member loaded");
+    let (outcome, record) = context
+        .judge
+        .purchase(&mut loaded.state, context.event_id, purchase, context.at)
+        .map_err(EventError::Rejected)?;
+    world.purchases.insert(
+        (context.tenant_id, context.event_id.clone()),
+        PurchaseEntry {
+            record,
+            is_new: true,
+            changed: false,
+        },
+    );
+    Ok(Judged {
         member_id,
         outcome,
         created,
-    ))
+    })
+}
+
+fn judge_refund(
+    world: &mut World,
+    context: &Context<'_>,
+    original: &EventId,
+    amount: Money,
+) -> Result<Judged, EventError> {
+    let entry = world
+        .purchases
+        .get_mut(&(context.tenant_id, original.clone()))
+        .ok_or(EventError::OriginalNotFound)?;
+    let member_id = entry.record.member_id;
+    let loaded = world
+        .members
+        .get_mut(&member_id)
+        .ok_or(EventError::MemberNotFound)?;
+    let outcome = context
+        .judge
+        .refund(
+            &mut loaded.state,
+            &mut entry.record,
+            context.event_id,
+            amount,
+            context.at,
+        )
+        .map_err(EventError::Rejected)?;
+    entry.changed = true;
+    Ok(Judged::of(member_id, outcome))
+}
+
+/// Enrols by phone, or answers with the member who already has it.
+fn judge_enrol(
+    world: &mut World,
+    context: &Context<'_>,
+    phone: &Phone,
+    profile: &Profile,
+) -> Judged {
+    if let Some(member_id) = world
+        .phones
+        .get(&(context.tenant_id, phone.clone()))
+        .copied()
+    {
+        return Judged::of(member_id, Outcome::default());
+    }
+    let member_id = enrol(world, context, phone, profile.clone());
+    let loaded = world.members.get_mut(&member_id).expect("member loaded");
+    Judged {
+        member_id,
+        outcome: context.judge.engagement(
+            &mut loaded.state,
+            context.event_id,
+            "sign_up",
+            context.at,
+        ),
+        created: true,
+    }
+}
+
+fn judge_redemption(
+    world: &mut World,
+    context: &Context<'_>,
+    member: &MemberRef,
+    reward_id: RewardId,
+) -> Result<Judged, EventError> {
+    let member_id =
+        member_of(world, context.tenant_id, member).ok_or(EventError::MemberNotFound)?;
+    let reward_entry = world
+        .rewards
+        .get_mut(&reward_id)
+        .filter(|entry| entry.tenant_id == context.tenant_id)
+        .ok_or(EventError::RewardNotFound)?;
+    let held = world.held.entry((member_id, reward_id)).or_insert(0);
+    let loaded = world.members.get_mut(&member_id).expect("member loaded");
+    let outcome = context
+        .judge
+        .redeem(
+            &mut loaded.state,
+            &mut reward_entry.reward,
+            *held,
+            voucher_code(),
+            context.event_id,
+            context.at,
+        )
+        .map_err(EventError::Rejected)?;
+    *held += 1;
+    reward_entry.stock_changed |= reward_entry.reward.stock.is_some();
+    let voucher = outcome
+        .voucher
+        .clone()
+        .expect("a redemption issues a voucher");
+    world.vouchers.insert(
+        voucher.code.clone(),
+        VoucherEntry {
+            tenant_id: context.tenant_id,
+            voucher,
+            changed: true,
+        },
+    );
+    Ok(Judged::of(member_id, outcome))
+}
+
+fn judge_voucher_use(
+    world: &mut World,
+    context: &Context<'_>,
+    code: &str,
+    store: Option<&str>,
+) -> Result<Judged, EventError> {
+    check_store(context, store)?;
+    let entry = world
+        .vouchers
+        .get_mut(code)
+        .filter(|entry| entry.tenant_id == context.tenant_id)
+        .ok_or(EventError::VoucherNotFound)?;
+    let reward = &world
+        .rewards
+        .get(&entry.voucher.reward_id)
+        .ok_or(EventError::RewardNotFound)?
+        .reward;
+    let mut outcome = context
+        .judge
+        .use_voucher(
+            &mut entry.voucher,
+            reward,
+            store,
+            context.event_id,
+            context.at,
+        )
+        .map_err(EventError::Rejected)?;
+    entry.changed = true;
+    outcome.voucher = Some(entry.voucher.clone());
+    Ok(Judged::of(entry.voucher.member_id, outcome))
+}
+
+fn judge_voucher_cancel(
+    world: &mut World,
+    context: &Context<'_>,
+    code: &str,
+) -> Result<Judged, EventError> {
+    let entry = world
+        .vouchers
+        .get_mut(code)
+        .filter(|entry| entry.tenant_id == context.tenant_id)
+        .ok_or(EventError::VoucherNotFound)?;
+    let member_id = entry.voucher.member_id;
+    let reward_entry = world
+        .rewards
+        .get_mut(&entry.voucher.reward_id)
+        .ok_or(EventError::RewardNotFound)?;
+    let loaded = world
+        .members
+        .get_mut(&member_id)
+        .ok_or(EventError::MemberNotFound)?;
+    let mut outcome = context
+        .judge
+        .cancel_voucher(
+            &mut loaded.state,
+            &mut entry.voucher,
+            &mut reward_entry.reward,
+            context.event_id,
+            context.at,
+        )
+        .map_err(EventError::Rejected)?;
+    entry.changed = true;
+    reward_entry.stock_changed |= reward_entry.reward.stock.is_some();
+    if let Some(held) = world.held.get_mut(&(member_id, entry.voucher.reward_id)) {
+        *held -= 1;
+    }
+    outcome.voucher = Some(entry.voucher.clone());
+    Ok(Judged::of(member_id, outcome))
 }
 
 fn enrol(
     world: &mut World,
-    tenant_id: TenantId,
+    context: &Context<'_>,
     phone: &Phone,
     mut profile: Profile,
-    base_tier: &str,
-    at: Timestamp,
 ) -> MemberId {
     let id = MemberId::new();
+    let tenant_id = context.tenant_id;
+    let base_tier = context.judge.programme.base_tier_code();
+    let at = context.at;
     profile.phone = Some(phone.clone());
     world.members.insert(
         id,
@@ -443,10 +545,13 @@ fn record_outcome(
     event: &IncomingEvent,
     settings: &TenantSettings,
     programme_version: i64,
-    member_id: MemberId,
-    outcome: Outcome,
-    created: bool,
+    judged: Judged,
 ) -> EventResult {
+    let Judged {
+        member_id,
+        outcome,
+        created,
+    } = judged;
     let loaded = world.members.get_mut(&member_id);
     let at = event.occurred_at;
     let (balance, available, pending, tier) = match loaded {
