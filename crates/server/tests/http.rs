@@ -43,6 +43,22 @@ fn programme() -> Value {
     })
 }
 
+/// Starts the server on port 0 with its own journal; returns its address.
+async fn serve(store: Store, limit: patron_server::RateLimit) -> String {
+    let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
+    let application = patron_server::Application::build_with_limit(
+        store,
+        journal,
+        "127.0.0.1:0".parse().unwrap(),
+        limit,
+    )
+    .await
+    .unwrap();
+    let address = format!("http://{}", application.local_addr());
+    tokio::spawn(application.run(std::future::pending()));
+    address
+}
+
 async fn spawn_app(postgres: bool) -> TestApp {
     let store = fresh_store(postgres).await;
     let tenant = store
@@ -53,13 +69,7 @@ async fn spawn_app(postgres: bool) -> TestApp {
         .create_api_key(tenant, "test", KeyScope::Write)
         .await
         .unwrap();
-    let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
-    let application =
-        patron_server::Application::build(store.clone(), journal, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-    let address = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run(std::future::pending()));
+    let address = serve(store.clone(), patron_server::RateLimit::default()).await;
     let app = TestApp {
         address,
         key,
@@ -455,21 +465,11 @@ async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
         .create_api_key(tenant, "other till", KeyScope::Read)
         .await
         .unwrap();
-    let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
     let limit = patron_server::RateLimit {
         requests_per_second: 1,
         burst: 3,
     };
-    let application = patron_server::Application::build_with_limit(
-        store,
-        journal,
-        "127.0.0.1:0".parse().unwrap(),
-        limit,
-    )
-    .await
-    .unwrap();
-    let address = format!("http://{}", application.local_addr());
-    tokio::spawn(application.run(std::future::pending()));
+    let address = serve(store, limit).await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
         let response = client
