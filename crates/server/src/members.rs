@@ -28,12 +28,20 @@ async fn get_member(
     Path(id): Path<String>,
 ) -> Result<Json<MemberView>, ApiError> {
     let reference = MemberRef::Id(member_id(&id)?);
-    Ok(Json(
-        state
-            .store
-            .member(caller.0.tenant_id, &reference, chrono::Utc::now())
-            .await?,
-    ))
+    member_view(&state, &caller, &reference).await
+}
+
+/// The caller's tenant's member, with balances and tier progress now.
+async fn member_view(
+    state: &AppState,
+    caller: &Caller,
+    reference: &MemberRef,
+) -> Result<Json<MemberView>, ApiError> {
+    let view = state
+        .store
+        .member(caller.0.tenant_id, reference, chrono::Utc::now())
+        .await?;
+    Ok(Json(view))
 }
 
 #[derive(Deserialize)]
@@ -51,12 +59,7 @@ async fn find_member(
     let phone = Phone::parse(&query.phone)
         .map_err(|error| ApiError::invalid("phone", error.to_string()))?;
     let reference = MemberRef::Phone(phone);
-    Ok(Json(
-        state
-            .store
-            .member(caller.0.tenant_id, &reference, chrono::Utc::now())
-            .await?,
-    ))
+    member_view(&state, &caller, &reference).await
 }
 
 #[derive(Deserialize)]

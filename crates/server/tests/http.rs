@@ -59,16 +59,23 @@ async fn serve(store: Store, limit: patron_server::RateLimit) -> String {
     address
 }
 
+/// A new tenant and an API key of `scope` for it.
+async fn tenant_with_key(
+    store: &Store,
+    name: &str,
+    scope: KeyScope,
+) -> (patron_core::TenantId, String) {
+    let tenant = store
+        .create_tenant(&NewTenant::vietnamese(name))
+        .await
+        .unwrap();
+    let key = store.create_api_key(tenant, "test", scope).await.unwrap();
+    (tenant, key)
+}
+
 async fn spawn_app(postgres: bool) -> TestApp {
     let store = fresh_store(postgres).await;
-    let tenant = store
-        .create_tenant(&NewTenant::vietnamese("Cà phê HTTP"))
-        .await
-        .unwrap();
-    let key = store
-        .create_api_key(tenant, "test", KeyScope::Write)
-        .await
-        .unwrap();
+    let (_, key) = tenant_with_key(&store, "Cà phê HTTP", KeyScope::Write).await;
     let address = serve(store.clone(), patron_server::RateLimit::default()).await;
     let app = TestApp {
         address,
@@ -453,14 +460,7 @@ async fn keys_scopes_and_tenants(app: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
     let store = fresh_store(false).await;
-    let tenant = store
-        .create_tenant(&NewTenant::vietnamese("Busy"))
-        .await
-        .unwrap();
-    let key = store
-        .create_api_key(tenant, "till", KeyScope::Read)
-        .await
-        .unwrap();
+    let (tenant, key) = tenant_with_key(&store, "Busy", KeyScope::Read).await;
     let other = store
         .create_api_key(tenant, "other till", KeyScope::Read)
         .await
