@@ -7,6 +7,7 @@ mod events;
 mod home;
 mod members;
 mod metrics;
+mod openapi;
 mod rate;
 mod rewards;
 
@@ -20,6 +21,7 @@ use patron_store::{Journal, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
 
 /// Largest request body accepted, in bytes.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
@@ -38,7 +40,12 @@ pub struct AppState {
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
+    let (documented, document) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+            .split_for_parts();
     Router::new()
+        .merge(documented)
+        .merge(openapi::router(document))
         .merge(home::router())
         .merge(events::router())
         .merge(members::router())

@@ -5,6 +5,7 @@
 //! batches (group commit). Reads go straight to the pool.
 
 pub mod admin;
+pub mod audit;
 mod batch;
 pub mod error;
 pub mod jobs;

@@ -5,8 +5,14 @@ use crate::{Store, StoreError};
 use sqlx::{Executor, Row};
 
 /// (version, name, SQL), in order. Never edit a released migration: add a new one.
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "engine", include_str!("../migrations/0001_engine.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "engine", include_str!("../migrations/0001_engine.sql")),
+    (
+        2,
+        "integration",
+        include_str!("../migrations/0002_integration.sql"),
+    ),
+];
 
 /// Applies every migration not yet applied; returns how many were applied.
 pub async fn run(store: &Store) -> Result<usize, StoreError> {

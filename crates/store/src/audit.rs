@@ -1,0 +1,117 @@
+//! The audit log: every change made by a person or a key, with who, when, what, and the value
+//! before and after. Written in the same transaction as the change where the change is a plain
+//! row; read by owners through the API.
+
+use crate::{Store, StoreError};
+use patron_core::time::{from_micros, to_micros};
+use patron_core::TenantId;
+use serde::Serialize;
+use sqlx::Row;
+
+/// Most entries in one page of the audit log.
+pub const AUDIT_PAGE_MAX: i64 = 200;
+
+/// Who made a change: `key:<id>`, `user:<id>` or `cli`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn key(id: &str) -> Actor {
+        Actor(format!("key:{id}"))
+    }
+    pub fn user(id: &str) -> Actor {
+        Actor(format!("user:{id}"))
+    }
+    pub fn cli() -> Actor {
+        Actor("cli".into())
+    }
+}
+
+/// One change to record.
+pub struct Change<'a> {
+    pub tenant_id: TenantId,
+    pub actor: &'a Actor,
+    /// e.g. `api_key.create`, `member.update`.
+    pub action: &'a str,
+    /// What was changed, e.g. `member:0193…`.
+    pub subject: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub at: String,
+}
+
+const INSERT: &str = "INSERT INTO audit_log (id, tenant_id, actor, action, subject, before_value, after_value, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+fn bind_change<'q>(
+    change: &Change<'_>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(INSERT)
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(change.tenant_id.to_string())
+        .bind(change.actor.0.clone())
+        .bind(change.action.to_owned())
+        .bind(change.subject.clone())
+        .bind(change.before.as_ref().map(|value| value.to_string()))
+        .bind(change.after.as_ref().map(|value| value.to_string()))
+        .bind(to_micros(chrono::Utc::now()))
+}
+
+/// Records `change` inside an open transaction.
+pub async fn record_in(
+    connection: &mut sqlx::AnyConnection,
+    change: &Change<'_>,
+) -> Result<(), StoreError> {
+    bind_change(change).execute(connection).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records `change` on its own.
+    pub async fn audit(&self, change: &Change<'_>) -> Result<(), StoreError> {
+        bind_change(change).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The tenant's audit log, newest first; `before` is the id of the last entry of the
+    /// previous page.
+    pub async fn audit_log(
+        &self,
+        tenant_id: TenantId,
+        limit: i64,
+        before: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let rows = sqlx::query(
+            "SELECT id, actor, action, subject, before_value, after_value, at FROM audit_log \
+             WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant_id.to_string())
+        .bind(before.unwrap_or("~").to_owned())
+        .bind(limit.clamp(1, AUDIT_PAGE_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+        Ok(rows
+            .iter()
+            .map(|row| AuditEntry {
+                id: row.get(0),
+                actor: row.get(1),
+                action: row.get(2),
+                subject: row.get(3),
+                before: json(row.get(4)),
+                after: json(row.get(5)),
+                at: crate::model::rfc3339(from_micros(row.get(6)), zone),
+            })
+            .collect())
+    }
+}
