@@ -19,6 +19,8 @@ use std::time::Instant;
 pub enum Bench {
     /// Events per second through the engine, and the floor.
     Ingest(IngestArgs),
+    /// HTTP requests per second and latency of the served API, and the floor (`/healthz`).
+    Api(crate::bench_api::ApiArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,23 +53,27 @@ pub struct IngestArgs {
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest(args).await,
+        Bench::Api(args) => crate::bench_api::run(args).await,
     }
 }
 
-fn bench_phone(index: usize) -> Phone {
+pub(crate) fn bench_phone(index: usize) -> Phone {
     Phone::parse(&format!("03{:08}", index)).expect("a valid bench phone")
 }
 
 /// A fresh database for the run; PostgreSQL ones are dropped afterwards.
-struct BenchDatabase {
-    url: String,
+pub(crate) struct BenchDatabase {
+    pub(crate) url: String,
     postgres_admin: Option<(String, String)>,
 }
 
 impl BenchDatabase {
-    async fn create(args: &IngestArgs) -> anyhow::Result<BenchDatabase> {
+    pub(crate) async fn create(
+        backend: BackendChoice,
+        postgres: &str,
+    ) -> anyhow::Result<BenchDatabase> {
         let suffix = uuid::Uuid::now_v7().simple().to_string();
-        match args.backend {
+        match backend {
             BackendChoice::Sqlite => {
                 let path = std::env::temp_dir().join(format!("patron-bench-{suffix}.db"));
                 Ok(BenchDatabase {
@@ -77,7 +83,7 @@ impl BenchDatabase {
             }
             BackendChoice::Postgres => {
                 let name = format!("patron_bench_{suffix}");
-                let mut connection = sqlx::postgres::PgConnection::connect(&args.postgres)
+                let mut connection = sqlx::postgres::PgConnection::connect(postgres)
                     .await
                     .context("connect to PostgreSQL")?;
                 sqlx::Executor::execute(
@@ -85,19 +91,18 @@ impl BenchDatabase {
                     format!("CREATE DATABASE {name}").as_str(),
                 )
                 .await?;
-                let base = &args.postgres[..args
-                    .postgres
+                let base = &postgres[..postgres
                     .rfind('/')
                     .context("postgres url needs a database")?];
                 Ok(BenchDatabase {
                     url: format!("{base}/{name}"),
-                    postgres_admin: Some((args.postgres.clone(), name)),
+                    postgres_admin: Some((postgres.to_owned(), name)),
                 })
             }
         }
     }
 
-    async fn drop(self) -> anyhow::Result<()> {
+    pub(crate) async fn drop(self) -> anyhow::Result<()> {
         match self.postgres_admin {
             Some((admin, name)) => {
                 let mut connection = sqlx::postgres::PgConnection::connect(&admin).await?;
@@ -148,7 +153,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         args.members > 0 && args.events > 0,
         "members and events must be more than 0"
     );
-    let database = BenchDatabase::create(&args).await?;
+    let database = BenchDatabase::create(args.backend, &args.postgres).await?;
     let mut config = DatabaseConfig::new(database.url.clone());
     config.connections_max = 4;
     let store = Store::open(&config).await?;

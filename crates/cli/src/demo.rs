@@ -147,7 +147,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => generate(&store, &args).await?,
     };
     let banner = format!(
-        "Demo tenant {tenant}\nAPI key: {key}\nTry: curl -H 'Authorization: Bearer {key}' 'http://{}/v1/members?phone=0910000001'",
+        "Demo tenant {tenant}\nAPI key: {key}\nTry: curl -H 'Authorization: Bearer {key}' 'http://{}/v1/members/by-phone/0910000001'",
         args.listen
     );
     if args.no_serve {

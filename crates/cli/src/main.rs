@@ -1,7 +1,9 @@
 //! `patron`: one binary for the whole engine.
 
 mod bench;
+mod bench_api;
 mod demo;
+mod import;
 
 /// mimalloc: the engine allocates many small, short-lived values per event; glibc's malloc
 /// spent a quarter of the ingest benchmark's time on them.
@@ -80,6 +82,10 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Import a CSV file of members or purchases into a tenant.
+    Import(import::ImportArgs),
+    /// Export a tenant's members, ledger or points liability as CSV.
+    Export(import::ExportArgs),
     /// Benchmarks (print figures and the ratio against a floor measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -139,6 +145,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { bench } => bench::run(bench).await,
+        Command::Import(args) => import::import(args).await,
+        Command::Export(args) => import::export(args).await,
     }
 }
 
@@ -193,10 +201,14 @@ pub(crate) async fn serve(
             }
         })
     });
+    let dispatcher =
+        patron_server::Dispatcher::start(store.clone(), patron_server::DispatcherConfig::default());
     application.run(shutdown_signal()).await?;
     if let Some(scheduler) = scheduler {
         scheduler.abort();
     }
+    // After the HTTP server: sends in flight finish; what is left waits in the outbox.
+    dispatcher.stop().await;
     journal.stop().await;
     writer.await?;
     store.close().await;

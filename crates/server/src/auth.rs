@@ -1,12 +1,18 @@
-//! API keys: `Authorization: Bearer pk_…`. Grants are cached briefly so a busy till does not
-//! hash-and-query on every request.
+//! Who is calling and what they may do. Integrations present an API key
+//! (`Authorization: Bearer pk_…`); staff sign in and carry a session cookie, and every change
+//! they make must also carry the session's CSRF token in `X-CSRF-Token`. Both become a
+//! [`Grant`]: a tenant, a role, and who to name in the audit log. Key grants are cached briefly
+//! so a busy till does not hash-and-query on every request.
 
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use patron_store::admin::{KeyGrant, KeyScope};
+use axum::http::{Method, StatusCode};
+use patron_core::TenantId;
+use patron_store::admin::KeyGrant;
+use patron_store::audit::Actor;
+use patron_store::users::Role;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,6 +21,10 @@ use std::time::{Duration, Instant};
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Most keys remembered.
 const KEY_CACHE_ENTRIES_MAX: usize = 10_000;
+/// The staff session cookie.
+pub const SESSION_COOKIE: &str = "patron_session";
+/// The header that carries a session's CSRF token on changes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 #[derive(Default)]
 pub struct KeyCache {
@@ -35,60 +45,175 @@ impl KeyCache {
         }
         entries.insert(secret.to_owned(), (Instant::now(), grant));
     }
+
+    /// Forgets a revoked key at once.
+    pub fn forget(&self, key_id: &str) {
+        let mut entries = self.entries.lock().expect("key cache lock");
+        entries.retain(|_, (_, grant)| grant.key_id != key_id);
+    }
 }
 
-/// The caller, authenticated by API key.
-pub struct Caller(pub KeyGrant);
+/// What a caller may do. Each endpoint asks for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    /// Purchases, refunds, redemptions, vouchers, enrolment, profile updates.
+    RecordEvents,
+    /// Manual adjustments, merges, erasure, tier holds.
+    ManageMembers,
+    /// Rewards and stores.
+    ManageCatalogue,
+    /// Programme drafts and versions.
+    ManageProgramme,
+    /// API keys, staff users, webhooks, the audit log.
+    Administer,
+}
+
+/// Whether `role` holds `permission`.
+pub fn allows(role: Role, permission: Permission) -> bool {
+    use Permission::*;
+    match role {
+        Role::Owner => true,
+        Role::Manager | Role::Integration => permission != Administer,
+        Role::Marketer => matches!(permission, Read | ManageCatalogue | ManageProgramme),
+        Role::Cashier => matches!(permission, Read | RecordEvents),
+        Role::Viewer => permission == Read,
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub tenant_id: TenantId,
+    pub role: Role,
+    /// Named in the audit log.
+    pub actor: Actor,
+    /// A till's key: its events must name this store.
+    pub store_code: Option<String>,
+    /// The rate limiter's bucket.
+    pub bucket: String,
+}
+
+/// The caller, authenticated by API key or staff session.
+pub struct Caller(pub Grant);
 
 impl Caller {
-    /// Refuses a read-only key.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.0.scope != KeyScope::Write {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this key may only read",
-                None,
-            ));
+    /// Refuses a caller without `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if allows(self.0.role, permission) {
+            return Ok(());
         }
-        Ok(())
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the {} role may not do this ({permission:?} is needed)",
+                self.0.role.as_str()
+            ),
+            None,
+        ))
     }
+
+    /// Refuses a caller who may only read.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        self.require(Permission::RecordEvents)
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.0.actor
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid API key or staff session is required",
+        None,
+    )
+}
+
+/// The value of cookie `name` in the request's headers.
+pub fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+async fn key_grant(state: &AppState, secret: &str) -> Result<Grant, ApiError> {
+    let grant = match state.keys.get(secret) {
+        Some(grant) => grant,
+        None => {
+            let grant = state
+                .store
+                .authenticate_key(secret)
+                .await?
+                .ok_or_else(unauthorized)?;
+            state.keys.put(secret, grant.clone());
+            grant
+        }
+    };
+    Ok(Grant {
+        tenant_id: grant.tenant_id,
+        role: grant.scope.role(),
+        actor: Actor::key(&grant.key_id),
+        store_code: grant.store_code,
+        bucket: grant.key_id,
+    })
+}
+
+/// The grant of a staff session; changes must carry its CSRF token.
+async fn session_grant(state: &AppState, parts: &Parts, token: &str) -> Result<Grant, ApiError> {
+    let session = state.store.session(token).await?.ok_or_else(unauthorized)?;
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let presented = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok());
+    if !safe && presented != Some(session.csrf_token.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_token_invalid",
+            "changes made with a session need its CSRF token in X-CSRF-Token",
+            None,
+        ));
+    }
+    let tenant_id = TenantId::parse(&session.user.tenant_id)
+        .map_err(|_| ApiError::internal("a session's tenant id"))?;
+    Ok(Grant {
+        tenant_id,
+        role: session.user.role,
+        actor: Actor::user(&session.user.id),
+        store_code: None,
+        bucket: format!("user:{}", session.user.id),
+    })
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let unauthorized = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid API key is required",
-                None,
-            )
-        };
-        let header = parts
+        let bearer = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(unauthorized)?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(unauthorized)?
-            .trim();
-        let grant = match state.keys.get(secret) {
-            Some(grant) => grant,
-            None => {
-                let grant = state
-                    .store
-                    .authenticate_key(secret)
-                    .await?
-                    .ok_or_else(unauthorized)?;
-                state.keys.put(secret, grant.clone());
-                grant
+            .and_then(|value| value.to_str().ok());
+        let grant = match (bearer, cookie_value(&parts.headers, SESSION_COOKIE)) {
+            (Some(header), _) => {
+                let secret = header
+                    .strip_prefix("Bearer ")
+                    .ok_or_else(unauthorized)?
+                    .trim();
+                key_grant(state, secret).await?
             }
+            (None, Some(token)) => session_grant(state, parts, token).await?,
+            (None, None) => return Err(unauthorized()),
         };
-        if let Err(wait) = state.limiter.take(&grant.key_id, std::time::Instant::now()) {
+        if let Err(wait) = state.limiter.take(&grant.bucket, Instant::now()) {
             let mut error = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -99,5 +224,24 @@ impl FromRequestParts<AppState> for Caller {
             return Err(error);
         }
         Ok(Caller(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_hold_what_they_should() {
+        assert!(allows(Role::Cashier, Permission::RecordEvents));
+        assert!(!allows(Role::Cashier, Permission::ManageProgramme));
+        assert!(!allows(Role::Cashier, Permission::ManageMembers));
+        assert!(allows(Role::Marketer, Permission::ManageCatalogue));
+        assert!(!allows(Role::Marketer, Permission::RecordEvents));
+        assert!(!allows(Role::Viewer, Permission::RecordEvents));
+        assert!(allows(Role::Viewer, Permission::Read));
+        assert!(!allows(Role::Manager, Permission::Administer));
+        assert!(!allows(Role::Integration, Permission::Administer));
+        assert!(allows(Role::Owner, Permission::Administer));
     }
 }

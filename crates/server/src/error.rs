@@ -7,7 +7,8 @@ use axum::Json;
 use patron_store::{EventError, StoreError};
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+/// Every error: a stable `code`, a message for people, and the request field at fault.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,

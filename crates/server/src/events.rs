@@ -1,11 +1,12 @@
 //! `POST /v1/events` and `POST /v1/events/batch`: purchases, refunds, engagement, redemptions,
 //! voucher use and cancellation, adjustments and enrolment, each with the sender's id.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError};
 use crate::{AppState, BATCH_EVENTS_MAX};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use patron_core::event::{Item, Purchase};
@@ -141,7 +142,7 @@ pub fn parse_member(member: Option<MemberRequest>, kind: &str) -> Result<MemberR
     }
 }
 
-fn parse_profile(profile: Option<ProfileRequest>) -> Result<Profile, ApiError> {
+pub fn parse_profile(profile: Option<ProfileRequest>) -> Result<Profile, ApiError> {
     let Some(profile) = profile else {
         return Ok(Profile::default());
     };
@@ -403,6 +404,7 @@ pub fn parse_event(
                     &required(request.reason.take(), "reason", "adjustment")?,
                     "reason",
                 )?,
+                actor: None,
             }
         }
         "tier_hold" => {
@@ -449,14 +451,51 @@ pub fn body_hash(value: &serde_json::Value) -> String {
     ))
 }
 
+/// Parses an event sent by `caller` and checks they may send it: adjustments and tier holds
+/// need the right to manage members (and name the caller in the audit log); a till's key may
+/// only send its own store's sales.
 fn parse_value(
-    tenant_id: TenantId,
+    caller: &Caller,
     value: serde_json::Value,
     now: Timestamp,
 ) -> Result<IncomingEvent, ApiError> {
     let hash = body_hash(&value);
     let request: EventRequest = parse_json(value)?;
-    parse_event(tenant_id, request, hash, now)
+    let mut event = parse_event(caller.0.tenant_id, request, hash, now)?;
+    match &mut event.kind {
+        IncomingKind::Adjustment { actor, .. } => {
+            caller.require(Permission::ManageMembers)?;
+            *actor = Some(caller.actor().0.clone());
+        }
+        IncomingKind::TierHold { .. } => caller.require(Permission::ManageMembers)?,
+        _ => caller.require(Permission::RecordEvents)?,
+    }
+    if let Some(own) = &caller.0.store_code {
+        let named = match &event.kind {
+            IncomingKind::Purchase { purchase, .. } => Some(purchase.store.as_deref()),
+            IncomingKind::VoucherUse { store, .. } => Some(store.as_deref()),
+            IncomingKind::Adjustment { .. } | IncomingKind::TierHold { .. } => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a store's key may not change members' points or tiers",
+                    Some("type".into()),
+                ))
+            }
+            _ => None,
+        };
+        if let Some(named) = named {
+            if named != Some(own.as_str()) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("this key may only record sales of store `{own}`"),
+                    Some("store".into()),
+                ));
+            }
+        }
+    }
+    Ok(event)
 }
 
 async fn post_event(
@@ -464,8 +503,7 @@ async fn post_event(
     caller: Caller,
     body: Bytes,
 ) -> Result<Json<EventResult>, ApiError> {
-    caller.require_write()?;
-    let event = parse_value(caller.0.tenant_id, body_json(&body)?, chrono::Utc::now())?;
+    let event = parse_value(&caller, body_json(&body)?, chrono::Utc::now())?;
     Ok(Json(state.journal.submit(event).await?))
 }
 
@@ -512,7 +550,7 @@ async fn post_batch(
     let mut slots: Vec<Result<usize, ApiError>> = Vec::with_capacity(request.events.len());
     let mut events = Vec::new();
     for (index, value) in request.events.into_iter().enumerate() {
-        match parse_value(caller.0.tenant_id, value, now) {
+        match parse_value(&caller, value, now) {
             Ok(event) => {
                 slots.push(Ok(events.len()));
                 events.push(event);
@@ -612,12 +650,11 @@ async fn voucher_action(
     post_value(state, caller, value).await
 }
 
-async fn post_value(
+pub async fn post_value(
     State(state): State<AppState>,
     caller: Caller,
     value: serde_json::Value,
 ) -> Result<Json<EventResult>, ApiError> {
-    caller.require_write()?;
-    let event = parse_value(caller.0.tenant_id, value, chrono::Utc::now())?;
+    let event = parse_value(&caller, value, chrono::Utc::now())?;
     Ok(Json(state.journal.submit(event).await?))
 }

@@ -1,19 +1,25 @@
 //! Patron's HTTP face: a thin shell over the store. Handlers parse the request into domain
 //! types, call the store or the journal, and map the answer to JSON.
 
+mod admin;
 mod auth;
 mod error;
 mod events;
+pub mod exports;
 mod home;
+pub mod imports;
 mod members;
 mod metrics;
 mod openapi;
+mod programme;
 mod rate;
 mod rewards;
+mod webhooks;
 
 pub use error::ApiError;
 pub use events::{ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX};
 pub use rate::RateLimit;
+pub use webhooks::{signature as webhook_signature, Dispatcher, DispatcherConfig};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -36,20 +42,38 @@ pub struct AppState {
     pub keys: Arc<auth::KeyCache>,
     pub limiter: Arc<rate::RateLimiter>,
     pub http: Arc<metrics::HttpMetrics>,
+    /// The platform operator's token, for `/v1/tenants`; none turns those endpoints off.
+    pub platform_token: Option<Arc<str>>,
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How the server behaves beyond its store and journal.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    pub rate_limit: RateLimit,
+    pub platform_token: Option<String>,
 }
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let (documented, document) =
         utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+            .merge(members::router())
+            .merge(admin::router())
+            .merge(programme::router())
+            .merge(rewards::router())
+            .merge(imports::router())
+            .merge(webhooks::router())
             .split_for_parts();
     Router::new()
         .merge(documented)
         .merge(openapi::router(document))
         .merge(home::router())
         .merge(events::router())
-        .merge(members::router())
-        .merge(rewards::router())
         .merge(metrics::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -81,13 +105,28 @@ impl Application {
         listen: SocketAddr,
         limit: RateLimit,
     ) -> std::io::Result<Application> {
+        let options = ServerOptions {
+            rate_limit: limit,
+            ..ServerOptions::default()
+        };
+        Application::build_with(store, journal, listen, options).await
+    }
+
+    /// As `build`, with every option.
+    pub async fn build_with(
+        store: Store,
+        journal: Journal,
+        listen: SocketAddr,
+        options: ServerOptions,
+    ) -> std::io::Result<Application> {
         let listener = TcpListener::bind(listen).await?;
         let state = AppState {
             store,
             journal,
             keys: Arc::new(auth::KeyCache::default()),
-            limiter: Arc::new(rate::RateLimiter::new(limit)),
+            limiter: Arc::new(rate::RateLimiter::new(options.rate_limit)),
             http: Arc::new(metrics::HttpMetrics::default()),
+            platform_token: options.platform_token.map(Arc::from),
         };
         Ok(Application {
             listener,

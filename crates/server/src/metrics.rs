@@ -159,6 +159,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     );
     let _ = writeln!(out, "patron_journal_batch_size_sum {}", accepted + rejected);
     let _ = writeln!(out, "patron_journal_batch_size_count {batches}");
+    crate::webhooks::render_metrics(&state.store, &mut out).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,39 +1,42 @@
-//! The rewards catalogue, the programme and stores: `GET/POST /v1/rewards`,
-//! `GET/POST /v1/programme/versions`, `POST /v1/stores`.
+//! The rewards catalogue and stores: `GET/POST /v1/rewards`, `POST /v1/stores`.
 
-use crate::auth::Caller;
-use crate::error::{body_json, parse_instant, parse_json, ApiError};
+use crate::auth::{Caller, Permission};
+use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use patron_core::programme::ProgrammeDefinition;
+use axum::Json;
 use patron_core::reward::Reward;
 use patron_core::{Points, RewardId};
 use patron_store::RewardView;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/rewards", get(list_rewards).post(create_reward))
-        .route("/v1/programme/versions", post(publish_programme))
-        .route("/v1/stores", post(create_store))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rewards, create_reward))
+        .routes(routes!(create_store))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct RewardsQuery {
     /// Only rewards offered now.
     offered: Option<bool>,
 }
 
+/// The rewards catalogue.
+#[utoipa::path(get, path = "/v1/rewards", tag = "rewards", params(RewardsQuery),
+    responses((status = 200, body = Vec<RewardView>), (status = 422, body = ErrorBody)))]
 async fn list_rewards(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<RewardsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<RewardView>>, ApiError> {
+    caller.require(Permission::Read)?;
     let Query(query) = query.map_err(|error| ApiError::invalid("query", error.body_text()))?;
     let offered_at = query.offered.unwrap_or(false).then(chrono::Utc::now);
     Ok(Json(
@@ -41,7 +44,7 @@ async fn list_rewards(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RewardRequest {
     name: String,
@@ -62,12 +65,16 @@ fn thirty() -> u32 {
     30
 }
 
+/// Adds a reward to the catalogue.
+#[utoipa::path(post, path = "/v1/rewards", tag = "rewards", request_body = RewardRequest,
+    responses((status = 201, body = RewardView), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_reward(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<RewardView>), ApiError> {
-    caller.require_write()?;
+    caller.require(Permission::ManageCatalogue)?;
     let request: RewardRequest = parse_json(body_json(&body)?)?;
     let reward = Reward {
         id: RewardId::new(),
@@ -94,54 +101,23 @@ async fn create_reward(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishRequest {
-    definition: serde_json::Value,
-    effective_from: Option<String>,
-}
-
-#[derive(serde::Serialize)]
-struct Published {
-    version: i64,
-}
-
-async fn publish_programme(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
-    caller.require_write()?;
-    let request: PublishRequest = parse_json(body_json(&body)?)?;
-    let definition: ProgrammeDefinition = parse_json(request.definition).map_err(|mut error| {
-        error.body.field = Some(format!(
-            "definition.{}",
-            error.body.field.unwrap_or_default()
-        ));
-        error
-    })?;
-    let effective_from =
-        parse_instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
-    let version = state
-        .store
-        .publish_programme(caller.0.tenant_id, definition, effective_from)
-        .await?;
-    Ok((StatusCode::CREATED, Json(Published { version })))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StoreRequest {
     code: String,
     name: String,
 }
 
+/// Adds a store (a shop or branch); events and keys name it by code.
+#[utoipa::path(post, path = "/v1/stores", tag = "rewards", request_body = StoreRequest,
+    responses((status = 201), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_store(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_write()?;
+    caller.require(Permission::ManageCatalogue)?;
     let request: StoreRequest = parse_json(body_json(&body)?)?;
     state
         .store

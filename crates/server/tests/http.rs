@@ -180,7 +180,7 @@ async fn purchase_member_and_history(app: TestApp) {
         (409, Some("exists_with_different_body"))
     );
 
-    let (status, member) = app.get("/v1/members?phone=0912345678").await;
+    let (status, member) = app.get("/v1/members/by-phone/0912345678").await;
     assert_eq!(status, 200);
     assert_eq!(member["balance"], 55);
     assert_eq!(member["phone"], "+84912345678");
@@ -206,7 +206,7 @@ async fn enrolment_keeps_the_profile(app: TestApp) {
                     "attributes": attributes}});
     let (status, answer) = app.post("/v1/events", body).await;
     assert_eq!(status, 200, "{answer}");
-    let (_, member) = app.get("/v1/members?phone=0987000001").await;
+    let (_, member) = app.get("/v1/members/by-phone/0987000001").await;
     assert_eq!(member["name"], "<script>Lan</script>");
     assert_eq!(member["birthday"], "1995-04-30");
     assert_eq!(member["attributes"]["k49"], 49);
@@ -438,7 +438,7 @@ async fn keys_scopes_and_tenants(app: TestApp) {
     };
     let (status, _) = other.get(&format!("/v1/members/{member_id}")).await;
     assert_eq!(status, 404);
-    let (status, _) = other.get("/v1/members?phone=0912000004").await;
+    let (status, _) = other.get("/v1/members/by-phone/0912000004").await;
     assert_eq!(status, 404);
     let (status, _) = other.get(&format!("/v1/members/{member_id}/history")).await;
     assert_eq!(status, 404);

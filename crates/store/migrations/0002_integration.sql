@@ -1,11 +1,9 @@
 -- The integration surface: store-scoped keys, staff users and sessions, the audit log, webhooks
--- (subscriptions, the outbox written with the change, deliveries), import jobs, merged and erased
--- members.
+-- (subscriptions, the outbox written with the change, deliveries), import jobs, erased members.
 
 ALTER TABLE api_keys ADD COLUMN store_code TEXT;
 ALTER TABLE api_keys ADD COLUMN created_by TEXT;
 
-ALTER TABLE members ADD COLUMN merged_into TEXT;
 ALTER TABLE members ADD COLUMN erased_at BIGINT;
 CREATE INDEX members_created ON members (tenant_id, id);
 

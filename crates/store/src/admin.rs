@@ -1,5 +1,7 @@
 //! Tenants, stores, programme versions, rewards and API keys: the setup around the engine.
 
+use crate::audit::{Actor, Change};
+use crate::users::Role;
 use crate::{Store, StoreError, TenantSettings};
 use patron_core::programme::{Programme, ProgrammeDefinition};
 use patron_core::reward::Reward;
@@ -36,6 +38,8 @@ impl NewTenant {
 pub enum KeyScope {
     Read,
     Write,
+    /// Everything a tenant's owner may do, including keys, users and the audit log.
+    Admin,
 }
 
 impl KeyScope {
@@ -43,6 +47,25 @@ impl KeyScope {
         match self {
             KeyScope::Read => "read",
             KeyScope::Write => "write",
+            KeyScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<KeyScope> {
+        Some(match text {
+            "read" => KeyScope::Read,
+            "write" => KeyScope::Write,
+            "admin" => KeyScope::Admin,
+            _ => return None,
+        })
+    }
+
+    /// The staff role with the same powers.
+    pub fn role(self) -> Role {
+        match self {
+            KeyScope::Read => Role::Viewer,
+            KeyScope::Write => Role::Integration,
+            KeyScope::Admin => Role::Owner,
         }
     }
 }
@@ -53,6 +76,31 @@ pub struct KeyGrant {
     pub key_id: String,
     pub tenant_id: TenantId,
     pub scope: KeyScope,
+    /// A key for one store's till: its events must name this store.
+    pub store_code: Option<String>,
+}
+
+/// An API key as listed (never its secret).
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    pub scope: String,
+    pub store: Option<String>,
+    pub created_at: String,
+    /// Updated when the key is checked against the database (at most every 30 s per node).
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A new key: its id and its secret, shown once.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    pub id: String,
+    pub secret: String,
+    pub key: ApiKeyView,
 }
 
 fn hash_key(secret: &str) -> String {
@@ -135,6 +183,7 @@ impl Store {
             .iter()
             .map(|row| row.get::<String, _>(0))
             .collect();
+        let webhook_topics = self.live_webhook_topics(tenant_id).await?;
         let settings = Arc::new(TenantSettings {
             id: tenant_id,
             name: row.get(0),
@@ -142,6 +191,7 @@ impl Store {
             zone,
             programmes,
             stores,
+            webhook_topics,
         });
         self.tenants
             .write()
@@ -281,49 +331,167 @@ impl Store {
         Ok(reward.id)
     }
 
-    /// Makes an API key; the secret is returned once and only its hash is kept.
+    /// Makes an API key for the whole tenant; the secret is returned once and only its hash is
+    /// kept.
     pub async fn create_api_key(
         &self,
         tenant_id: TenantId,
         name: &str,
         scope: KeyScope,
     ) -> Result<String, StoreError> {
+        let created = self
+            .create_key(tenant_id, name, scope, None, &Actor::cli())
+            .await?;
+        Ok(created.secret)
+    }
+
+    /// Makes an API key, optionally for one store, and records who made it.
+    pub async fn create_key(
+        &self,
+        tenant_id: TenantId,
+        name: &str,
+        scope: KeyScope,
+        store_code: Option<&str>,
+        actor: &Actor,
+    ) -> Result<CreatedKey, StoreError> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(StoreError::invalid("name", "must be 1 to 200 characters"));
+        }
+        if let Some(code) = store_code {
+            let known = sqlx::query("SELECT 1 FROM stores WHERE tenant_id = $1 AND code = $2")
+                .bind(tenant_id.to_string())
+                .bind(code.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+            if known.is_none() {
+                return Err(StoreError::invalid("store", "no such store"));
+            }
+        }
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("pk_{}", hex::encode(bytes));
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut transaction = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, scope, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, scope, created_at, store_code, created_by) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
         )
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(id.clone())
         .bind(tenant_id.to_string())
-        .bind(name.to_owned())
+        .bind(name.trim().to_owned())
         .bind(hash_key(&secret))
         .bind(secret[..10].to_owned())
         .bind(scope.as_str())
         .bind(to_micros(chrono::Utc::now()))
-        .execute(&self.pool)
+        .bind(store_code.map(str::to_owned))
+        .bind(actor.0.clone())
+        .execute(&mut *transaction)
         .await?;
-        Ok(secret)
+        crate::audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "api_key.create",
+                subject: format!("api_key:{id}"),
+                before: None,
+                after: Some(serde_json::json!({"name": name.trim(), "scope": scope.as_str(), "store": store_code})),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        let key = self
+            .api_keys(tenant_id)
+            .await?
+            .into_iter()
+            .find(|key| key.id == id)
+            .ok_or(StoreError::NotFound { what: "api key" })?;
+        Ok(CreatedKey { id, secret, key })
+    }
+
+    /// The tenant's keys, newest first.
+    pub async fn api_keys(&self, tenant_id: TenantId) -> Result<Vec<ApiKeyView>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let at =
+            |micros: Option<i64>| micros.map(|micros| crate::rfc3339(from_micros(micros), zone));
+        Ok(sqlx::query(
+            "SELECT id, name, prefix, scope, store_code, created_at, last_used_at, revoked_at FROM api_keys \
+             WHERE tenant_id = $1 ORDER BY id DESC",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| ApiKeyView {
+            id: row.get(0),
+            name: row.get(1),
+            prefix: row.get(2),
+            scope: row.get(3),
+            store: row.get(4),
+            created_at: at(Some(row.get(5))).unwrap_or_default(),
+            last_used_at: at(row.get(6)),
+            revoked_at: at(row.get(7)),
+        })
+        .collect())
+    }
+
+    /// Revokes a key at once (callers drop it from their caches).
+    pub async fn revoke_api_key(
+        &self,
+        tenant_id: TenantId,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(to_micros(chrono::Utc::now()))
+        .bind(tenant_id.to_string())
+        .bind(id.to_owned())
+        .execute(&mut *transaction)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "api key" });
+        }
+        crate::audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "api_key.revoke",
+                subject: format!("api_key:{id}"),
+                before: Some(serde_json::json!({"revoked": false})),
+                after: Some(serde_json::json!({"revoked": true})),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// What a presented key grants, if it is a live key.
     pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyGrant>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, tenant_id, scope FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            "SELECT id, tenant_id, scope, store_code FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_key(secret))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let scope: String = row.get(2);
+        let key_id: String = row.get(0);
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(to_micros(chrono::Utc::now()))
+            .bind(key_id.clone())
+            .execute(&self.pool)
+            .await?;
         Ok(Some(KeyGrant {
-            key_id: row.get(0),
+            key_id,
             tenant_id: parse_tenant_id(&row.get::<String, _>(1))?,
-            scope: if scope == "write" {
-                KeyScope::Write
-            } else {
-                KeyScope::Read
-            },
+            scope: KeyScope::parse(&scope)
+                .ok_or_else(|| StoreError::Corrupt(format!("key scope {scope}")))?,
+            store_code: row.get(3),
         }))
     }
 

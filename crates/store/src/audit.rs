@@ -2,6 +2,7 @@
 //! before and after. Written in the same transaction as the change where the change is a plain
 //! row; read by owners through the API.
 
+use crate::sql::{bind_all, Bind};
 use crate::{Store, StoreError};
 use patron_core::time::{from_micros, to_micros};
 use patron_core::TenantId;
@@ -39,31 +40,32 @@ pub struct Change<'a> {
     pub after: Option<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub actor: String,
     pub action: String,
     pub subject: String,
+    #[schema(value_type = Option<Object>)]
     pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub at: String,
 }
 
-const INSERT: &str = "INSERT INTO audit_log (id, tenant_id, actor, action, subject, before_value, after_value, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const INSERT: &str = "INSERT INTO audit_log (id, tenant_id, actor, action, subject, before_value, after_value, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-fn bind_change<'q>(
-    change: &Change<'_>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(INSERT)
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(change.tenant_id.to_string())
-        .bind(change.actor.0.clone())
-        .bind(change.action.to_owned())
-        .bind(change.subject.clone())
-        .bind(change.before.as_ref().map(|value| value.to_string()))
-        .bind(change.after.as_ref().map(|value| value.to_string()))
-        .bind(to_micros(chrono::Utc::now()))
+pub(crate) fn change_values(change: &Change<'_>) -> Vec<Bind> {
+    vec![
+        uuid::Uuid::now_v7().to_string().into(),
+        change.tenant_id.to_string().into(),
+        change.actor.0.clone().into(),
+        change.action.into(),
+        change.subject.clone().into(),
+        change.before.as_ref().map(|value| value.to_string()).into(),
+        change.after.as_ref().map(|value| value.to_string()).into(),
+        to_micros(chrono::Utc::now()).into(),
+    ]
 }
 
 /// Records `change` inside an open transaction.
@@ -71,14 +73,18 @@ pub async fn record_in(
     connection: &mut sqlx::AnyConnection,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    bind_change(change).execute(connection).await?;
+    bind_all(sqlx::query(INSERT), change_values(change))
+        .execute(connection)
+        .await?;
     Ok(())
 }
 
 impl Store {
     /// Records `change` on its own.
     pub async fn audit(&self, change: &Change<'_>) -> Result<(), StoreError> {
-        bind_change(change).execute(&self.pool).await?;
+        bind_all(sqlx::query(INSERT), change_values(change))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -70,6 +70,8 @@ struct Writes {
     transactions: Vec<(TenantId, String, Timestamp, Transaction)>,
     allocations: Vec<(TransactionId, Allocation)>,
     tier_changes: Vec<(TenantId, MemberId, String, Timestamp, TierChange)>,
+    /// Audit log rows of manual changes, written with them.
+    audits: Vec<Vec<Bind>>,
 }
 
 struct EventRow {
@@ -268,12 +270,31 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
             member,
             points,
             reason,
+            actor,
         } => {
             let (member_id, state) = known_member(world, &context, member)?;
+            let before = state.balance.0;
             let outcome = context
                 .judge
                 .adjust(state, *points, reason, context.event_id, context.at)
                 .map_err(EventError::Rejected)?;
+            let after = state.balance.0;
+            world
+                .writes
+                .audits
+                .push(crate::audit::change_values(&crate::audit::Change {
+                    tenant_id: event.tenant_id,
+                    actor: &crate::audit::Actor(actor.clone().unwrap_or_else(|| "unknown".into())),
+                    action: "member.adjust_points",
+                    subject: format!("member:{member_id}"),
+                    before: Some(serde_json::json!({"balance": before})),
+                    after: Some(serde_json::json!({
+                        "balance": after,
+                        "points": points,
+                        "reason": reason,
+                        "event_id": event.id.as_str(),
+                    })),
+                }));
             Judged::of(member_id, outcome)
         }
     };
@@ -1180,6 +1201,9 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
         ),
     )
     .await?;
+    for values in world.writes.audits.drain(..) {
+        db.execute(crate::audit::INSERT, values).await?;
+    }
     write_events(db, world, recorded_at).await?;
     write_ledger(db, &world.writes, recorded_at).await?;
     write_vouchers(db, world, recorded_at).await
@@ -1242,7 +1266,18 @@ async fn write_events(
 ) -> Result<(), StoreError> {
     let backend = db.backend();
     let mut rows = Rows::new(16);
+    let mut outbox = Rows::new(crate::webhooks::OUTBOX_COLUMNS);
     for event in world.writes.events.drain(..) {
+        if let Some(settings) = world.tenants.get(&event.tenant_id) {
+            crate::webhooks::outbox_rows(
+                &mut outbox,
+                settings,
+                event.kind,
+                event.occurred_at,
+                &event.result,
+                recorded_at,
+            );
+        }
         let purchase = world
             .purchases
             .get(&(event.tenant_id, event.event_id.clone()))
@@ -1276,6 +1311,8 @@ async fn write_events(
         ),
     )
     .await?;
+    db.execute_all(outbox.statements(backend, crate::webhooks::OUTBOX_INSERT, ""))
+        .await?;
     for ((tenant_id, event_id), entry) in &world.purchases {
         if entry.changed && !entry.is_new {
             db.execute(

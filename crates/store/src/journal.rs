@@ -6,6 +6,7 @@
 
 use crate::error::EventError;
 use crate::jobs::{self, JobKind, JobReport};
+use crate::members::{MergeReport, MergeRequest};
 use crate::model::{EventResult, IncomingEvent};
 use crate::{batch, Store, StoreError};
 use patron_core::time::Timestamp;
@@ -41,6 +42,10 @@ enum Message {
         Timestamp,
         Option<String>,
         oneshot::Sender<Result<JobReport, StoreError>>,
+    ),
+    Merge(
+        Box<MergeRequest>,
+        oneshot::Sender<Result<MergeReport, StoreError>>,
     ),
     Stop,
 }
@@ -194,6 +199,18 @@ impl Journal {
         }
     }
 
+    /// Merges two members through the writer, so no event races the move.
+    pub async fn merge(&self, request: MergeRequest) -> Result<MergeReport, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message::Merge(Box::new(request), reply))
+            .await
+            .map_err(|_| StoreError::Config("journal stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Config("journal stopped".into()))?
+    }
+
     /// Asks the writer to finish what is queued and stop.
     pub async fn stop(&self) {
         let _ = self.sender.send(Message::Stop).await;
@@ -220,8 +237,8 @@ async fn writer(
                 events.push(*event);
                 replies.push(reply);
             }
-            Message::Job(kind, now, cursor, reply) => job = Some((kind, now, cursor, reply)),
             Message::Stop => stopping = true,
+            other => job = Some(other),
         }
         while job.is_none() && !stopping && events.len() < config.batch_size_max {
             match receiver.try_recv() {
@@ -229,19 +246,16 @@ async fn writer(
                     events.push(*event);
                     replies.push(reply);
                 }
-                Ok(Message::Job(kind, now, cursor, reply)) => {
-                    job = Some((kind, now, cursor, reply))
-                }
                 Ok(Message::Stop) => stopping = true,
+                Ok(other) => job = Some(other),
                 Err(_) => break,
             }
         }
         if !events.is_empty() {
             commit_batch(&store, &mut connection, events, replies, &metrics).await;
         }
-        if let Some((kind, now, cursor, reply)) = job {
-            let _ =
-                reply.send(jobs::run_chunk(&store, connection.as_mut(), kind, now, cursor).await);
+        if let Some(job) = job {
+            run_work(&store, &mut connection, job).await;
         }
     }
     // Drain what is still queued so no acknowledged caller is left without an answer.
@@ -254,8 +268,32 @@ async fn writer(
             Message::Job(_, _, _, reply) => {
                 let _ = reply.send(Err(StoreError::Config("journal stopped".into())));
             }
+            Message::Merge(_, reply) => {
+                let _ = reply.send(Err(StoreError::Config("journal stopped".into())));
+            }
             Message::Stop => {}
         }
+    }
+}
+
+/// Runs work other than events: a job's chunk or a merge, each in its own transaction.
+async fn run_work(store: &Store, connection: &mut Option<rusqlite::Connection>, work: Message) {
+    match work {
+        Message::Job(kind, now, cursor, reply) => {
+            let _ =
+                reply.send(jobs::run_chunk(store, connection.as_mut(), kind, now, cursor).await);
+        }
+        Message::Merge(request, reply) => {
+            let result = async {
+                let mut db = crate::sql::Db::begin(&store.pool, connection.as_mut()).await?;
+                let report = crate::members::merge_in(store, &mut db, &request).await?;
+                db.commit().await?;
+                Ok(report)
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Message::Event(..) | Message::Stop => unreachable!("events and stop are not work"),
     }
 }
 

@@ -8,12 +8,18 @@ pub mod admin;
 pub mod audit;
 mod batch;
 pub mod error;
+pub mod exports;
+pub mod imports;
 pub mod jobs;
 pub mod journal;
+pub mod members;
 pub mod migrate;
 pub mod model;
+pub mod programmes;
 pub mod queries;
 mod sql;
+pub mod users;
+pub mod webhooks;
 
 pub use error::{EventError, StoreError};
 pub use journal::{Journal, JournalConfig};
@@ -67,6 +73,9 @@ pub struct TenantSettings {
     /// Versions, oldest first: (effective_from, programme).
     pub programmes: Vec<(patron_core::time::Timestamp, Arc<Programme>)>,
     pub stores: Vec<String>,
+    /// Topics the tenant's live webhook subscriptions want: the journal writes outbox rows
+    /// only for these.
+    pub webhook_topics: std::collections::HashSet<String>,
 }
 
 impl TenantSettings {

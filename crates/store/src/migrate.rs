@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "integration",
         include_str!("../migrations/0002_integration.sql"),
     ),
+    (3, "drafts", include_str!("../migrations/0003_drafts.sql")),
 ];
 
 /// Applies every migration not yet applied; returns how many were applied.

@@ -54,10 +54,12 @@ pub enum IncomingKind {
     VoucherCancel {
         code: String,
     },
+    /// A manual change of points; `actor` (who asked) goes to the audit log with the change.
     Adjustment {
         member: MemberRef,
         points: i64,
         reason: String,
+        actor: Option<String>,
     },
     /// A manager holds the member's tier until `until` (no downgrade before then); `None`
     /// releases a hold.
@@ -89,7 +91,7 @@ impl IncomingKind {
 }
 
 /// The answer to an accepted event; stored with it and returned again for a duplicate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventResult {
     pub event_id: String,
     #[serde(rename = "type")]
@@ -107,13 +109,14 @@ pub struct EventResult {
     pub tier: Option<String>,
     pub tier_change: Option<TierChangeView>,
     /// Why: one line per rule that gave points, and caps.
+    #[schema(value_type = Vec<Object>)]
     pub lines: Vec<EarnLine>,
     pub voucher: Option<VoucherView>,
     /// Whether the member was created by this event.
     pub member_created: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TierChangeView {
     pub from: String,
     pub to: String,
@@ -121,7 +124,7 @@ pub struct TierChangeView {
 }
 
 /// A voucher as members and cashiers see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VoucherView {
     pub code: String,
     pub reward_id: String,
@@ -135,7 +138,7 @@ pub struct VoucherView {
 }
 
 /// A member with balances and tier standing.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub id: String,
     pub phone: Option<String>,
@@ -145,6 +148,7 @@ pub struct MemberView {
     pub gender: Option<String>,
     pub city: Option<String>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub balance: i64,
     pub available: i64,
@@ -153,6 +157,7 @@ pub struct MemberView {
     pub debt: i64,
     pub expiring_soon: i64,
     pub expiring_soon_until: String,
+    #[schema(value_type = Object)]
     pub tier: Progress,
     /// A manager's hold on the tier: no downgrade before this instant.
     pub tier_held_until: Option<String>,
@@ -162,18 +167,19 @@ pub struct MemberView {
 }
 
 /// One transaction of a member's history, with the reason.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub transaction_id: String,
     pub kind: String,
     pub points: i64,
     pub event_id: Option<String>,
     pub occurred_at: String,
+    #[schema(value_type = Object)]
     pub reason: serde_json::Value,
 }
 
 /// A reward as listed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RewardView {
     pub id: String,
     pub name: String,

@@ -65,6 +65,48 @@ impl Store {
         reference: &MemberRef,
         now: Timestamp,
     ) -> Result<MemberView, StoreError> {
+        let state = self.member_state(tenant_id, reference).await?;
+        let member_id = state.id.to_string();
+        let settings = self.tenant(tenant_id).await?;
+        let programme = settings
+            .programme_at(now)
+            .ok_or(StoreError::NotFound { what: "programme" })?;
+        let soon = now + chrono::Duration::days(EXPIRING_SOON_DAYS);
+        let zone = settings.zone;
+        Ok(MemberView {
+            id: member_id,
+            phone: state
+                .profile
+                .phone
+                .as_ref()
+                .map(|phone| phone.as_str().to_owned()),
+            email: state.profile.email.clone(),
+            name: state.profile.name.clone(),
+            birthday: state.profile.birthday.map(|day| day.to_string()),
+            gender: state.profile.gender.clone(),
+            city: state.profile.city.clone(),
+            tags: state.profile.tags.clone(),
+            attributes: state.profile.attributes.clone(),
+            balance: state.balance.0,
+            available: state.lots.available(now).0,
+            pending: state.lots.pending(now).0,
+            debt: state.lots.debt().0,
+            expiring_soon: state.lots.expiring_by(now, soon).0,
+            expiring_soon_until: rfc3339(soon, zone),
+            tier: tiers::progress(programme, &state, now, zone),
+            tier_held_until: state.tier_held_until.map(|at| rfc3339(at, zone)),
+            lifetime_spend: state.lifetime_spend.0,
+            order_count: state.order_count,
+            created_at: rfc3339(state.created_at, zone),
+        })
+    }
+
+    /// A member's state as the engine sees it (for previews; writes go through the journal).
+    pub async fn member_state(
+        &self,
+        tenant_id: TenantId,
+        reference: &MemberRef,
+    ) -> Result<patron_core::member::MemberState, StoreError> {
         let (sql, key) = match reference {
             MemberRef::Id(id) => (
                 format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
@@ -102,38 +144,7 @@ impl Store {
                 },
             );
         }
-        let settings = self.tenant(tenant_id).await?;
-        let programme = settings
-            .programme_at(now)
-            .ok_or(StoreError::NotFound { what: "programme" })?;
-        let soon = now + chrono::Duration::days(EXPIRING_SOON_DAYS);
-        let zone = settings.zone;
-        Ok(MemberView {
-            id: member_id,
-            phone: state
-                .profile
-                .phone
-                .as_ref()
-                .map(|phone| phone.as_str().to_owned()),
-            email: state.profile.email.clone(),
-            name: state.profile.name.clone(),
-            birthday: state.profile.birthday.map(|day| day.to_string()),
-            gender: state.profile.gender.clone(),
-            city: state.profile.city.clone(),
-            tags: state.profile.tags.clone(),
-            attributes: state.profile.attributes.clone(),
-            balance: state.balance.0,
-            available: state.lots.available(now).0,
-            pending: state.lots.pending(now).0,
-            debt: state.lots.debt().0,
-            expiring_soon: state.lots.expiring_by(now, soon).0,
-            expiring_soon_until: rfc3339(soon, zone),
-            tier: tiers::progress(programme, &state, now, zone),
-            tier_held_until: state.tier_held_until.map(|at| rfc3339(at, zone)),
-            lifetime_spend: state.lifetime_spend.0,
-            order_count: state.order_count,
-            created_at: rfc3339(state.created_at, zone),
-        })
+        Ok(state)
     }
 
     /// A member's ledger transactions, newest first, with the reason for each.

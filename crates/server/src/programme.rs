@@ -1,0 +1,299 @@
+//! The programme: published versions, the draft, publishing, and the dry run ("what would this
+//! purchase earn, and why").
+
+use crate::auth::{Caller, Permission};
+use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
+use crate::events::{body_hash, parse_event, EventRequest};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use patron_core::engine::Judge;
+use patron_core::member::MemberState;
+use patron_core::programme::{Programme, ProgrammeDefinition};
+use patron_core::{EventId, MemberId};
+use patron_store::programmes::{validate, DraftView, VersionView};
+use patron_store::{IncomingKind, StoreError, TierChangeView};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_versions, publish_version))
+        .routes(routes!(get_draft, save_draft))
+        .routes(routes!(publish_draft))
+        .routes(routes!(dry_run))
+}
+
+/// Parses a definition, naming fields under `definition.`.
+fn parse_definition(value: serde_json::Value) -> Result<ProgrammeDefinition, ApiError> {
+    parse_json(value).map_err(|mut error| {
+        error.body.field = Some(format!(
+            "definition.{}",
+            error.body.field.unwrap_or_default()
+        ));
+        error
+    })
+}
+
+/// Every published version, oldest first.
+#[utoipa::path(get, path = "/v1/programme/versions", tag = "programme",
+    responses((status = 200, body = Vec<VersionView>)))]
+async fn list_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<VersionView>>, ApiError> {
+    caller.require(Permission::Read)?;
+    Ok(Json(
+        state.store.programme_versions(caller.0.tenant_id).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PublishRequest {
+    /// The programme (rules, tiers, expiry); see the README for the format.
+    #[schema(value_type = Object)]
+    definition: serde_json::Value,
+    /// RFC 3339; now when absent. Events are judged by the version in force when they occurred.
+    effective_from: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Published {
+    version: i64,
+}
+
+/// Publishes a definition as a new version.
+#[utoipa::path(post, path = "/v1/programme/versions", tag = "programme",
+    request_body = PublishRequest,
+    responses((status = 201, body = Published), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn publish_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    caller.require(Permission::ManageProgramme)?;
+    let request: PublishRequest = parse_json(body_json(&body)?)?;
+    let definition = parse_definition(request.definition)?;
+    let effective_from =
+        parse_instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
+    let version = state
+        .store
+        .publish_version(
+            caller.0.tenant_id,
+            definition,
+            effective_from,
+            caller.actor(),
+            false,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(Published { version })))
+}
+
+/// The draft being edited.
+#[utoipa::path(get, path = "/v1/programme/draft", tag = "programme",
+    responses((status = 200, body = DraftView), (status = 404, body = ErrorBody)))]
+async fn get_draft(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<DraftView>, ApiError> {
+    caller.require(Permission::ManageProgramme)?;
+    state
+        .store
+        .draft(caller.0.tenant_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("draft"))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DraftRequest {
+    #[schema(value_type = Object)]
+    definition: serde_json::Value,
+}
+
+/// Saves the draft; it must be a valid programme (errors name the field).
+#[utoipa::path(put, path = "/v1/programme/draft", tag = "programme", request_body = DraftRequest,
+    responses((status = 200, body = DraftView), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn save_draft(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<DraftView>, ApiError> {
+    caller.require(Permission::ManageProgramme)?;
+    let request: DraftRequest = parse_json(body_json(&body)?)?;
+    let definition = parse_definition(request.definition)?;
+    Ok(Json(
+        state
+            .store
+            .save_draft(caller.0.tenant_id, &definition, caller.actor())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PublishDraftRequest {
+    effective_from: Option<String>,
+}
+
+/// Publishes the draft as a new version and discards it.
+#[utoipa::path(post, path = "/v1/programme/draft/publish", tag = "programme",
+    request_body = PublishDraftRequest,
+    responses((status = 201, body = Published), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn publish_draft(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    caller.require(Permission::ManageProgramme)?;
+    let request: PublishDraftRequest = parse_json(body_json(&body)?)?;
+    let effective_from =
+        parse_instant(request.effective_from, "effective_from")?.unwrap_or_else(chrono::Utc::now);
+    let draft = state
+        .store
+        .draft(caller.0.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("draft"))?;
+    let version = state
+        .store
+        .publish_version(
+            caller.0.tenant_id,
+            draft.definition,
+            effective_from,
+            caller.actor(),
+            true,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(Published { version })))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DryRunRequest {
+    /// `draft`, `current`, or `given` (then `definition` is required). `draft` when a draft
+    /// exists, else `current`, when absent.
+    programme: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    definition: Option<serde_json::Value>,
+    /// A purchase as sent to `/v1/events`, without `id` and `type`; its member, if known,
+    /// is judged as they stand now, else as a new member.
+    #[schema(value_type = Object)]
+    purchase: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DryRun {
+    /// Which programme judged it: `draft`, `current` or `given`.
+    programme: String,
+    points_earned: i64,
+    /// One line per rule that gave points, and caps: the "because".
+    #[schema(value_type = Vec<Object>)]
+    lines: Vec<patron_core::engine::EarnLine>,
+    tier_before: String,
+    tier_change: Option<TierChangeView>,
+    /// Whether the member exists (else judged as a new member).
+    known_member: bool,
+}
+
+/// What a purchase would earn and why, under the draft, the current or a given programme.
+/// Nothing is recorded.
+#[utoipa::path(post, path = "/v1/programme/dry-run", tag = "programme", request_body = DryRunRequest,
+    responses((status = 200, body = DryRun), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn dry_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<DryRun>, ApiError> {
+    caller.require(Permission::Read)?;
+    let request: DryRunRequest = parse_json(body_json(&body)?)?;
+    let tenant_id = caller.0.tenant_id;
+    let settings = state.store.tenant(tenant_id).await?;
+    let now = chrono::Utc::now();
+    let draft = state.store.draft(tenant_id).await?;
+    let which = request
+        .programme
+        .clone()
+        .unwrap_or_else(|| if draft.is_some() { "draft" } else { "current" }.to_owned());
+    let programme: std::sync::Arc<Programme> = match which.as_str() {
+        "draft" => {
+            let draft = draft.ok_or_else(|| ApiError::not_found("draft"))?;
+            std::sync::Arc::new(validate(&draft.definition)?)
+        }
+        "current" => settings
+            .programme_at(now)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("programme"))?,
+        "given" => {
+            let value = request
+                .definition
+                .ok_or_else(|| ApiError::invalid("definition", "required with `given`"))?;
+            std::sync::Arc::new(validate(&parse_definition(value)?)?)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "programme",
+                "must be draft, current or given",
+            ))
+        }
+    };
+    let mut purchase = request.purchase;
+    let Some(object) = purchase.as_object_mut() else {
+        return Err(ApiError::invalid("purchase", "must be a JSON object"));
+    };
+    object.insert("id".into(), "dry-run".into());
+    object.insert("type".into(), "purchase".into());
+    let hash = body_hash(&purchase);
+    let event_request: EventRequest = parse_json(purchase).map_err(|mut error| {
+        error.body.field = Some(format!("purchase.{}", error.body.field.unwrap_or_default()));
+        error
+    })?;
+    let event = parse_event(tenant_id, event_request, hash, now)?;
+    let IncomingKind::Purchase {
+        member, purchase, ..
+    } = event.kind
+    else {
+        unreachable!("a purchase parses as a purchase");
+    };
+    let (mut member_state, known_member) = match state.store.member_state(tenant_id, &member).await
+    {
+        Ok(member_state) => (member_state, true),
+        Err(StoreError::NotFound { .. }) => (
+            MemberState::new(
+                MemberId::new(),
+                Default::default(),
+                programme.base_tier_code(),
+                now,
+            ),
+            false,
+        ),
+        Err(error) => return Err(error.into()),
+    };
+    let tier_before = member_state.tier.clone();
+    let judge = Judge::new(&programme, settings.zone);
+    let event_id = EventId::parse("dry-run").expect("a valid id");
+    let (outcome, _) = judge
+        .purchase(&mut member_state, &event_id, &purchase, event.occurred_at)
+        .map_err(|rejection| ApiError::from(patron_store::EventError::Rejected(rejection)))?;
+    Ok(Json(DryRun {
+        programme: which,
+        points_earned: outcome.points_earned.0,
+        lines: outcome.lines,
+        tier_before,
+        tier_change: outcome.tier_change.map(|change| TierChangeView {
+            from: change.from,
+            to: change.to,
+            reason: change.reason.as_str().to_owned(),
+        }),
+        known_member,
+    }))
+}

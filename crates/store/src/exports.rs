@@ -1,0 +1,163 @@
+//! Reads for CSV exports, a page at a time with keyset pagination, so an export of any size
+//! holds one page in memory: members by id, ledger entries by transaction id, outstanding
+//! points by expiry instant.
+
+use crate::{Store, StoreError};
+use patron_core::time::{from_micros, Timestamp};
+use patron_core::TenantId;
+use sqlx::Row;
+
+/// Most rows (members, transactions, expiry instants) read in one page.
+pub const EXPORT_PAGE_MAX: i64 = 5_000;
+
+/// A member as exported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberExport {
+    pub id: String,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub birthday: Option<String>,
+    pub gender: Option<String>,
+    pub city: Option<String>,
+    pub tags: Vec<String>,
+    pub tier: String,
+    pub balance: i64,
+    pub lifetime_spend: i64,
+    pub order_count: i64,
+    pub created_at: Timestamp,
+}
+
+/// One ledger entry with its transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerExport {
+    pub transaction_id: String,
+    pub member_id: String,
+    pub kind: String,
+    /// The transaction's reason, as stored (JSON).
+    pub reason: String,
+    pub account: String,
+    pub amount: i64,
+    pub occurred_at: Timestamp,
+}
+
+/// Outstanding points that expire at one instant (`None`: never, or debt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiabilityExport {
+    pub expires_at: Option<Timestamp>,
+    pub points: i64,
+}
+
+impl Store {
+    /// Members of `tenant_id` (erased ones left out) with ids after `after`, by id.
+    pub async fn export_members_page(
+        &self,
+        tenant_id: TenantId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MemberExport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, phone, name, email, birthday, gender, city, tags, tier, points_balance, lifetime_spend, \
+             order_count, created_at FROM members WHERE tenant_id = $1 AND id > $2 AND erased_at IS NULL \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(tenant_id.to_string())
+        .bind(after.unwrap_or("").to_owned())
+        .bind(limit.clamp(1, EXPORT_PAGE_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let tags: String = row.get(7);
+                Ok(MemberExport {
+                    id: row.get(0),
+                    phone: row.get(1),
+                    name: row.get(2),
+                    email: row.get(3),
+                    birthday: row.get(4),
+                    gender: row.get(5),
+                    city: row.get(6),
+                    tags: serde_json::from_str(&tags)
+                        .map_err(|error| StoreError::Corrupt(format!("member tags: {error}")))?,
+                    tier: row.get(8),
+                    balance: row.get(9),
+                    lifetime_spend: row.get(10),
+                    order_count: row.get(11),
+                    created_at: from_micros(row.get(12)),
+                })
+            })
+            .collect()
+    }
+
+    /// The entries of up to `limit` ledger transactions of `tenant_id` with ids after `after`,
+    /// by transaction id; the caller's next cursor is the last row's transaction id.
+    pub async fn export_ledger_page(
+        &self,
+        tenant_id: TenantId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LedgerExport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.member_id, t.kind, t.reason, e.account, e.amount, t.occurred_at \
+             FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id \
+             WHERE t.id IN (SELECT id FROM ledger_transactions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3) \
+             ORDER BY t.id, e.account, e.amount",
+        )
+        .bind(tenant_id.to_string())
+        .bind(after.unwrap_or("").to_owned())
+        .bind(limit.clamp(1, EXPORT_PAGE_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| LedgerExport {
+                transaction_id: row.get(0),
+                member_id: row.get(1),
+                kind: row.get(2),
+                reason: row.get(3),
+                account: row.get(4),
+                amount: row.get(5),
+                occurred_at: from_micros(row.get(6)),
+            })
+            .collect())
+    }
+
+    /// Points left in lots of `tenant_id`, summed per expiry instant after `after` (exclusive),
+    /// earliest first. Lots that never expire are summed by [`Store::export_liability_never`].
+    pub async fn export_liability_page(
+        &self,
+        tenant_id: TenantId,
+        after: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<Vec<LiabilityExport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots \
+             WHERE tenant_id = $1 AND remaining <> 0 AND expires_at IS NOT NULL AND expires_at > $2 \
+             GROUP BY expires_at ORDER BY expires_at LIMIT $3",
+        )
+        .bind(tenant_id.to_string())
+        .bind(after.map(patron_core::time::to_micros).unwrap_or(i64::MIN))
+        .bind(limit.clamp(1, EXPORT_PAGE_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| LiabilityExport {
+                expires_at: Some(from_micros(row.get(0))),
+                points: row.get(1),
+            })
+            .collect())
+    }
+
+    /// Points left in lots of `tenant_id` that never expire (debt lots included).
+    pub async fn export_liability_never(&self, tenant_id: TenantId) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
+             WHERE tenant_id = $1 AND remaining <> 0 AND expires_at IS NULL",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+}

@@ -1,0 +1,524 @@
+//! Members as an integrator manages them: listing and search with a cursor, profile updates,
+//! merging two members into one, and what Decree 13/2023 asks (a member's data export and
+//! erasure). Every change is written to the audit log in the same transaction.
+
+use crate::audit::{self, Actor, Change};
+use crate::batch::{member_from_row, MEMBER_SELECT};
+use crate::sql::{Bind, Db};
+use crate::{rfc3339, Store, StoreError};
+use patron_core::member::Profile;
+use patron_core::time::{from_micros, to_micros};
+use patron_core::{MemberId, Phone, TenantId};
+use serde::Serialize;
+use sqlx::Row;
+
+/// Most members in one page of a list.
+pub const MEMBER_PAGE_MAX: i64 = 200;
+/// Longest search text, in characters.
+pub const SEARCH_LENGTH_MAX: usize = 100;
+
+/// Which members to list.
+#[derive(Clone, Debug, Default)]
+pub struct MemberFilter {
+    /// Matches a phone exactly (any Vietnamese spelling), or part of a name or e-mail.
+    pub query: Option<String>,
+    pub tier: Option<String>,
+    /// The id of the last member of the previous page.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// A member in a list.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MemberSummary {
+    pub id: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub tier: String,
+    pub balance: i64,
+    pub lifetime_spend: i64,
+    pub order_count: i64,
+    pub created_at: String,
+    pub erased: bool,
+}
+
+const SUMMARY_SELECT: &str = "SELECT id, phone, email, name, tier, points_balance, lifetime_spend, order_count, created_at, erased_at FROM members";
+
+/// A change to a member's profile: `Some` fields are set (`Some(None)` clears).
+#[derive(Clone, Debug, Default)]
+pub struct ProfileUpdate {
+    pub phone: Option<Phone>,
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+    pub birthday: Option<Option<chrono::NaiveDate>>,
+    pub gender: Option<Option<String>>,
+    pub city: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What a merge did.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MergeReport {
+    pub member_id: String,
+    pub merged_member_id: String,
+    pub balance: i64,
+    pub tier: String,
+    pub ledger_transactions_moved: i64,
+}
+
+fn profile_json(profile: &Profile) -> serde_json::Value {
+    serde_json::json!({
+        "phone": profile.phone.as_ref().map(|phone| phone.as_str()),
+        "email": profile.email,
+        "name": profile.name,
+        "birthday": profile.birthday.map(|day| day.to_string()),
+        "gender": profile.gender,
+        "city": profile.city,
+        "tags": profile.tags,
+        "attributes": profile.attributes,
+    })
+}
+
+fn subject(member_id: &str) -> String {
+    format!("member:{member_id}")
+}
+
+impl Store {
+    /// Members of the tenant in id order (oldest first), filtered, one page.
+    pub async fn members(
+        &self,
+        tenant_id: TenantId,
+        filter: &MemberFilter,
+    ) -> Result<Vec<MemberSummary>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let mut sql = format!("{SUMMARY_SELECT} WHERE tenant_id = $1 AND id > $2");
+        let mut values: Vec<Bind> = vec![
+            tenant_id.to_string().into(),
+            filter.after.clone().unwrap_or_default().into(),
+        ];
+        if let Some(tier) = &filter.tier {
+            values.push(tier.clone().into());
+            sql.push_str(&format!(" AND tier = ${}", values.len()));
+        }
+        if let Some(query) = filter.query.as_deref().map(str::trim) {
+            if let Ok(phone) = Phone::parse(query) {
+                values.push(phone.as_str().into());
+                sql.push_str(&format!(" AND phone = ${}", values.len()));
+            } else {
+                let pattern = format!(
+                    "%{}%",
+                    query
+                        .to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                values.push(pattern.into());
+                let n = values.len();
+                sql.push_str(&format!(
+                    " AND (LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(email) LIKE ${n} ESCAPE '\\')"
+                ));
+            }
+        }
+        values.push(filter.limit.clamp(1, MEMBER_PAGE_MAX).into());
+        sql.push_str(&format!(" ORDER BY id LIMIT ${}", values.len()));
+        let rows = self.read(&sql, values).await?;
+        Ok(rows
+            .iter()
+            .map(|row| MemberSummary {
+                id: row.text(0),
+                phone: row.opt_text(1),
+                email: row.opt_text(2),
+                name: row.opt_text(3),
+                tier: row.text(4),
+                balance: row.int(5),
+                lifetime_spend: row.int(6),
+                order_count: row.int(7),
+                created_at: rfc3339(from_micros(row.int(8)), zone),
+                erased: row.opt_int(9).is_some(),
+            })
+            .collect())
+    }
+
+    async fn profile_of(
+        connection: &mut sqlx::AnyConnection,
+        tenant_id: TenantId,
+        member_id: MemberId,
+    ) -> Result<Profile, StoreError> {
+        let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id.to_string())
+            .bind(member_id.to_string())
+            .fetch_optional(connection)
+            .await?
+            .ok_or(StoreError::NotFound { what: "member" })?;
+        Ok(member_from_row(&crate::sql::DbRow::from_any(&row))?
+            .1
+            .profile)
+    }
+
+    /// Changes a member's profile; the audit log keeps the fields before and after.
+    pub async fn update_member(
+        &self,
+        tenant_id: TenantId,
+        member_id: MemberId,
+        update: &ProfileUpdate,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let before = Store::profile_of(&mut transaction, tenant_id, member_id).await?;
+        let mut after = before.clone();
+        if let Some(phone) = &update.phone {
+            after.phone = Some(phone.clone());
+        }
+        let set = |target: &mut Option<String>, value: &Option<Option<String>>| {
+            if let Some(value) = value {
+                *target = value.clone();
+            }
+        };
+        set(&mut after.email, &update.email);
+        set(&mut after.name, &update.name);
+        set(&mut after.gender, &update.gender);
+        set(&mut after.city, &update.city);
+        if let Some(birthday) = update.birthday {
+            after.birthday = birthday;
+        }
+        if let Some(tags) = &update.tags {
+            after.tags = tags.clone();
+        }
+        if let Some(attributes) = &update.attributes {
+            after.attributes = attributes.clone();
+        }
+        let result = sqlx::query(
+            "UPDATE members SET phone = $1, email = $2, name = $3, birthday = $4, gender = $5, city = $6, \
+             tags = $7, attributes = $8, updated_at = $9 WHERE tenant_id = $10 AND id = $11",
+        )
+        .bind(after.phone.as_ref().map(|phone| phone.as_str().to_owned()))
+        .bind(after.email.clone())
+        .bind(after.name.clone())
+        .bind(after.birthday.map(|day| day.to_string()))
+        .bind(after.gender.clone())
+        .bind(after.city.clone())
+        .bind(serde_json::to_string(&after.tags).expect("tags serialise"))
+        .bind(serde_json::to_string(&after.attributes).expect("attributes serialise"))
+        .bind(to_micros(chrono::Utc::now()))
+        .bind(tenant_id.to_string())
+        .bind(member_id.to_string())
+        .execute(&mut *transaction)
+        .await
+        .map_err(StoreError::from);
+        if let Err(error) = result {
+            return Err(if error.is_unique_violation() {
+                StoreError::Conflict { what: "phone" }
+            } else {
+                error
+            });
+        }
+        audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "member.update",
+                subject: subject(&member_id.to_string()),
+                before: Some(profile_json(&before)),
+                after: Some(profile_json(&after)),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Wipes a member's personal fields (Decree 13/2023). The ledger stays, now anonymous, so
+    /// totals still balance; earlier audit entries about the member lose their values.
+    pub async fn erase_member(
+        &self,
+        tenant_id: TenantId,
+        member_id: MemberId,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        Store::profile_of(&mut transaction, tenant_id, member_id).await?;
+        let now = to_micros(chrono::Utc::now());
+        sqlx::query(
+            "UPDATE members SET phone = NULL, email = NULL, name = NULL, birthday = NULL, gender = NULL, \
+             city = NULL, tags = '[]', attributes = '{}', erased_at = $1, updated_at = $1 \
+             WHERE tenant_id = $2 AND id = $3",
+        )
+        .bind(now)
+        .bind(tenant_id.to_string())
+        .bind(member_id.to_string())
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query(
+            "UPDATE audit_log SET before_value = NULL, after_value = NULL WHERE tenant_id = $1 AND subject = $2",
+        )
+        .bind(tenant_id.to_string())
+        .bind(subject(&member_id.to_string()))
+        .execute(&mut *transaction)
+        .await?;
+        audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "member.erase",
+                subject: subject(&member_id.to_string()),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Everything held about a member, for their data-access request (Decree 13/2023).
+    pub async fn member_export(
+        &self,
+        tenant_id: TenantId,
+        member_id: MemberId,
+    ) -> Result<serde_json::Value, StoreError> {
+        let now = chrono::Utc::now();
+        let zone = self.tenant(tenant_id).await?.zone;
+        let member = self
+            .member(tenant_id, &crate::MemberRef::Id(member_id), now)
+            .await?;
+        let mut history = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .history(
+                    tenant_id,
+                    member_id,
+                    crate::queries::HISTORY_PAGE_MAX,
+                    before,
+                )
+                .await?;
+            let last = page.last().map(|entry| entry.occurred_at.clone());
+            let full = page.len() as i64 == crate::queries::HISTORY_PAGE_MAX;
+            history.extend(page);
+            match last {
+                Some(at) if full => {
+                    before = Some(
+                        chrono::DateTime::parse_from_rfc3339(&at)
+                            .map_err(|_| StoreError::Corrupt(at.clone()))?
+                            .with_timezone(&chrono::Utc),
+                    )
+                }
+                _ => break,
+            }
+        }
+        let vouchers = self.vouchers(tenant_id, member_id).await?;
+        let tiers = sqlx::query(
+            "SELECT from_tier, to_tier, reason, at FROM tier_history WHERE tenant_id = $1 AND member_id = $2 ORDER BY at",
+        )
+        .bind(tenant_id.to_string())
+        .bind(member_id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "from": row.get::<String, _>(0),
+                "to": row.get::<String, _>(1),
+                "reason": row.get::<String, _>(2),
+                "at": rfc3339(from_micros(row.get(3)), zone),
+            })
+        })
+        .collect::<Vec<_>>();
+        let events = sqlx::query(
+            "SELECT event_id, kind, occurred_at, amount FROM events WHERE tenant_id = $1 AND member_id = $2 ORDER BY occurred_at",
+        )
+        .bind(tenant_id.to_string())
+        .bind(member_id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "event_id": row.get::<String, _>(0),
+                "type": row.get::<String, _>(1),
+                "occurred_at": rfc3339(from_micros(row.get(2)), zone),
+                "amount": row.get::<Option<i64>, _>(3),
+            })
+        })
+        .collect::<Vec<_>>();
+        Ok(serde_json::json!({
+            "exported_at": rfc3339(now, zone),
+            "member": member,
+            "events": events,
+            "history": history,
+            "vouchers": vouchers,
+            "tier_history": tiers,
+        }))
+    }
+}
+
+/// Merges `source` into `survivor` inside the journal's writer: every lot, ledger transaction
+/// and entry, voucher, event and tier change moves to the survivor; balances and counters add
+/// up; the survivor keeps the higher tier and takes profile fields it lacks; `source` is deleted.
+pub(crate) async fn merge_in(
+    store: &Store,
+    db: &mut Db<'_>,
+    request: &MergeRequest,
+) -> Result<MergeReport, StoreError> {
+    let tenant = request.tenant_id.to_string();
+    let (survivor_id, source_id) = (request.survivor.to_string(), request.source.to_string());
+    if survivor_id == source_id {
+        return Err(StoreError::invalid(
+            "member_id",
+            "cannot merge a member into itself",
+        ));
+    }
+    let mut load = async |id: &str| -> Result<patron_core::member::MemberState, StoreError> {
+        let rows = db
+            .fetch(
+                &format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
+                vec![tenant.clone().into(), id.into()],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::NotFound { what: "member" })?;
+        Ok(member_from_row(row)?.1)
+    };
+    let survivor = load(&survivor_id).await?;
+    let source = load(&source_id).await?;
+    let settings = store.tenant(request.tenant_id).await?;
+    let rank = |code: &str| {
+        settings
+            .programme_at(chrono::Utc::now())
+            .and_then(|programme| programme.tier(code))
+            .map(|(index, _)| index)
+            .unwrap_or(0)
+    };
+    let tier = if rank(&source.tier) > rank(&survivor.tier) {
+        source.tier.clone()
+    } else {
+        survivor.tier.clone()
+    };
+    let mut profile = survivor.profile.clone();
+    let fill = |target: &mut Option<String>, value: &Option<String>| {
+        if target.is_none() {
+            target.clone_from(value);
+        }
+    };
+    fill(&mut profile.email, &source.profile.email);
+    fill(&mut profile.name, &source.profile.name);
+    fill(&mut profile.gender, &source.profile.gender);
+    fill(&mut profile.city, &source.profile.city);
+    if profile.birthday.is_none() {
+        profile.birthday = source.profile.birthday;
+    }
+    let moved = db
+        .fetch(
+            "SELECT COUNT(*) FROM ledger_transactions WHERE tenant_id = $1 AND member_id = $2",
+            vec![tenant.clone().into(), source_id.clone().into()],
+        )
+        .await?
+        .first()
+        .map(|row| row.int(0))
+        .unwrap_or(0);
+    for table in [
+        "lots",
+        "ledger_transactions",
+        "ledger_entries",
+        "vouchers",
+        "tier_history",
+        "events",
+    ] {
+        db.execute(
+            &format!("UPDATE {table} SET member_id = $1 WHERE tenant_id = $2 AND member_id = $3"),
+            vec![
+                survivor_id.clone().into(),
+                tenant.clone().into(),
+                source_id.clone().into(),
+            ],
+        )
+        .await?;
+    }
+    db.execute(
+        "INSERT INTO member_periods (member_id, month, spend, points) \
+         SELECT $1, month, spend, points FROM member_periods WHERE member_id = $2 AND true \
+         ON CONFLICT (member_id, month) DO UPDATE SET spend = member_periods.spend + excluded.spend, \
+         points = member_periods.points + excluded.points",
+        vec![survivor_id.clone().into(), source_id.clone().into()],
+    )
+    .await?;
+    db.execute(
+        "DELETE FROM member_periods WHERE member_id = $1",
+        vec![source_id.clone().into()],
+    )
+    .await?;
+    db.execute(
+        "DELETE FROM members WHERE tenant_id = $1 AND id = $2",
+        vec![tenant.clone().into(), source_id.clone().into()],
+    )
+    .await?;
+    if profile.phone.is_none() {
+        profile.phone = source.profile.phone.clone();
+    }
+    let balance = survivor.balance.0 + source.balance.0;
+    db.execute(
+        "UPDATE members SET phone = $1, email = $2, name = $3, birthday = $4, gender = $5, city = $6, tier = $7, \
+         points_balance = $8, lifetime_spend = $9, lifetime_points = $10, order_count = $11, updated_at = $12 \
+         WHERE tenant_id = $13 AND id = $14",
+        vec![
+            profile.phone.as_ref().map(|phone| phone.as_str().to_owned()).into(),
+            profile.email.clone().into(),
+            profile.name.clone().into(),
+            profile.birthday.map(|day| day.to_string()).into(),
+            profile.gender.clone().into(),
+            profile.city.clone().into(),
+            tier.clone().into(),
+            balance.into(),
+            (survivor.lifetime_spend.0 + source.lifetime_spend.0).into(),
+            (survivor.lifetime_points.0 + source.lifetime_points.0).into(),
+            (survivor.order_count + source.order_count).into(),
+            to_micros(chrono::Utc::now()).into(),
+            tenant.clone().into(),
+            survivor_id.clone().into(),
+        ],
+    )
+    .await?;
+    let summary = |state: &patron_core::member::MemberState| {
+        serde_json::json!({
+            "id": state.id.to_string(),
+            "profile": profile_json(&state.profile),
+            "tier": state.tier,
+            "balance": state.balance.0,
+        })
+    };
+    let report = MergeReport {
+        member_id: survivor_id.clone(),
+        merged_member_id: source_id.clone(),
+        balance,
+        tier,
+        ledger_transactions_moved: moved,
+    };
+    let change = Change {
+        tenant_id: request.tenant_id,
+        actor: &request.actor,
+        action: "member.merge",
+        subject: subject(&survivor_id),
+        before: Some(
+            serde_json::json!({"survivor": summary(&survivor), "merged": summary(&source)}),
+        ),
+        after: Some(serde_json::to_value(&report).expect("a report serialises")),
+    };
+    db.execute(audit::INSERT, audit::change_values(&change))
+        .await?;
+    Ok(report)
+}
+
+/// Two members of one tenant to merge, and who asked.
+#[derive(Clone, Debug)]
+pub struct MergeRequest {
+    pub tenant_id: TenantId,
+    pub survivor: MemberId,
+    pub source: MemberId,
+    pub actor: Actor,
+}

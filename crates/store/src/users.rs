@@ -1,0 +1,366 @@
+//! Staff users (owner, manager, marketer, cashier, viewer) with argon2 passwords, and their
+//! sessions in the database: the browser holds a random token, the database its SHA-256.
+
+use crate::audit::{Actor, Change};
+use crate::{Store, StoreError};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use patron_core::time::{from_micros, to_micros};
+use patron_core::TenantId;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// How long a session lasts after sign-in.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+/// Shortest password accepted.
+pub const PASSWORD_LENGTH_MIN: usize = 10;
+/// Longest password accepted (argon2 hashes anything, but a megabyte password is an attack).
+pub const PASSWORD_LENGTH_MAX: usize = 256;
+
+/// What a person may do. Keys map onto the same scale (see `KeyScope::role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Manager,
+    Marketer,
+    Cashier,
+    Viewer,
+    /// An integration's write key: everything but administration. Not assignable to people.
+    Integration,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Manager => "manager",
+            Role::Marketer => "marketer",
+            Role::Cashier => "cashier",
+            Role::Viewer => "viewer",
+            Role::Integration => "integration",
+        }
+    }
+
+    /// A role a person can hold.
+    pub fn parse_staff(text: &str) -> Option<Role> {
+        Some(match text {
+            "owner" => Role::Owner,
+            "manager" => Role::Manager,
+            "marketer" => Role::Marketer,
+            "cashier" => Role::Cashier,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        })
+    }
+}
+
+/// A staff user as listed.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    pub disabled: bool,
+}
+
+/// A signed-in session: the token goes in a cookie, the CSRF token in forms and headers.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Who a session belongs to.
+#[derive(Clone, Debug)]
+pub struct SessionGrant {
+    pub user: User,
+    pub csrf_token: String,
+}
+
+fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn hash_password(password: &str) -> Result<String, StoreError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|error| StoreError::Config(error.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| StoreError::Config(format!("argon2: {error}")))
+}
+
+fn password_matches(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+const USER_SELECT: &str =
+    "SELECT id, tenant_id, email, name, role, created_at, disabled_at FROM users";
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
+    let role: String = row.get(4);
+    Ok(User {
+        id: row.get(0),
+        tenant_id: row.get(1),
+        email: row.get(2),
+        name: row.get(3),
+        role: Role::parse_staff(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        created_at: crate::rfc3339(from_micros(row.get(5)), chrono_tz::UTC),
+        disabled: row.get::<Option<i64>, _>(6).is_some(),
+    })
+}
+
+fn check_password(password: &str) -> Result<(), StoreError> {
+    let length = password.chars().count();
+    if !(PASSWORD_LENGTH_MIN..=PASSWORD_LENGTH_MAX).contains(&length) {
+        return Err(StoreError::invalid(
+            "password",
+            format!("must be {PASSWORD_LENGTH_MIN} to {PASSWORD_LENGTH_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Adds a staff user; the e-mail is unique within the tenant.
+    pub async fn create_user(
+        &self,
+        tenant_id: TenantId,
+        email: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<User, StoreError> {
+        let email = email.trim().to_lowercase();
+        if !email.contains('@') || email.len() > 200 {
+            return Err(StoreError::invalid("email", "must be an e-mail address"));
+        }
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(StoreError::invalid("name", "must be 1 to 200 characters"));
+        }
+        if role == Role::Integration {
+            return Err(StoreError::invalid(
+                "role",
+                "must be owner, manager, marketer, cashier or viewer",
+            ));
+        }
+        check_password(password)?;
+        self.tenant(tenant_id).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let hash = hash_password(password)?;
+        let mut transaction = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.clone())
+        .bind(tenant_id.to_string())
+        .bind(email.clone())
+        .bind(name.trim().to_owned())
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(to_micros(chrono::Utc::now()))
+        .execute(&mut *transaction)
+        .await
+        .map_err(StoreError::from);
+        if let Err(error) = inserted {
+            return Err(if error.is_unique_violation() {
+                StoreError::Conflict {
+                    what: "user with this e-mail",
+                }
+            } else {
+                error
+            });
+        }
+        crate::audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "user.create",
+                subject: format!("user:{id}"),
+                before: None,
+                after: Some(serde_json::json!({"email": email, "name": name.trim(), "role": role})),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        self.user(tenant_id, &id).await
+    }
+
+    pub async fn user(&self, tenant_id: TenantId, id: &str) -> Result<User, StoreError> {
+        let row = sqlx::query(&format!("{USER_SELECT} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id.to_string())
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "user" })?;
+        user_from_row(&row)
+    }
+
+    pub async fn users(&self, tenant_id: TenantId) -> Result<Vec<User>, StoreError> {
+        sqlx::query(&format!("{USER_SELECT} WHERE tenant_id = $1 ORDER BY id"))
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    /// Changes a user's role or disables them (which also ends their sessions).
+    pub async fn update_user(
+        &self,
+        tenant_id: TenantId,
+        id: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        actor: &Actor,
+    ) -> Result<User, StoreError> {
+        let before = self.user(tenant_id, id).await?;
+        if role == Some(Role::Integration) {
+            return Err(StoreError::invalid(
+                "role",
+                "must be owner, manager, marketer, cashier or viewer",
+            ));
+        }
+        let mut transaction = self.pool.begin().await?;
+        if let Some(role) = role {
+            sqlx::query("UPDATE users SET role = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(role.as_str())
+                .bind(tenant_id.to_string())
+                .bind(id.to_owned())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        if let Some(disabled) = disabled {
+            sqlx::query("UPDATE users SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(disabled.then(|| to_micros(chrono::Utc::now())))
+                .bind(tenant_id.to_string())
+                .bind(id.to_owned())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        if disabled == Some(true) || role.is_some() {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id.to_owned())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        crate::audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "user.update",
+                subject: format!("user:{id}"),
+                before: Some(serde_json::json!({"role": before.role, "disabled": before.disabled})),
+                after: Some(serde_json::json!({
+                    "role": role.unwrap_or(before.role),
+                    "disabled": disabled.unwrap_or(before.disabled),
+                })),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        self.user(tenant_id, id).await
+    }
+
+    /// Signs a user in by e-mail and password. With several tenants under one e-mail, the
+    /// tenant must be named. A wrong e-mail and a wrong password look the same.
+    pub async fn sign_in(
+        &self,
+        tenant_id: Option<TenantId>,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<(User, NewSession)>, StoreError> {
+        let email = email.trim().to_lowercase();
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, email, name, role, created_at, disabled_at, password_hash FROM users \
+             WHERE email = $1 AND disabled_at IS NULL",
+        )
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        let candidates: Vec<_> = rows
+            .iter()
+            .filter(|row| {
+                tenant_id.is_none_or(|tenant| row.get::<String, _>(1) == tenant.to_string())
+            })
+            .collect();
+        let [row] = candidates.as_slice() else {
+            // Hash anyway so a wrong e-mail takes as long as a wrong password.
+            let _ = hash_password(password);
+            return Ok(None);
+        };
+        if !password_matches(password, &row.get::<String, _>(7)) {
+            return Ok(None);
+        }
+        let user = user_from_row(row)?;
+        let session = NewSession {
+            token: random_token("ps_"),
+            csrf_token: random_token(""),
+            expires_at: chrono::Utc::now() + SESSION_TTL,
+        };
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(sha256(&session.token))
+        .bind(user.id.clone())
+        .bind(session.csrf_token.clone())
+        .bind(to_micros(chrono::Utc::now()))
+        .bind(to_micros(session.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(Some((user, session)))
+    }
+
+    /// The live session behind a cookie's token.
+    pub async fn session(&self, token: &str) -> Result<Option<SessionGrant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.created_at, u.disabled_at, s.csrf_token \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
+        )
+        .bind(sha256(token))
+        .bind(to_micros(chrono::Utc::now()))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionGrant {
+            user: user_from_row(&row)?,
+            csrf_token: row.get(7),
+        }))
+    }
+
+    /// Ends a session.
+    pub async fn sign_out(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(sha256(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
