@@ -228,7 +228,7 @@ async fn client(
         let kind = match phase {
             Phase::Floor => Kind::Health,
             // Half the connections start with a purchase, half with a lookup.
-            Phase::Mixed if (sequence + index as u64) % 2 == 0 => Kind::Purchase,
+            Phase::Mixed if (sequence + index as u64).is_multiple_of(2) => Kind::Purchase,
             Phase::Mixed => Kind::Member,
         };
         sequence += 1;

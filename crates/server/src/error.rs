@@ -133,9 +133,15 @@ impl From<EventError> for ApiError {
 pub fn parse_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." { None } else { Some(path) };
         let message = error.into_inner().to_string();
-        let field = field.or_else(|| unknown_field_name(&message));
+        let named = unknown_field_name(&message).or_else(|| missing_field_name(&message));
+        let field = match (path.as_str(), named) {
+            (".", named) => named,
+            (_, Some(named)) if message.starts_with("missing field") => {
+                Some(format!("{path}.{named}"))
+            }
+            _ => Some(path),
+        };
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             body: ErrorBody {
@@ -151,6 +157,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> R
 /// serde reports an unknown field in its message: "unknown field `x`, expected …".
 fn unknown_field_name(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// serde reports a missing field in its message: "missing field `x`".
+fn missing_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
     Some(rest[..rest.find('`')?].to_owned())
 }
 

@@ -479,7 +479,7 @@ fn parse_value(
                     StatusCode::FORBIDDEN,
                     "forbidden",
                     "a store's key may not change members' points or tiers",
-                    Some("type".into()),
+                    Some("type"),
                 ))
             }
             _ => None,
@@ -490,7 +490,7 @@ fn parse_value(
                     StatusCode::FORBIDDEN,
                     "forbidden",
                     format!("this key may only record sales of store `{own}`"),
-                    Some("store".into()),
+                    Some("store"),
                 ));
             }
         }

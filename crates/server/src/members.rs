@@ -125,8 +125,8 @@ async fn list_members(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateMemberRequest {
-    /// Idempotency key: a retry with the same id returns the first answer. Defaults to
-    /// `enrol-<phone>`.
+    /// Idempotency key: a retry with the same id returns the first answer. Without it, the
+    /// same request is recognised by its content.
     id: Option<String>,
     phone: String,
     #[schema(value_type = Object)]
@@ -146,13 +146,22 @@ async fn create_member(
     let phone = Phone::parse(&request.phone)
         .map_err(|error| ApiError::invalid("phone", error.to_string()))?;
     let mut event = serde_json::json!({
-        "id": request.id.unwrap_or_else(|| format!("enrol-{}", phone.as_str())),
         "type": "enrol",
         "member": {"phone": phone.as_str()},
     });
     if let Some(profile) = request.profile {
         event["profile"] = profile;
     }
+    // Without an id, the same request is the same event; another profile for a known phone
+    // answers with the existing member.
+    let id = request.id.unwrap_or_else(|| {
+        format!(
+            "enrol-{}-{}",
+            phone.as_str(),
+            &crate::events::body_hash(&event)[..16]
+        )
+    });
+    event["id"] = id.into();
     post_value(state, caller, event).await
 }
 
