@@ -2,7 +2,7 @@
 //! purchases over 18 months, generated through the engine (so every point, tier and voucher is
 //! real), then served.
 
-use crate::{serve, DatabaseArgs, ServeArgs};
+use crate::{serve, DatabaseArgs};
 use anyhow::Context;
 use patron_core::event::{Item, Purchase};
 use patron_core::member::Profile;
@@ -139,7 +139,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (tenant, key) = match store.tenant_ids().await?.first() {
         Some(tenant) => {
             let key = store
-                .create_api_key(*tenant, "demo", KeyScope::Write)
+                .create_api_key(*tenant, "demo", KeyScope::Admin)
                 .await?;
             println!("Serving the existing demo in {}", args.database);
             (*tenant, key)
@@ -154,12 +154,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("{banner}");
         return Ok(());
     }
-    let serve_args = ServeArgs {
-        database,
+    let serve_args = crate::config::Settings {
+        database: database.database,
         listen: args.listen,
-        jobs_interval_seconds: 3600,
-        rate_limit_per_second: 200,
-        rate_limit_burst: 400,
+        ..crate::config::Settings::default()
     };
     serve(store, &serve_args, Some(banner)).await
 }
@@ -182,7 +180,7 @@ async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, S
         store.create_reward(tenant, reward).await?;
     }
     let key = store
-        .create_api_key(tenant, "demo", KeyScope::Write)
+        .create_api_key(tenant, "demo", KeyScope::Admin)
         .await?;
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
     let events = demo_events(tenant, args, &rewards, start, now);

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_api;
+mod config;
 mod demo;
 mod import;
 
@@ -14,7 +15,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use patron_store::jobs::JobKind;
 use patron_store::{DatabaseConfig, Journal, JournalConfig, Store};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -24,6 +24,9 @@ use std::time::Duration;
     about = "Patron: an open-source loyalty and customer-retention engine"
 )]
 struct Cli {
+    /// A TOML configuration file (default: ./patron.toml when present).
+    #[arg(long, global = true, env = "PATRON_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,28 +49,20 @@ impl DatabaseArgs {
     }
 }
 
-#[derive(clap::Args, Clone)]
-pub(crate) struct ServeArgs {
-    #[command(flatten)]
-    database: DatabaseArgs,
-    /// Address to listen on.
-    #[arg(long, env = "PATRON_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Seconds between runs of the expiry and tier review jobs (0: never).
-    #[arg(long, env = "PATRON_JOBS_INTERVAL_SECONDS", default_value_t = 3600)]
-    jobs_interval_seconds: u64,
-    /// Sustained requests per second allowed per API key (0: no limit).
-    #[arg(long, env = "PATRON_RATE_LIMIT_PER_SECOND", default_value_t = 200)]
-    rate_limit_per_second: u32,
-    /// Requests an idle API key may make at once.
-    #[arg(long, env = "PATRON_RATE_LIMIT_BURST", default_value_t = 400)]
-    rate_limit_burst: u32,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API.
-    Serve(ServeArgs),
+    Serve(config::Overrides),
+    /// Check the configuration (file, environment) and the database connection.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Manage staff users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Create a café chain with sample members and purchases, then serve it.
@@ -93,28 +88,124 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Load the configuration, print it (secrets hidden) and connect to the database.
+    Check(config::Overrides),
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a staff user (the first owner of a tenant, say). Prints a generated password unless
+    /// one is given on standard input.
+    Add {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// owner, manager, marketer, cashier or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let overrides = match &cli.command {
+        Command::Serve(overrides)
+        | Command::Config {
+            action: ConfigAction::Check(overrides),
+        } => overrides.clone(),
+        _ => config::Overrides::default(),
+    };
+    let settings = config::load(cli.config.as_deref(), &overrides);
+    init_logging(
+        settings
+            .as_ref()
+            .map(|settings| settings.log_format)
+            .unwrap_or(config::LogFormat::Text),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli.command))
+    runtime.block_on(run(cli.command, settings))
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(
+    command: Command,
+    settings: Result<config::Settings, Box<figment::Error>>,
+) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => {
-            let store = Store::open(&args.database.config())
+        Command::Serve(_) => {
+            let settings = settings.map_err(|error| anyhow::anyhow!("configuration: {error}"))?;
+            let store = Store::open(&database_config(&settings))
                 .await
                 .context("open the database")?;
-            serve(store, &args, None).await
+            serve(store, &settings, None).await
+        }
+        Command::Config { .. } => check_config(settings).await,
+        Command::User {
+            action:
+                UserAction::Add {
+                    database,
+                    tenant,
+                    email,
+                    name,
+                    role,
+                    password_stdin,
+                },
+        } => {
+            let store = Store::open(&database.config()).await?;
+            let tenant = patron_core::TenantId::parse(&tenant)
+                .map_err(|_| anyhow::anyhow!("--tenant: not a tenant id"))?;
+            let role = patron_store::users::Role::parse_staff(&role).ok_or_else(|| {
+                anyhow::anyhow!("--role: must be owner, manager, marketer, cashier or viewer")
+            })?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (generate_password(), true)
+            };
+            let user = store
+                .create_user(
+                    tenant,
+                    &email,
+                    &name,
+                    role,
+                    &password,
+                    &patron_store::audit::Actor::cli(),
+                )
+                .await?;
+            println!("user {} ({}, {})", user.id, user.email, user.role.as_str());
+            if generated {
+                println!("password {password}\nKeep it: it is not shown again.");
+            }
+            Ok(())
         }
         Command::Migrate(args) => {
             let store = Store::connect(&args.config())
@@ -139,15 +230,58 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .create_tenant(&patron_store::admin::NewTenant::vietnamese(name))
                 .await?;
             let key = store
-                .create_api_key(tenant, "cli", patron_store::admin::KeyScope::Write)
+                .create_api_key(tenant, "cli", patron_store::admin::KeyScope::Admin)
                 .await?;
-            println!("tenant {tenant}\nAPI key {key}\nPublish a programme with POST /v1/programme/versions.");
+            println!(
+                "tenant {tenant}\nAPI key {key}\nThe key is an admin key: it can make other keys.\n\
+                 Publish a programme with POST /v1/programme/versions; add staff with `patron user add`."
+            );
             Ok(())
         }
         Command::Bench { bench } => bench::run(bench).await,
         Command::Import(args) => import::import(args).await,
         Command::Export(args) => import::export(args).await,
     }
+}
+
+fn database_config(settings: &config::Settings) -> DatabaseConfig {
+    let mut config = DatabaseConfig::new(settings.database.clone());
+    config.sqlite_synchronous_full = settings.sqlite_synchronous_full;
+    config
+}
+
+/// A password of 20 characters from an alphabet without look-alikes (about 113 bits).
+fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// `patron config check`: prints the settings or the error naming the key, then connects.
+async fn check_config(
+    settings: Result<config::Settings, Box<figment::Error>>,
+) -> anyhow::Result<()> {
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            std::process::exit(2);
+        }
+    };
+    println!("{}", settings.describe());
+    let store = Store::connect(&database_config(&settings))
+        .await
+        .context("connect to the database")?;
+    let pending = patron_store::migrate::pending(&store).await?;
+    println!(
+        "database reachable ({:?}); {pending} migration(s) to apply",
+        store.backend()
+    );
+    println!("configuration ok");
+    Ok(())
 }
 
 /// Runs each maintenance job once at the current time and logs what it did.
@@ -167,19 +301,22 @@ async fn run_jobs(journal: &Journal) -> anyhow::Result<()> {
 /// Serves until Ctrl-C or SIGTERM: finishes in-flight requests, then flushes the journal.
 pub(crate) async fn serve(
     store: Store,
-    args: &ServeArgs,
+    args: &config::Settings,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
-    let limit = patron_server::RateLimit {
-        requests_per_second: args.rate_limit_per_second,
-        burst: args.rate_limit_burst,
+    let options = patron_server::ServerOptions {
+        rate_limit: patron_server::RateLimit {
+            requests_per_second: args.rate_limit_per_second,
+            burst: args.rate_limit_burst,
+        },
+        platform_token: args.platform_token.clone(),
     };
-    let application = patron_server::Application::build_with_limit(
+    let application = patron_server::Application::build_with(
         store.clone(),
         journal.clone(),
         args.listen,
-        limit,
+        options,
     )
     .await
     .with_context(|| format!("listen on {}", args.listen))?;

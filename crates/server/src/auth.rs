@@ -213,6 +213,7 @@ impl FromRequestParts<AppState> for Caller {
             (None, Some(token)) => session_grant(state, parts, token).await?,
             (None, None) => return Err(unauthorized()),
         };
+        tracing::Span::current().record("tenant_id", tracing::field::display(grant.tenant_id));
         if let Err(wait) = state.limiter.take(&grant.bucket, Instant::now()) {
             let mut error = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -159,6 +159,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(config.connections_max.max(2))
             .acquire_timeout(Duration::from_secs(30))
+            // A pooled connection is not pinged before each use: a dead one fails its query
+            // and is dropped; the ping doubled the round trips of every read.
+            .test_before_acquire(false)
             .after_connect(move |connection, _| {
                 let pragmas = pragmas.clone();
                 Box::pin(async move {

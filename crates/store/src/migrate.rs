@@ -61,6 +61,21 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
     Ok(count)
 }
 
+/// How many migrations are not applied yet (all of them on an empty database).
+pub async fn pending(store: &Store) -> Result<usize, StoreError> {
+    let applied: Vec<i64> = match sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&store.pool)
+        .await
+    {
+        Ok(rows) => rows.iter().map(|row| row.get::<i64, _>(0)).collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(MIGRATIONS
+        .iter()
+        .filter(|(version, _, _)| !applied.contains(version))
+        .count())
+}
+
 /// Splits a migration file into statements: `;` at the end of a line ends one; `--` lines are
 /// comments.
 fn statements(sql: &str) -> Vec<String> {

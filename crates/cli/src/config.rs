@@ -1,0 +1,229 @@
+//! Configuration: defaults, then a TOML file (`--config`, `PATRON_CONFIG`, or `./patron.toml`
+//! when present), then `PATRON_*` environment variables, then command-line flags. Unknown keys
+//! in the file are errors that name the key, so a typo never silently falls back to a default.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The file read when no other is named, if it exists.
+pub const DEFAULT_FILE: &str = "patron.toml";
+
+/// Keys read from the environment as `PATRON_<KEY>`.
+const ENV_KEYS: &[&str] = &[
+    "database",
+    "sqlite_synchronous_full",
+    "listen",
+    "jobs_interval_seconds",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "platform_token",
+    "log_format",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the request's id and tenant in every line of a request.
+    Json,
+}
+
+/// Everything `patron serve` needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `patron.db` (SQLite) or `postgres://user@host/db`.
+    pub database: String,
+    /// SQLite `synchronous=FULL` (survives a power cut; slower) instead of NORMAL.
+    pub sqlite_synchronous_full: bool,
+    pub listen: SocketAddr,
+    /// Seconds between runs of the expiry and tier review jobs (0: never).
+    pub jobs_interval_seconds: u64,
+    /// Sustained requests per second allowed per API key (0: no limit).
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// The platform operator's token for `/v1/tenants`; absent turns those endpoints off.
+    pub platform_token: Option<String>,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            database: "patron.db".into(),
+            sqlite_synchronous_full: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jobs_interval_seconds: 3600,
+            rate_limit_per_second: 200,
+            rate_limit_burst: 400,
+            platform_token: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Flags given on the command line (only those given override).
+#[derive(clap::Args, Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `./patron.db` (SQLite, the default) or `postgres://user@host/db`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// SQLite `synchronous=FULL` instead of NORMAL.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sqlite_synchronous_full: bool,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Seconds between runs of the expiry and tier review jobs (0: never; default 3600).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs_interval_seconds: Option<u64>,
+    /// Sustained requests per second allowed per API key (0: no limit; default 200).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests an idle API key may make at once (default 400).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
+}
+
+/// The file to read: the one named, else `./patron.toml` if it exists.
+pub fn file_to_read(named: Option<&Path>) -> Option<PathBuf> {
+    match named {
+        Some(path) => Some(path.to_owned()),
+        None => Path::new(DEFAULT_FILE)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_FILE)),
+    }
+}
+
+/// Loads the settings, layer by layer.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, Box<figment::Error>> {
+    use figment::providers::{Env, Format, Serialized, Toml};
+    let mut figment = figment::Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(path) = file_to_read(file) {
+        if !path.exists() {
+            return Err(Box::new(figment::Error::from(format!(
+                "configuration file {} does not exist",
+                path.display()
+            ))));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    figment
+        .merge(Env::prefixed("PATRON_").only(ENV_KEYS))
+        .merge(Serialized::defaults(overrides))
+        .extract()
+        .map_err(Box::new)
+}
+
+impl Settings {
+    /// The settings as TOML, with secrets hidden.
+    pub fn describe(&self) -> String {
+        let mut shown = self.clone();
+        if shown.platform_token.is_some() {
+            shown.platform_token = Some("(set)".into());
+        }
+        if let Some(at) = shown.database.find('@') {
+            if let Some(scheme_end) = shown.database.find("://") {
+                let credentials = &shown.database[scheme_end + 3..at];
+                if let Some((user, _)) = credentials.split_once(':') {
+                    shown.database = format!(
+                        "{}{user}:***{}",
+                        &shown.database[..scheme_end + 3],
+                        &shown.database[at..]
+                    );
+                }
+            }
+        }
+        let mut lines = vec![
+            format!("database = {:?}", shown.database),
+            format!(
+                "sqlite_synchronous_full = {}",
+                shown.sqlite_synchronous_full
+            ),
+            format!("listen = \"{}\"", shown.listen),
+            format!("jobs_interval_seconds = {}", shown.jobs_interval_seconds),
+            format!("rate_limit_per_second = {}", shown.rate_limit_per_second),
+            format!("rate_limit_burst = {}", shown.rate_limit_burst),
+            format!(
+                "log_format = \"{}\"",
+                match shown.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }
+            ),
+        ];
+        if let Some(token) = &shown.platform_token {
+            lines.push(format!("platform_token = {token:?}"));
+        }
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("patron-config-{}.toml", uuid::Uuid::now_v7()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn layers_file_then_flags() {
+        let path =
+            write("listen = \"0.0.0.0:9000\"\nrate_limit_burst = 10\nlog_format = \"json\"\n");
+        let overrides = Overrides {
+            rate_limit_burst: Some(20),
+            ..Overrides::default()
+        };
+        let settings = load(Some(&path), &overrides).unwrap();
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.rate_limit_burst, 20, "a flag beats the file");
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.rate_limit_per_second, 200, "the default stays");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let path = write("listne = \"0.0.0.0:9000\"\n");
+        let error = load(Some(&path), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listne"), "{error}");
+        let path = write("listen = \"not an address\"\n");
+        let error = load(Some(&path), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen"), "{error}");
+        let missing = std::env::temp_dir().join("patron-no-such-file.toml");
+        let error = load(Some(&missing), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn describe_hides_secrets() {
+        let settings = Settings {
+            database: "postgres://patron:hunter2@db/patron".into(),
+            platform_token: Some("very-secret".into()),
+            ..Settings::default()
+        };
+        let text = settings.describe();
+        assert!(
+            !text.contains("hunter2") && !text.contains("very-secret"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://patron:***@db/patron"));
+    }
+}
