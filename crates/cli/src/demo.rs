@@ -10,7 +10,9 @@ use patron_core::programme::ProgrammeDefinition;
 use patron_core::reward::Reward;
 use patron_core::{EventId, Money, Phone, Points, RewardId, TenantId};
 use patron_store::admin::{KeyScope, NewTenant};
+use patron_store::audit::Actor;
 use patron_store::jobs::JobKind;
+use patron_store::users::Role;
 use patron_store::{IncomingEvent, IncomingKind, Journal, JournalConfig, MemberRef, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,6 +33,22 @@ pub struct DemoArgs {
     #[arg(long)]
     no_serve: bool,
 }
+
+/// The demo's staff: (e-mail, name, role, password). Demo only: the passwords are printed.
+pub const DEMO_STAFF: [(&str, &str, Role, &str); 2] = [
+    (
+        "owner@demo.patron.vn",
+        "Chủ quán Lan",
+        Role::Owner,
+        "demo-owner-2026",
+    ),
+    (
+        "cashier@demo.patron.vn",
+        "Thu ngân Minh",
+        Role::Cashier,
+        "demo-cashier-2026",
+    ),
+];
 
 /// The demo café's programme.
 pub fn cafe_programme() -> ProgrammeDefinition {
@@ -146,9 +164,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         None => generate(&store, &args).await?,
     };
+    let staff: String = DEMO_STAFF
+        .iter()
+        .map(|(email, _, role, password)| format!("  {:<8} {email} / {password}\n", role.as_str()))
+        .collect();
     let banner = format!(
-        "Demo tenant {tenant}\nAPI key: {key}\nTry: curl -H 'Authorization: Bearer {key}' 'http://{}/v1/members/by-phone/0910000001'",
-        args.listen
+        "Demo tenant {tenant}\nWeb: http://{listen}/admin/login (cashier screen: /cashier)\n{staff}API key: {key}\nTry: curl -H 'Authorization: Bearer {key}' 'http://{listen}/v1/members/by-phone/0910000001'",
+        listen = args.listen
     );
     if args.no_serve {
         println!("{banner}");
@@ -182,6 +204,11 @@ async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, S
     let key = store
         .create_api_key(tenant, "demo", KeyScope::Admin)
         .await?;
+    for (email, name, role, password) in DEMO_STAFF {
+        store
+            .create_user(tenant, email, name, role, password, &Actor::cli())
+            .await?;
+    }
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
     let events = demo_events(tenant, args, &rewards, start, now);
     let total = events.len();

@@ -311,6 +311,7 @@ pub(crate) async fn serve(
             burst: args.rate_limit_burst,
         },
         platform_token: args.platform_token.clone(),
+        pages: Some(patron_web::router()),
     };
     let application = patron_server::Application::build_with(
         store.clone(),

@@ -133,6 +133,11 @@ fn unauthorized() -> ApiError {
     )
 }
 
+/// Whether a presented secret (a CSRF token) is the expected one, compared in constant time.
+pub fn tokens_match(presented: &str, expected: &str) -> bool {
+    crate::constant_time_eq(presented.as_bytes(), expected.as_bytes())
+}
+
 /// The value of cookie `name` in the request's headers.
 pub fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -175,7 +180,7 @@ async fn session_grant(state: &AppState, parts: &Parts, token: &str) -> Result<G
         .headers
         .get(CSRF_HEADER)
         .and_then(|value| value.to_str().ok());
-    if !safe && presented != Some(session.csrf_token.as_str()) {
+    if !safe && !presented.is_some_and(|token| tokens_match(token, &session.csrf_token)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "csrf_token_invalid",

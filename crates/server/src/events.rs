@@ -2,13 +2,12 @@
 //! voucher use and cancellation, adjustments and enrolment, each with the sender's id.
 
 use crate::auth::{Caller, Permission};
-use crate::error::{body_json, parse_instant, parse_json, ApiError};
+use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::{AppState, BATCH_EVENTS_MAX};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use patron_core::event::{Item, Purchase};
 use patron_core::member::Profile;
 use patron_core::time::Timestamp;
@@ -16,32 +15,43 @@ use patron_core::{EventId, MemberId, Money, Phone, Points, RewardId, TenantId};
 use patron_store::{EventResult, IncomingEvent, IncomingKind, MemberRef};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", post(post_event))
-        .route("/v1/events/batch", post(post_batch))
-        .route("/v1/redemptions", post(post_redemption))
-        .route("/v1/vouchers/{code}/use", post(post_voucher_use))
-        .route("/v1/vouchers/{code}/cancel", post(post_voucher_cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_event))
+        .routes(routes!(post_batch))
+        .routes(routes!(post_redemption))
+        .routes(routes!(post_voucher_use))
+        .routes(routes!(post_voucher_cancel))
 }
 
 /// How far in the future an event's `occurred_at` may be (clock skew of a till).
 pub const OCCURRED_AT_FUTURE_SKEW_MAX: chrono::Duration = chrono::Duration::minutes(5);
+/// Largest amount of money in one event, in minor units (10^15: a quadrillion đồng), so no
+/// sum or product the engine makes of it can overflow.
+pub const AMOUNT_MAX: i64 = 1_000_000_000_000_000;
+/// Most units of one line.
+pub const QUANTITY_MAX: i64 = 1_000_000;
+/// Most points in one event (paid with, adjusted).
+pub const POINTS_MAX: i64 = 1_000_000_000;
+
 /// Most lines in one purchase.
 pub const ITEMS_MAX: usize = 500;
 /// Longest free text (names, reasons, categories), in bytes.
 pub const TEXT_LENGTH_MAX: usize = 200;
 
 /// How a request names a member: by id or by phone.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberRequest {
     pub id: Option<String>,
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub sku: Option<String>,
@@ -56,7 +66,7 @@ fn one() -> i64 {
     1
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileRequest {
     pub name: Option<String>,
@@ -68,6 +78,7 @@ pub struct ProfileRequest {
     pub tags: Vec<String>,
     /// The tenant's own fields, e.g. `{"favourite_drink": "bạc xỉu"}`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -78,10 +89,14 @@ pub const ATTRIBUTES_BYTES_MAX: usize = 4096;
 
 /// An event as a POS or a shop sends it. One flat shape; which fields a type needs is checked
 /// when it is turned into a domain event, and the error names the field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
+    /// The sender's id for the event (a receipt number): at most 128 printable ASCII
+    /// characters. A retry with the same id and body returns the first answer.
     pub id: String,
+    /// purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment,
+    /// enrol or tier_hold.
     #[serde(rename = "type")]
     pub kind: String,
     pub occurred_at: Option<String>,
@@ -99,6 +114,7 @@ pub struct EventRequest {
     pub reason: Option<String>,
     /// `tier_hold`: until when (RFC 3339); `null` releases the hold.
     #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<String>)]
     pub until: Option<Option<String>>,
 }
 
@@ -202,12 +218,18 @@ fn parse_attributes(
 fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> {
     let member = parse_member(request.member.take(), "purchase")?;
     let amount = required(request.amount, "amount", "purchase")?;
-    if amount <= 0 {
-        return Err(ApiError::invalid("amount", "must be more than 0"));
+    if !(1..=AMOUNT_MAX).contains(&amount) {
+        return Err(ApiError::invalid(
+            "amount",
+            format!("must be 1 to {AMOUNT_MAX}"),
+        ));
     }
     let points_paid = request.points_paid.unwrap_or(0);
-    if points_paid < 0 {
-        return Err(ApiError::invalid("points_paid", "must be 0 or more"));
+    if !(0..=POINTS_MAX).contains(&points_paid) {
+        return Err(ApiError::invalid(
+            "points_paid",
+            format!("must be 0 to {POINTS_MAX}"),
+        ));
     }
     let items = request.items.take().unwrap_or_default();
     if items.len() > ITEMS_MAX {
@@ -218,16 +240,16 @@ fn parse_purchase(request: &mut EventRequest) -> Result<IncomingKind, ApiError> 
     }
     let mut parsed = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        if item.quantity <= 0 {
+        if !(1..=QUANTITY_MAX).contains(&item.quantity) {
             return Err(ApiError::invalid(
                 format!("items[{index}].quantity"),
-                "must be more than 0",
+                format!("must be 1 to {QUANTITY_MAX}"),
             ));
         }
-        if item.amount < 0 {
+        if !(0..=AMOUNT_MAX).contains(&item.amount) {
             return Err(ApiError::invalid(
                 format!("items[{index}].amount"),
-                "must be 0 or more",
+                format!("must be 0 to {AMOUNT_MAX}"),
             ));
         }
         parsed.push(Item {
@@ -342,8 +364,11 @@ pub fn parse_event(
         "refund" => {
             let original = required(request.original_id.take(), "original_id", "refund")?;
             let amount = required(request.amount, "amount", "refund")?;
-            if amount <= 0 {
-                return Err(ApiError::invalid("amount", "must be more than 0"));
+            if !(1..=AMOUNT_MAX).contains(&amount) {
+                return Err(ApiError::invalid(
+                    "amount",
+                    format!("must be 1 to {AMOUNT_MAX}"),
+                ));
             }
             IncomingKind::Refund {
                 original: EventId::parse(&original)
@@ -391,7 +416,7 @@ pub fn parse_event(
         },
         "adjustment" => {
             let points = required(request.points, "points", "adjustment")?;
-            if points == 0 || points.abs() > 1_000_000_000 {
+            if points == 0 || points.unsigned_abs() > POINTS_MAX as u64 {
                 return Err(ApiError::invalid(
                     "points",
                     "must be non-zero and at most 1,000,000,000 either way",
@@ -498,6 +523,12 @@ fn parse_value(
     Ok(event)
 }
 
+/// Records one event; the answer says what it earned or spent, and why.
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventRequest,
+    responses((status = 200, body = EventResult), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn post_event(
     State(state): State<AppState>,
     caller: Caller,
@@ -507,14 +538,16 @@ async fn post_event(
     Ok(Json(state.journal.submit(event).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
+    /// 1 to 1,000 events, each as for `/v1/events`.
+    #[schema(value_type = Vec<EventRequest>)]
     events: Vec<serde_json::Value>,
 }
 
 /// One event's answer in a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 enum BatchAnswer {
     Accepted {
@@ -526,13 +559,19 @@ enum BatchAnswer {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct BatchResponse {
     accepted: usize,
     rejected: usize,
     results: Vec<BatchAnswer>,
 }
 
+/// Records up to 1,000 events at once; each is answered on its own (one failing does not fail
+/// the others).
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = BatchRequest,
+    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn post_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -600,7 +639,21 @@ async fn post_batch(
     }))
 }
 
-/// `POST /v1/redemptions`: `{id, member, reward_id}`, the same as a `redemption` event.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+struct RedemptionRequest {
+    id: String,
+    member: MemberRequest,
+    reward_id: String,
+    occurred_at: Option<String>,
+}
+
+/// Redeems a reward for points: `{id, member, reward_id}`, the same as a `redemption` event.
+/// The answer carries the voucher.
+#[utoipa::path(post, path = "/v1/redemptions", tag = "events", request_body = RedemptionRequest,
+    responses((status = 200, body = EventResult), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn post_redemption(
     state: State<AppState>,
     caller: Caller,
@@ -613,6 +666,22 @@ async fn post_redemption(
     post_value(state, caller, value).await
 }
 
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+struct VoucherActionRequest {
+    /// Idempotency key.
+    id: String,
+    /// `use` only: where it is used.
+    store: Option<String>,
+    occurred_at: Option<String>,
+}
+
+/// Uses a voucher at a till.
+#[utoipa::path(post, path = "/v1/vouchers/{code}/use", tag = "events",
+    request_body = VoucherActionRequest, params(("code" = String, Path)),
+    responses((status = 200, body = EventResult), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn post_voucher_use(
     state: State<AppState>,
     caller: Caller,
@@ -622,6 +691,11 @@ async fn post_voucher_use(
     voucher_action(state, caller, code, body, "voucher_use").await
 }
 
+/// Cancels an unused voucher: its points go back to their lots with their expiry.
+#[utoipa::path(post, path = "/v1/vouchers/{code}/cancel", tag = "events",
+    request_body = VoucherActionRequest, params(("code" = String, Path)),
+    responses((status = 200, body = EventResult), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn post_voucher_cancel(
     state: State<AppState>,
     caller: Caller,

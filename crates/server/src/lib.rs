@@ -2,7 +2,7 @@
 //! types, call the store or the journal, and map the answer to JSON.
 
 mod admin;
-mod auth;
+pub mod auth;
 mod error;
 mod events;
 pub mod exports;
@@ -17,7 +17,7 @@ mod rewards;
 mod webhooks;
 
 pub use error::ApiError;
-pub use events::{ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX};
+pub use events::{AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX};
 pub use rate::RateLimit;
 pub use webhooks::{signature as webhook_signature, Dispatcher, DispatcherConfig};
 
@@ -52,16 +52,19 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// How the server behaves beyond its store and journal.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ServerOptions {
     pub rate_limit: RateLimit,
     pub platform_token: Option<String>,
+    /// The web pages (admin, cashier, member page), served beside the API.
+    pub pages: Option<Router<AppState>>,
 }
 
-/// The whole router.
-pub fn router(state: AppState) -> Router {
+/// The whole router: the API, and the web pages when given.
+pub fn router(state: AppState, pages: Option<Router<AppState>>) -> Router {
     let (documented, document) =
         utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+            .merge(events::router())
             .merge(members::router())
             .merge(admin::router())
             .merge(programme::router())
@@ -73,8 +76,8 @@ pub fn router(state: AppState) -> Router {
         .merge(documented)
         .merge(openapi::router(document))
         .merge(home::router())
-        .merge(events::router())
         .merge(metrics::router())
+        .merge(pages.unwrap_or_default())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -130,7 +133,7 @@ impl Application {
         };
         Ok(Application {
             listener,
-            router: router(state),
+            router: router(state, options.pages),
         })
     }
 

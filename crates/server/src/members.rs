@@ -136,7 +136,8 @@ struct CreateMemberRequest {
 /// Enrols a member by phone (a sign-up rule may award points). Enrolling a known phone returns
 /// the existing member.
 #[utoipa::path(post, path = "/v1/members", tag = "members", request_body = CreateMemberRequest,
-    responses((status = 200, body = EventResult), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = EventResult), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_member(
     state: State<AppState>,
     caller: Caller,
@@ -338,7 +339,8 @@ struct AdjustmentRequest {
 #[utoipa::path(post, path = "/v1/members/{id}/adjustments", tag = "members",
     request_body = AdjustmentRequest, params(("id" = String, Path)),
     responses((status = 200, body = EventResult), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn adjust_points(
     state: State<AppState>,
     caller: Caller,

@@ -37,7 +37,64 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Answers any operation may give, documented once for all: 400 (not JSON), 401 (no or bad
+/// credentials), 403 (role or scope), 404, 413 (body too large), 415, 422 (a field is wrong),
+/// 429 (rate limit, with `Retry-After`).
+struct CommonErrors;
+
+const COMMON_ERRORS: &[(&str, &str)] = &[
+    ("400", "The body is not JSON."),
+    ("401", "A valid API key or staff session is required."),
+    ("403", "The caller's role or key scope does not allow this."),
+    ("404", "Not found in the caller's tenant."),
+    ("413", "The body is larger than allowed."),
+    ("415", "The body's content type is not accepted."),
+    ("422", "A field is wrong; `field` names it."),
+    (
+        "429",
+        "Too many requests for this key; retry after `Retry-After` seconds.",
+    ),
+];
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in COMMON_ERRORS {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(*description)
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
+
 /// `/openapi.json` and `/docs`.
-pub fn router(document: utoipa::openapi::OpenApi) -> Router<AppState> {
+/// Paths are gathered from the routers after `ApiDoc` is built, so the common errors are added
+/// to the finished document here.
+pub fn router(mut document: utoipa::openapi::OpenApi) -> Router<AppState> {
+    CommonErrors.modify(&mut document);
     Router::new().merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
 }

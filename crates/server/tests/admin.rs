@@ -387,6 +387,14 @@ async fn members_search_update_and_adjust(postgres: bool) {
         .post(&path, json!({"id": "adj-1", "points": 50}))
         .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("reason")));
+    // The most negative number is refused, not overflowed (schemathesis found this).
+    let (status, body) = admin
+        .post(
+            &path,
+            json!({"id": "adj-min", "points": i64::MIN, "reason": "x"}),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("points")));
     let (status, first) = admin
         .post(
             &path,
@@ -419,6 +427,40 @@ async fn members_search_update_and_adjust(postgres: bool) {
     assert_eq!(adjustments[0]["before"]["balance"], 0);
     assert_eq!(adjustments[0]["after"]["balance"], 50);
     assert_eq!(adjustments[0]["after"]["reason"], "Khách phàn nàn");
+    assert!(cafe.store.check_ledger().await.unwrap().is_sound());
+
+    // Limits at their edges: the largest amount and quantity are judged; one more is refused.
+    let max = patron_server::AMOUNT_MAX;
+    let mut sale = purchase("edge-1", "0914000099", max);
+    sale["items"] =
+        json!([{"category": "cake", "quantity": patron_server::QUANTITY_MAX, "amount": max}]);
+    let (status, body) = admin.post("/v1/events", sale.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["points_earned"],
+        max / 10_000 + patron_server::QUANTITY_MAX * 10
+    );
+    for (field, value, at) in [
+        ("amount", json!(max + 1), "amount"),
+        ("amount", json!(i64::MAX), "amount"),
+        (
+            "points_paid",
+            json!(patron_server::POINTS_MAX + 1),
+            "points_paid",
+        ),
+    ] {
+        let mut event = purchase("edge-2", "0914000099", 10_000);
+        event[field] = value;
+        let (status, body) = admin.post("/v1/events", event).await;
+        assert_eq!((status, body["field"].as_str()), (422, Some(at)), "{body}");
+    }
+    let mut event = purchase("edge-3", "0914000099", 10_000);
+    event["items"] = json!([{"category": "cake", "quantity": patron_server::QUANTITY_MAX + 1}]);
+    let (status, body) = admin.post("/v1/events", event).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("items[0].quantity"))
+    );
     assert!(cafe.store.check_ledger().await.unwrap().is_sound());
 }
 

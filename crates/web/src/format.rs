@@ -1,0 +1,131 @@
+//! Money, points and dates as people read them: `1.234.567đ` and `31/12/2026` in Vietnamese,
+//! `₫1,234,567` and `31 Dec 2026` in English. Amounts stay integers to the last digit.
+
+use crate::i18n::Locale;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// Groups the digits of `value` in threes with `separator`.
+fn group(value: i64, separator: char) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(separator);
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Minor units per major unit of an ISO 4217 currency (the ones a Vietnamese shop meets).
+fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "VND" | "JPY" | "KRW" => 0,
+        _ => 2,
+    }
+}
+
+/// An amount in minor units of `currency`.
+pub fn money(locale: Locale, minor: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    let (thousands, decimal) = match locale {
+        Locale::Vi => ('.', ','),
+        Locale::En => (',', '.'),
+    };
+    let scale = 10i64.pow(digits);
+    let whole = group(minor / scale, thousands);
+    let whole = if minor < 0 && minor / scale == 0 {
+        format!("-{whole}")
+    } else {
+        whole
+    };
+    let number = if digits == 0 {
+        whole
+    } else {
+        let fraction = (minor % scale).unsigned_abs();
+        format!(
+            "{whole}{decimal}{fraction:0width$}",
+            width = digits as usize
+        )
+    };
+    match (currency, locale) {
+        ("VND", Locale::Vi) => format!("{number}đ"),
+        ("VND", Locale::En) => format!("₫{number}"),
+        (other, _) => format!("{number} {other}"),
+    }
+}
+
+/// A count of points.
+pub fn points(locale: Locale, points: i64) -> String {
+    group(
+        points,
+        match locale {
+            Locale::Vi => '.',
+            Locale::En => ',',
+        },
+    )
+}
+
+const MONTHS_EN: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A day in the tenant's zone.
+pub fn date(locale: Locale, at: DateTime<Utc>, zone: Tz) -> String {
+    let local = at.with_timezone(&zone);
+    match locale {
+        Locale::Vi => local.format("%d/%m/%Y").to_string(),
+        Locale::En => {
+            use chrono::Datelike;
+            format!(
+                "{} {} {}",
+                local.day(),
+                MONTHS_EN[local.month0() as usize],
+                local.year()
+            )
+        }
+    }
+}
+
+/// A day and time in the tenant's zone.
+pub fn date_time(locale: Locale, at: DateTime<Utc>, zone: Tz) -> String {
+    let local = at.with_timezone(&zone);
+    format!("{} {}", date(locale, at, zone), local.format("%H:%M"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn money_reads_as_people_write_it() {
+        assert_eq!(money(Locale::Vi, 1_234_567, "VND"), "1.234.567đ");
+        assert_eq!(money(Locale::En, 1_234_567, "VND"), "₫1,234,567");
+        assert_eq!(money(Locale::Vi, 0, "VND"), "0đ");
+        assert_eq!(money(Locale::Vi, 999, "VND"), "999đ");
+        assert_eq!(money(Locale::Vi, 1000, "VND"), "1.000đ");
+        assert_eq!(money(Locale::Vi, -45_000, "VND"), "-45.000đ");
+        assert_eq!(money(Locale::En, 123_456, "USD"), "1,234.56 USD");
+        assert_eq!(money(Locale::En, -5, "USD"), "-0.05 USD");
+        assert_eq!(points(Locale::Vi, 1_200), "1.200");
+        assert_eq!(points(Locale::En, -1_200_000), "-1,200,000");
+        assert_eq!(
+            money(Locale::Vi, i64::MIN, "VND"),
+            "-9.223.372.036.854.775.808đ"
+        );
+    }
+
+    #[test]
+    fn dates_are_in_the_tenants_zone() {
+        let zone: Tz = "Asia/Ho_Chi_Minh".parse().unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 12, 31, 18, 30, 0).unwrap();
+        assert_eq!(date(Locale::Vi, at, zone), "01/01/2027");
+        assert_eq!(date(Locale::En, at, zone), "1 Jan 2027");
+        assert_eq!(date_time(Locale::Vi, at, zone), "01/01/2027 01:30");
+    }
+}
