@@ -12,12 +12,14 @@ pub mod exports;
 pub mod imports;
 pub mod jobs;
 pub mod journal;
+pub mod member_access;
 pub mod members;
 pub mod migrate;
 pub mod model;
 pub mod programmes;
 pub mod queries;
 mod sql;
+pub mod stats;
 pub mod users;
 pub mod webhooks;
 

@@ -16,6 +16,7 @@ const VI: &[&str] = &[
     include_str!("../messages/vi/member.toml"),
     include_str!("../messages/vi/admin.toml"),
     include_str!("../messages/vi/programme.toml"),
+    include_str!("../messages/vi/settings.toml"),
 ];
 const EN: &[&str] = &[
     include_str!("../messages/en/common.toml"),
@@ -23,6 +24,7 @@ const EN: &[&str] = &[
     include_str!("../messages/en/member.toml"),
     include_str!("../messages/en/admin.toml"),
     include_str!("../messages/en/programme.toml"),
+    include_str!("../messages/en/settings.toml"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

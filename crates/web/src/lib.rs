@@ -21,6 +21,7 @@ mod admin;
 mod cashier;
 mod member_page;
 mod programme;
+mod settings;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(staff::routes())
         .merge(admin::routes())
         .merge(programme::routes())
+        .merge(settings::routes())
         .merge(cashier::routes())
         .merge(member_page::routes())
         .layer(axum::middleware::from_fn(security_headers))

@@ -1,0 +1,1 @@
+//! (to be built) Figures for the dashboard.
