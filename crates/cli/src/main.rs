@@ -290,6 +290,7 @@ async fn run_jobs(journal: &Journal) -> anyhow::Result<()> {
         JobKind::ExpireLots,
         JobKind::ExpireVouchers,
         JobKind::ReviewTiers,
+        JobKind::NotifyExpiring,
     ] {
         let report = journal.run_job(kind, chrono::Utc::now()).await?;
         tracing::info!(job = ?kind, processed = report.processed, points = report.points,

@@ -9,7 +9,9 @@ use crate::batch::{
     lot_from_row, member_from_row, parse_member_id, tier_row, voucher_from_row, write_ledger_rows,
     LOT_SELECT, MEMBER_SELECT, TIER_INSERT, VOUCHER_UPSERT,
 };
+use crate::model::rfc3339;
 use crate::sql::{placeholders, Bind, Db, Rows};
+use crate::webhooks::{OUTBOX_COLUMNS, OUTBOX_INSERT};
 use crate::{Store, StoreError};
 use patron_core::engine::{expire_lots, expire_voucher};
 use patron_core::ledger::Transaction;
@@ -29,7 +31,13 @@ pub enum JobKind {
     ExpireVouchers,
     /// Review every member's tier: upgrade, start grace, or drop one level.
     ReviewTiers,
+    /// Tell subscribers (webhook topic `points.expiring`) about points that expire within
+    /// [`EXPIRY_NOTICE_DAYS`], once per member and expiry instant.
+    NotifyExpiring,
 }
+
+/// How far ahead `points.expiring` looks, in days.
+pub const EXPIRY_NOTICE_DAYS: i64 = 7;
 
 /// Members (or vouchers) handled per chunk.
 pub const JOB_CHUNK_SIZE: usize = 500;
@@ -70,6 +78,7 @@ pub(crate) async fn run_chunk(
         JobKind::ReviewTiers => {
             review_tiers_chunk(store, &mut db, now, cursor.unwrap_or_default()).await?
         }
+        JobKind::NotifyExpiring => notify_expiring_chunk(store, &mut db, now).await?,
     };
     db.commit().await?;
     Ok(report)
@@ -171,6 +180,88 @@ async fn expire_lots_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport,
     }
     write_ledger_rows(db, &transactions, &[], recorded_at).await?;
     if ids.len() == JOB_CHUNK_SIZE {
+        report.next_cursor = Some(String::new());
+    }
+    Ok(report)
+}
+
+/// One chunk of `points.expiring`: the (member, expiry) pairs inside the window not yet told,
+/// each recorded in `expiry_notices` and, for tenants that subscribe, written to the outbox in
+/// the same transaction. `processed` counts the pairs, `points` their points.
+async fn notify_expiring_chunk(
+    store: &Store,
+    db: &mut Db<'_>,
+    now: Timestamp,
+) -> Result<JobReport, StoreError> {
+    let horizon = now + chrono::Duration::days(EXPIRY_NOTICE_DAYS);
+    let sql = format!(
+        "SELECT l.tenant_id, l.member_id, l.expires_at, CAST(SUM(l.remaining) AS BIGINT), m.phone FROM lots l \
+         JOIN members m ON m.id = l.member_id \
+         WHERE l.remaining > 0 AND l.expires_at > $1 AND l.expires_at <= $2 \
+         AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.member_id = l.member_id AND n.expires_at = l.expires_at) \
+         GROUP BY l.tenant_id, l.member_id, l.expires_at, m.phone \
+         ORDER BY l.expires_at, l.member_id LIMIT {JOB_CHUNK_SIZE}"
+    );
+    let rows = db
+        .fetch(&sql, vec![to_micros(now).into(), to_micros(horizon).into()])
+        .await?;
+    let recorded_at = to_micros(chrono::Utc::now());
+    let mut report = JobReport {
+        processed: rows.len() as u64,
+        ..JobReport::default()
+    };
+    let backend = db.backend();
+    let mut notices = Rows::new(5);
+    let mut outbox = Rows::new(OUTBOX_COLUMNS);
+    for row in &rows {
+        let (tenant, member, expires_at, points) =
+            (row.text(0), row.text(1), row.int(2), row.int(3));
+        report.points += points;
+        notices.push(vec![
+            tenant.as_str().into(),
+            member.as_str().into(),
+            expires_at.into(),
+            points.into(),
+            recorded_at.into(),
+        ]);
+        let tenant_id = TenantId::parse(&tenant)
+            .map_err(|_| StoreError::Corrupt(format!("tenant id {tenant}")))?;
+        let settings = store.tenant(tenant_id).await?;
+        if !settings.webhook_topics.contains("points.expiring") {
+            continue;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let expires = patron_core::time::from_micros(expires_at);
+        let payload = serde_json::json!({
+            "id": id,
+            "topic": "points.expiring",
+            "tenant_id": tenant,
+            "occurred_at": rfc3339(now, settings.zone),
+            "data": {
+                "member_id": member,
+                "phone": row.opt_text(4),
+                "points": points,
+                "expires_at": rfc3339(expires, settings.zone),
+            },
+        });
+        outbox.push(vec![
+            id.into(),
+            tenant.as_str().into(),
+            "points.expiring".into(),
+            payload.to_string().into(),
+            recorded_at.into(),
+            0i64.into(),
+        ]);
+    }
+    db.execute_all(notices.statements(
+        backend,
+        "INSERT INTO expiry_notices (tenant_id, member_id, expires_at, points, notified_at)",
+        "",
+    ))
+    .await?;
+    db.execute_all(outbox.statements(backend, OUTBOX_INSERT, ""))
+        .await?;
+    if rows.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }
     Ok(report)

@@ -13,6 +13,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_integration.sql"),
     ),
     (3, "drafts", include_str!("../migrations/0003_drafts.sql")),
+    (
+        4,
+        "member_access",
+        include_str!("../migrations/0004_member_access.sql"),
+    ),
+    (
+        5,
+        "expiry_notices",
+        include_str!("../migrations/0005_expiry_notices.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns how many were applied.

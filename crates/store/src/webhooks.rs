@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Every topic a subscription may ask for.
-pub const TOPICS: [&str; 8] = [
+pub const TOPICS: [&str; 10] = [
     "member.created",
     "points.earned",
     "points.redeemed",
@@ -28,6 +28,8 @@ pub const TOPICS: [&str; 8] = [
     "tier.changed",
     "voucher.used",
     "voucher.cancelled",
+    "points.expiring",
+    "member.sign_in_code",
 ];
 
 /// Longest subscription URL, in bytes.

@@ -345,6 +345,53 @@ async fn lots_expire_as_breakage(store: Store) {
     sound(&cafe.store).await;
 }
 
+async fn expiring_points_are_announced_once(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let (subscription, _) = cafe
+        .store
+        .create_webhook(
+            cafe.tenant,
+            &patron_store::audit::Actor::cli(),
+            "http://127.0.0.1:9/hook",
+            &["points.expiring".to_owned()],
+        )
+        .await
+        .unwrap();
+    cafe.journal
+        .submit(cafe.event("E1", day(0), purchase(phone("0912000015"), 420_000, 0)))
+        .await
+        .unwrap();
+    // The lot expires on day 365: outside the window on day 357, inside on day 358.
+    let window = patron_store::jobs::EXPIRY_NOTICE_DAYS;
+    let early = cafe
+        .journal
+        .run_job(JobKind::NotifyExpiring, day(365 - window - 1))
+        .await
+        .unwrap();
+    assert_eq!((early.processed, early.points), (0, 0));
+    let due = cafe
+        .journal
+        .run_job(JobKind::NotifyExpiring, day(365 - window))
+        .await
+        .unwrap();
+    assert_eq!((due.processed, due.points), (1, 42));
+    let again = cafe
+        .journal
+        .run_job(JobKind::NotifyExpiring, day(364))
+        .await
+        .unwrap();
+    assert_eq!(again.processed, 0, "told once");
+    cafe.store.fan_out_outbox(100).await.unwrap();
+    let deliveries = cafe
+        .store
+        .webhook_deliveries(cafe.tenant, &subscription.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].topic, "points.expiring");
+    sound(&cafe.store).await;
+}
+
 async fn crossing_a_threshold_upgrades_at_once(store: Store) {
     let cafe = Cafe::open(store).await;
     let member = phone("0912000006");
@@ -503,6 +550,7 @@ on_both_backends! {
     refunds_take_back_proportionally_and_debt_is_repaid;
     rewards_vouchers_use_cancel_and_expiry;
     lots_expire_as_breakage;
+    expiring_points_are_announced_once;
     crossing_a_threshold_upgrades_at_once;
     events_are_judged_by_the_version_in_force;
     tenants_do_not_see_each_other;
