@@ -1,4 +1,5 @@
-//! The rewards catalogue and stores: `GET/POST /v1/rewards`, `POST /v1/stores`.
+//! The rewards catalogue, stores and tiers: `GET/POST /v1/rewards`, `GET/POST /v1/stores`,
+//! `GET /v1/tiers`.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
@@ -9,6 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use patron_core::reward::Reward;
 use patron_core::{Points, RewardId};
+use patron_store::admin::{StoreView, TierView};
 use patron_store::RewardView;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +20,8 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_rewards, create_reward))
-        .routes(routes!(create_store))
+        .routes(routes!(list_stores, create_store))
+        .routes(routes!(list_tiers))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -124,4 +127,26 @@ async fn create_store(
         .create_store(caller.0.tenant_id, &request.code, &request.name)
         .await?;
     Ok(StatusCode::CREATED)
+}
+
+/// The tenant's stores, by code.
+#[utoipa::path(get, path = "/v1/stores", tag = "rewards",
+    responses((status = 200, body = Vec<StoreView>)))]
+async fn list_stores(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<StoreView>>, ApiError> {
+    caller.require(Permission::Read)?;
+    Ok(Json(state.store.stores(caller.0.tenant_id).await?))
+}
+
+/// The tiers of the programme in force, lowest first, with how many members hold each.
+#[utoipa::path(get, path = "/v1/tiers", tag = "rewards",
+    responses((status = 200, body = Vec<TierView>)))]
+async fn list_tiers(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TierView>>, ApiError> {
+    caller.require(Permission::Read)?;
+    Ok(Json(state.store.tiers(caller.0.tenant_id).await?))
 }

@@ -658,6 +658,46 @@ async fn tenants_need_the_platform_token(postgres: bool) {
 
 /// Every endpoint, called with another tenant's key and this tenant's ids, answers 404 or 403
 /// and never this tenant's data.
+async fn stores_and_tiers_are_listed(postgres: bool) {
+    let cafe = cafe(postgres, ServerOptions::default()).await;
+    let admin = &cafe.admin;
+    let (status, stores) = admin.get("/v1/stores").await;
+    assert_eq!(status, 200, "{stores}");
+    let codes: Vec<&str> = stores
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|store| store["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["HCM01", "HN01"]);
+    for (id, phone, amount) in [
+        ("t1", "0917000101", 100_000),
+        ("t2", "0917000102", 6_000_000),
+    ] {
+        let (status, body) = admin.post("/v1/events", purchase(id, phone, amount)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, tiers) = admin.get("/v1/tiers").await;
+    assert_eq!(status, 200, "{tiers}");
+    let counts: Vec<(&str, i64, i64)> = tiers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tier| {
+            (
+                tier["code"].as_str().unwrap(),
+                tier["threshold"].as_i64().unwrap(),
+                tier["members"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("member", 0, 1), ("gold", 5_000_000, 1)]);
+    let (_, other_key) = tenant_with_key(&cafe.store, "Đối thủ", KeyScope::Admin).await;
+    let other = admin.with(Auth::Key(other_key));
+    assert_eq!(other.get("/v1/stores").await.1, json!([]));
+    assert_eq!(other.get("/v1/tiers").await.1, json!([]));
+}
+
 async fn another_tenant_sees_nothing(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
     let admin = &cafe.admin;
@@ -777,6 +817,7 @@ async fn another_tenant_sees_nothing(postgres: bool) {
 }
 
 on_both_backends! {
+    stores_and_tiers_are_listed;
     keys_scopes_revocation_and_store_keys;
     staff_roles_sessions_and_csrf;
     members_search_update_and_adjust;

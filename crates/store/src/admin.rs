@@ -111,6 +111,27 @@ fn parse_tenant_id(text: &str) -> Result<TenantId, StoreError> {
     TenantId::parse(text).map_err(|_| StoreError::Corrupt(format!("tenant id {text}")))
 }
 
+/// A shop or branch.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StoreView {
+    pub code: String,
+    pub name: String,
+    /// RFC 3339 in the tenant's zone.
+    pub created_at: String,
+}
+
+/// A tier of the programme in force, with its members.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TierView {
+    pub code: String,
+    pub name: String,
+    /// Qualifying metric needed, inclusive (spend in minor units, or points).
+    pub threshold: i64,
+    /// Earning multiplier, in percent (100 = ×1).
+    pub multiplier_percent: i64,
+    pub members: i64,
+}
+
 impl Store {
     /// Creates a tenant.
     pub async fn create_tenant(&self, tenant: &NewTenant) -> Result<TenantId, StoreError> {
@@ -280,6 +301,56 @@ impl Store {
         };
         self.forget_tenant(tenant_id);
         Ok(())
+    }
+
+    /// The tenant's stores, by code.
+    pub async fn stores(&self, tenant_id: TenantId) -> Result<Vec<StoreView>, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let rows = sqlx::query(
+            "SELECT code, name, created_at FROM stores WHERE tenant_id = $1 ORDER BY code",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| StoreView {
+                code: row.get(0),
+                name: row.get(1),
+                created_at: crate::model::rfc3339(from_micros(row.get(2)), zone),
+            })
+            .collect())
+    }
+
+    /// The tiers of the programme in force now, lowest first, with how many members hold
+    /// each (members in a tier the programme no longer has are not counted).
+    pub async fn tiers(&self, tenant_id: TenantId) -> Result<Vec<TierView>, StoreError> {
+        let settings = self.tenant(tenant_id).await?;
+        let Some(programme) = settings.programme_at(chrono::Utc::now()) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT tier, COUNT(*) FROM members WHERE tenant_id = $1 AND erased_at IS NULL GROUP BY tier",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let counts: std::collections::HashMap<String, i64> = rows
+            .iter()
+            .map(|row| (row.get::<String, _>(0), row.get::<i64, _>(1)))
+            .collect();
+        Ok(programme
+            .definition
+            .tiers
+            .iter()
+            .map(|tier| TierView {
+                code: tier.code.clone(),
+                name: tier.name.clone(),
+                threshold: tier.threshold,
+                multiplier_percent: tier.multiplier_percent,
+                members: counts.get(&tier.code).copied().unwrap_or(0),
+            })
+            .collect())
     }
 
     /// Adds a reward to the catalogue.
