@@ -305,6 +305,13 @@ pub(crate) async fn serve(
     args: &config::Settings,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
+    let interrupted = store.fail_interrupted_imports().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "import jobs left unfinished by the last run are marked failed; run their files again"
+        );
+    }
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
     let options = patron_server::ServerOptions {
         rate_limit: patron_server::RateLimit {

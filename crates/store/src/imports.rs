@@ -115,6 +115,19 @@ impl Store {
         Ok(())
     }
 
+    /// Marks jobs left queued or running by a stopped process as failed (run at start-up,
+    /// before any new job): their rows so far are in, and running the same file again adds
+    /// only what is missing. Returns how many.
+    pub async fn fail_interrupted_imports(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET status = 'failed', finished_at = $1 WHERE status IN ('queued', 'running')",
+        )
+        .bind(to_micros(chrono::Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A job of `tenant_id`; another tenant's job is not found.
     pub async fn import_job(&self, tenant_id: TenantId, id: &str) -> Result<ImportJob, StoreError> {
         let row = sqlx::query(

@@ -392,6 +392,42 @@ async fn expiring_points_are_announced_once(store: Store) {
     sound(&cafe.store).await;
 }
 
+async fn interrupted_imports_are_failed_at_start_up(store: Store) {
+    use patron_store::imports::{ImportCounts, ImportStatus};
+    let cafe = Cafe::open(store).await;
+    let counts = ImportCounts {
+        rows_read: 10,
+        rows_accepted: 9,
+        rows_rejected: 1,
+    };
+    let running = cafe
+        .store
+        .create_import_job(cafe.tenant, "members")
+        .await
+        .unwrap();
+    cafe.store
+        .update_import_job(&running, ImportStatus::Running, counts, None)
+        .await
+        .unwrap();
+    let finished = cafe
+        .store
+        .create_import_job(cafe.tenant, "members")
+        .await
+        .unwrap();
+    cafe.store
+        .update_import_job(&finished, ImportStatus::Done, counts, None)
+        .await
+        .unwrap();
+    assert_eq!(cafe.store.fail_interrupted_imports().await.unwrap(), 1);
+    let job = cafe.store.import_job(cafe.tenant, &running).await.unwrap();
+    assert_eq!(job.status, ImportStatus::Failed);
+    assert_eq!(job.rows_accepted, 9, "progress kept");
+    assert!(job.finished_at.is_some());
+    let job = cafe.store.import_job(cafe.tenant, &finished).await.unwrap();
+    assert_eq!(job.status, ImportStatus::Done);
+    assert_eq!(cafe.store.fail_interrupted_imports().await.unwrap(), 0);
+}
+
 async fn crossing_a_threshold_upgrades_at_once(store: Store) {
     let cafe = Cafe::open(store).await;
     let member = phone("0912000006");
@@ -551,6 +587,7 @@ on_both_backends! {
     rewards_vouchers_use_cancel_and_expiry;
     lots_expire_as_breakage;
     expiring_points_are_announced_once;
+    interrupted_imports_are_failed_at_start_up;
     crossing_a_threshold_upgrades_at_once;
     events_are_judged_by_the_version_in_force;
     tenants_do_not_see_each_other;
