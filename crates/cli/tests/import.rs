@@ -6,7 +6,7 @@ use patron_core::programme::ProgrammeDefinition;
 use patron_core::{Phone, TenantId};
 use patron_store::admin::NewTenant;
 use patron_store::{DatabaseConfig, MemberRef, Store};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,14 +23,7 @@ fn sqlite_url() -> String {
 }
 
 async fn postgres_url() -> String {
-    let admin = std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("patron_import_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    format!("{}/{name}", &admin[..admin.rfind('/').unwrap()])
+    patron_testkit::postgres_database("import").await
 }
 
 /// The café: store HN01, 1 point per 10,000 VND, a welcome bonus, silver at 2,000,000 and gold at

@@ -4,7 +4,7 @@
 
 use patron_store::{DatabaseConfig, Store};
 use serde_json::{json, Value};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -218,12 +218,5 @@ async fn kill_9_loses_no_acknowledged_event_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_event_postgres() {
-    let admin = std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("patron_crash_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    crash_and_recover(format!("{}/{name}", &admin[..admin.rfind('/').unwrap()])).await;
+    crash_and_recover(patron_testkit::postgres_database("crash").await).await;
 }

@@ -2,9 +2,8 @@
 //! database, driven by a client as a POS would.
 
 use patron_store::admin::{KeyScope, NewTenant};
-use patron_store::{DatabaseConfig, Journal, JournalConfig, Store};
+use patron_store::{Journal, JournalConfig, Store};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 struct TestApp {
     address: String,
@@ -13,23 +12,7 @@ struct TestApp {
     client: reqwest::Client,
 }
 
-async fn fresh_store(postgres: bool) -> Store {
-    if !postgres {
-        let path = std::env::temp_dir().join(format!("patron-http-{}.db", uuid::Uuid::now_v7()));
-        return Store::open(&DatabaseConfig::new(format!("sqlite://{}", path.display())))
-            .await
-            .unwrap();
-    }
-    let admin = std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("patron_http_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
-    Store::open(&DatabaseConfig::new(url)).await.unwrap()
-}
+use patron_testkit::fresh_store;
 
 fn programme() -> Value {
     json!({

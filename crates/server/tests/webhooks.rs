@@ -6,31 +6,14 @@ use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use patron_server::DispatcherConfig;
 use patron_store::admin::{KeyScope, NewTenant};
-use patron_store::{DatabaseConfig, Journal, JournalConfig, Store};
+use patron_store::{Journal, JournalConfig, Store};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use sqlx::Connection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn fresh_store(postgres: bool) -> Store {
-    if !postgres {
-        let path = std::env::temp_dir().join(format!("patron-hooks-{}.db", uuid::Uuid::now_v7()));
-        return Store::open(&DatabaseConfig::new(format!("sqlite://{}", path.display())))
-            .await
-            .unwrap();
-    }
-    let admin = std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("patron_hooks_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
-    Store::open(&DatabaseConfig::new(url)).await.unwrap()
-}
+use patron_testkit::fresh_store;
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]

@@ -3,28 +3,10 @@
 #![allow(dead_code)]
 
 use patron_store::admin::{KeyScope, NewTenant};
-use patron_store::{DatabaseConfig, Journal, JournalConfig, Store};
+use patron_store::{Journal, JournalConfig, Store};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
-/// A fresh, migrated database: a new SQLite file, or a new PostgreSQL database.
-pub async fn fresh_store(postgres: bool) -> Store {
-    if !postgres {
-        let path = std::env::temp_dir().join(format!("patron-test-{}.db", uuid::Uuid::now_v7()));
-        return Store::open(&DatabaseConfig::new(format!("sqlite://{}", path.display())))
-            .await
-            .unwrap();
-    }
-    let admin = std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("patron_test_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
-    Store::open(&DatabaseConfig::new(url)).await.unwrap()
-}
+pub use patron_testkit::fresh_store;
 
 /// A small café programme: 1 point per 10,000đ, cake bonus, Gold at 5,000,000đ.
 pub fn programme() -> Value {

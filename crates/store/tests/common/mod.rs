@@ -7,42 +7,16 @@ use patron_core::reward::Reward;
 use patron_core::time::Timestamp;
 use patron_core::{EventId, Money, Phone, Points, RewardId, TenantId};
 use patron_store::admin::NewTenant;
-use patron_store::{
-    DatabaseConfig, IncomingEvent, IncomingKind, Journal, JournalConfig, MemberRef, Store,
-};
-use sqlx::Connection;
-
-/// Where PostgreSQL is for tests; `PATRON_TEST_POSTGRES` overrides.
-pub fn postgres_admin_url() -> String {
-    std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use patron_store::{IncomingEvent, IncomingKind, Journal, JournalConfig, MemberRef, Store};
 
 /// A fresh SQLite file in the temp directory.
 pub async fn sqlite() -> Store {
-    let path = std::env::temp_dir().join(format!("patron-test-{}.db", uuid::Uuid::now_v7()));
-    Store::open(&DatabaseConfig::new(format!("sqlite://{}", path.display())))
-        .await
-        .expect("open sqlite")
+    patron_testkit::fresh_store(false).await
 }
 
 /// A fresh PostgreSQL database.
 pub async fn postgres() -> Store {
-    let name = format!("patron_test_{}", uuid::Uuid::now_v7().simple());
-    let admin = postgres_admin_url();
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin)
-        .await
-        .expect("connect to postgres");
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let url = match admin.rfind('/') {
-        Some(slash) => format!("{}/{name}", &admin[..slash]),
-        None => panic!("postgres url without database"),
-    };
-    Store::open(&DatabaseConfig::new(url))
-        .await
-        .expect("open postgres")
+    patron_testkit::fresh_store(true).await
 }
 
 /// Runs the async function `$name(store)` as two tests, `$name::sqlite` and `$name::postgres`.

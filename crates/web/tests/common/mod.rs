@@ -19,24 +19,7 @@ use std::time::Duration;
 /// Every test user's password.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A fresh, migrated database: a new SQLite file, or a new PostgreSQL database.
-pub async fn fresh_store(postgres: bool) -> Store {
-    if !postgres {
-        let path = std::env::temp_dir().join(format!("patron-web-{}.db", uuid::Uuid::now_v7()));
-        return Store::open(&DatabaseConfig::new(format!("sqlite://{}", path.display())))
-            .await
-            .unwrap();
-    }
-    let admin = std::env::var("PATRON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("patron_web_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
-    Store::open(&DatabaseConfig::new(url)).await.unwrap()
-}
+pub use patron_testkit::fresh_store;
 
 /// The café's programme: 1 point per 10,000đ, cake bonus, Gold at 5,000,000đ spent.
 pub fn programme() -> ProgrammeDefinition {
@@ -380,4 +363,79 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
     }
+}
+
+/// A local webhook receiver subscribed by a test: what a tenant's SMS or Zalo gateway is to
+/// Patron. Keeps every request's `Patron-Topic` and body.
+#[derive(Clone)]
+pub struct Inbox {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Inbox {
+    pub async fn start() -> Inbox {
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = received.clone();
+        let router = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: String| async move {
+                    let topic = headers
+                        .get("patron-topic")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    kept.lock().unwrap().push((topic, body));
+                    axum::http::StatusCode::OK
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Inbox { url, received }
+    }
+
+    /// Every (topic, body) received so far.
+    pub fn received(&self) -> Vec<(String, String)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The sign-in codes sent to `phone` (E.164), oldest first, once there are at least
+    /// `count` of them (waits up to 10 s).
+    pub async fn codes_for(&self, phone: &str, count: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let codes: Vec<String> = self
+                .received()
+                .iter()
+                .filter(|(topic, _)| topic == "member.sign_in_code")
+                .filter_map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+                .filter(|body| body["data"]["phone"] == phone)
+                .filter_map(|body| body["data"]["code"].as_str().map(str::to_owned))
+                .collect();
+            if codes.len() >= count {
+                return codes;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {count} sign-in codes for {phone}: {:?}", self.received());
+    }
+
+    /// The newest sign-in code sent to `phone`.
+    pub async fn code_for(&self, phone: &str) -> String {
+        self.codes_for(phone, 1).await.pop().unwrap()
+    }
+}
+
+/// The webhook dispatcher over the site's database, quick enough for tests.
+pub fn dispatcher(site: &Site) -> patron_server::Dispatcher {
+    patron_server::Dispatcher::start(
+        site.store.clone(),
+        patron_server::DispatcherConfig {
+            base_delay: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(20),
+            ..patron_server::DispatcherConfig::default()
+        },
+    )
 }
