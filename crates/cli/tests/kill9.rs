@@ -1,6 +1,8 @@
 //! The crash test: start the real binary, stream purchases from several clients, `kill -9` it
 //! mid-stream, restart it on the same database. Every acknowledged event must be there exactly
 //! once with its first answer, no event may be half-written, and the ledger must be sound.
+//! And the gentle stop: SIGTERM mid-stream answers what is in flight, flushes the journal and
+//! exits 0.
 
 use patron_store::{DatabaseConfig, Store};
 use serde_json::{json, Value};
@@ -22,6 +24,10 @@ fn patron() -> Command {
 }
 
 async fn start(database: &str) -> (Child, String) {
+    start_logging(database, Stdio::null()).await
+}
+
+async fn start_logging(database: &str, log: Stdio) -> (Child, String) {
     let port = free_port();
     let mut child = patron()
         .args([
@@ -36,7 +42,7 @@ async fn start(database: &str) -> (Child, String) {
             "0",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start patron serve");
     let address = format!("http://127.0.0.1:{port}");
@@ -93,50 +99,38 @@ async fn post(
     Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
-async fn crash_and_recover(database: String) {
-    let key = provision(&database);
-    let (mut server, address) = start(&database).await;
-    let client = reqwest::Client::new();
+type Acknowledged = Arc<Mutex<Vec<(Value, Value)>>>;
+
+/// Publishes a programme and a store, then streams purchases from 6 clients until the server
+/// stops answering; every acknowledged (body, answer) is kept.
+async fn stream(
+    client: &reqwest::Client,
+    address: &str,
+    key: &str,
+) -> (Acknowledged, Vec<tokio::task::JoinHandle<()>>) {
     let programme = json!({"definition": {
         "amount_per_point": 10000, "point_value": 1000, "return_window_days": 0,
         "tiers": [{"code": "member", "name": "Member", "threshold": 0},
                   {"code": "gold", "name": "Gold", "threshold": 3000000, "multiplier_percent": 150}],
         "qualification": {"metric": "spend", "window": "lifetime", "grace_days": 30}},
         "effective_from": "2020-01-01T00:00:00Z"});
+    let published = post(client, address, key, "/v1/programme/versions", &programme).await;
+    assert_eq!(published.unwrap().0, 201);
+    let store = json!({"code": "S1", "name": "S1"});
     assert_eq!(
-        post(
-            &client,
-            &address,
-            &key,
-            "/v1/programme/versions",
-            &programme
-        )
-        .await
-        .unwrap()
-        .0,
+        post(client, address, key, "/v1/stores", &store)
+            .await
+            .unwrap()
+            .0,
         201
     );
-    assert_eq!(
-        post(
-            &client,
-            &address,
-            &key,
-            "/v1/stores",
-            &json!({"code": "S1", "name": "S1"})
-        )
-        .await
-        .unwrap()
-        .0,
-        201
-    );
-
-    let acknowledged: Arc<Mutex<Vec<(Value, Value)>>> = Arc::default();
+    let acknowledged: Acknowledged = Arc::default();
     let mut clients = Vec::new();
     for worker in 0..6 {
         let (client, address, key, acknowledged) = (
             client.clone(),
-            address.clone(),
-            key.clone(),
+            address.to_owned(),
+            key.to_owned(),
             Arc::clone(&acknowledged),
         );
         clients.push(tokio::spawn(async move {
@@ -152,6 +146,14 @@ async fn crash_and_recover(database: String) {
             }
         }));
     }
+    (acknowledged, clients)
+}
+
+async fn crash_and_recover(database: String) {
+    let key = provision(&database);
+    let (mut server, address) = start(&database).await;
+    let client = reqwest::Client::new();
+    let (acknowledged, clients) = stream(&client, &address, &key).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.kill().expect("SIGKILL");
     server.wait().unwrap();
@@ -219,4 +221,56 @@ async fn kill_9_loses_no_acknowledged_event_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_event_postgres() {
     crash_and_recover(patron_testkit::postgres_database("crash").await).await;
+}
+
+/// SIGTERM mid-stream: the server stops taking requests, answers those in flight, flushes the
+/// journal, stops the dispatcher and exits 0; every acknowledged event is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_gently() {
+    let database = patron_testkit::sqlite_path("sigterm").display().to_string();
+    let key = provision(&database);
+    let log_path = patron_testkit::sqlite_path("sigterm-log").with_extension("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let (mut server, address) = start_logging(&database, Stdio::from(log)).await;
+    let client = reqwest::Client::new();
+    let (acknowledged, clients) = stream(&client, &address, &key).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running 20 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    for client in clients {
+        client.await.unwrap();
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("stopped cleanly"), "{log}");
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap());
+    assert!(
+        acknowledged.len() > 20,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    let store = Store::connect(&DatabaseConfig::new(database))
+        .await
+        .unwrap();
+    let check = store.check_ledger().await.unwrap();
+    assert!(check.is_sound(), "{check:?}");
+    assert_eq!(
+        check.events as usize,
+        acknowledged.len(),
+        "every acknowledged event stored, and nothing else"
+    );
 }
