@@ -9,9 +9,8 @@ use patron_core::TenantId;
 use patron_store::admin::{KeyScope, NewTenant};
 use patron_store::audit::Actor;
 use patron_store::users::Role;
-use patron_store::{DatabaseConfig, Journal, JournalConfig, Store};
+use patron_store::{Journal, JournalConfig, Store};
 use serde_json::json;
-use sqlx::Connection;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -255,7 +254,13 @@ impl Browser {
                 ]
             }
         });
-        let capabilities = capabilities.as_object().unwrap().clone();
+        let mut capabilities = capabilities.as_object().unwrap().clone();
+        // Headless Chromium keeps windows at least 500 px wide; a phone's width is emulated.
+        if size.0 < 500 {
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": size.0, "height": size.1, "pixelRatio": 1.0}
+            });
+        }
         let mut last_error = None;
         for _ in 0..100 {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -419,7 +424,10 @@ impl Inbox {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("fewer than {count} sign-in codes for {phone}: {:?}", self.received());
+        panic!(
+            "fewer than {count} sign-in codes for {phone}: {:?}",
+            self.received()
+        );
     }
 
     /// The newest sign-in code sent to `phone`.
