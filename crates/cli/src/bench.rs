@@ -21,6 +21,8 @@ pub enum Bench {
     Ingest(IngestArgs),
     /// HTTP requests per second and latency of the served API, and the floor (`/healthz`).
     Api(crate::bench_api::ApiArgs),
+    /// Server time and size of the web pages over the demo's data, and the floor (`/healthz`).
+    Pages(crate::bench_pages::PagesArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,6 +56,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest(args).await,
         Bench::Api(args) => crate::bench_api::run(args).await,
+        Bench::Pages(args) => crate::bench_pages::run(args).await,
     }
 }
 

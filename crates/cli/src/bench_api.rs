@@ -126,7 +126,7 @@ impl Figures {
 }
 
 /// Nearest-rank percentile of sorted values; 0 when there are none.
-fn percentile(sorted: &[u32], share: f64) -> u32 {
+pub(crate) fn percentile(sorted: &[u32], share: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
     }
@@ -134,7 +134,7 @@ fn percentile(sorted: &[u32], share: f64) -> u32 {
     sorted[rank - 1]
 }
 
-fn millis(micros: u32) -> String {
+pub(crate) fn millis(micros: u32) -> String {
     format!("{:.2}", micros as f64 / 1000.0)
 }
 
@@ -188,7 +188,7 @@ impl Target {
 }
 
 /// One keep-alive HTTP/1.1 connection, driven by its own task.
-async fn connect(address: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+pub(crate) async fn connect(address: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .context("connect to the benchmark server")?;
@@ -201,7 +201,7 @@ async fn connect(address: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>
 }
 
 /// Sends one request and reads the whole answer.
-async fn exchange(
+pub(crate) async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     request: hyper::Request<Full<Bytes>>,
 ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {

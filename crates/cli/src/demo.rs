@@ -34,6 +34,19 @@ pub struct DemoArgs {
     no_serve: bool,
 }
 
+impl DemoArgs {
+    /// A demo of this size, generated without serving (benchmarks).
+    pub(crate) fn sized(members: usize, purchases: usize) -> DemoArgs {
+        DemoArgs {
+            database: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            members,
+            purchases,
+            no_serve: true,
+        }
+    }
+}
+
 /// The demo's staff: (e-mail, name, role, password). Demo only: the passwords are printed.
 pub const DEMO_STAFF: [(&str, &str, Role, &str); 2] = [
     (
@@ -101,7 +114,7 @@ const GIVEN: [&str; 12] = [
 ];
 const CITIES: [&str; 3] = ["Hà Nội", "TP. Hồ Chí Minh", "Đà Nẵng"];
 
-fn demo_phone(index: usize) -> Phone {
+pub(crate) fn demo_phone(index: usize) -> Phone {
     Phone::parse(&format!("09{:08}", 10_000_000 + index)).expect("a valid demo phone")
 }
 
@@ -184,7 +197,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     serve(store, &serve_args, Some(banner)).await
 }
 
-async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, String)> {
+pub(crate) async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(TenantId, String)> {
     let started = std::time::Instant::now();
     let tenant = store
         .create_tenant(&NewTenant::vietnamese("Cà Phê Sông Hồng"))

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_pages;
 mod config;
 mod demo;
 mod import;

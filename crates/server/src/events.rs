@@ -476,6 +476,19 @@ pub fn body_hash(value: &serde_json::Value) -> String {
     ))
 }
 
+/// Parses an event that a web page (the till, the member page) builds as the same JSON that
+/// `POST /v1/events` takes, with exactly the API's checks. The page has checked who may send
+/// it; the body hash makes a resent form the same event.
+pub fn parse_page_event(
+    tenant_id: TenantId,
+    value: serde_json::Value,
+    now: Timestamp,
+) -> Result<IncomingEvent, ApiError> {
+    let hash = body_hash(&value);
+    let request: EventRequest = parse_json(value)?;
+    parse_event(tenant_id, request, hash, now)
+}
+
 /// Parses an event sent by `caller` and checks they may send it: adjustments and tier holds
 /// need the right to manage members (and name the caller in the audit log); a till's key may
 /// only send its own store's sales.

@@ -4,7 +4,7 @@
 mod admin;
 pub mod auth;
 mod error;
-mod events;
+pub mod events;
 pub mod exports;
 mod home;
 pub mod imports;
@@ -17,7 +17,10 @@ mod rewards;
 mod webhooks;
 
 pub use error::ApiError;
-pub use events::{AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX};
+pub use events::{
+    parse_page_event, AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX,
+};
+pub use programme::{dry_run_purchase, DryRun};
 pub use rate::RateLimit;
 pub use webhooks::{signature as webhook_signature, Dispatcher, DispatcherConfig};
 

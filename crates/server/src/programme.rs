@@ -12,7 +12,7 @@ use axum::Json;
 use patron_core::engine::Judge;
 use patron_core::member::MemberState;
 use patron_core::programme::{Programme, ProgrammeDefinition};
-use patron_core::{EventId, MemberId};
+use patron_core::{EventId, MemberId, TenantId};
 use patron_store::programmes::{validate, DraftView, VersionView};
 use patron_store::{IncomingKind, StoreError, TierChangeView};
 use serde::{Deserialize, Serialize};
@@ -190,18 +190,19 @@ struct DryRunRequest {
     purchase: serde_json::Value,
 }
 
+/// What a purchase would earn, and why: the dry run's answer.
 #[derive(Serialize, ToSchema)]
-struct DryRun {
+pub struct DryRun {
     /// Which programme judged it: `draft`, `current` or `given`.
-    programme: String,
-    points_earned: i64,
+    pub programme: String,
+    pub points_earned: i64,
     /// One line per rule that gave points, and caps: the "because".
     #[schema(value_type = Vec<Object>)]
-    lines: Vec<patron_core::engine::EarnLine>,
-    tier_before: String,
-    tier_change: Option<TierChangeView>,
+    pub lines: Vec<patron_core::engine::EarnLine>,
+    pub tier_before: String,
+    pub tier_change: Option<TierChangeView>,
     /// Whether the member exists (else judged as a new member).
-    known_member: bool,
+    pub known_member: bool,
 }
 
 /// What a purchase would earn and why, under the draft, the current or a given programme.
@@ -246,7 +247,32 @@ async fn dry_run(
             ))
         }
     };
-    let mut purchase = request.purchase;
+    dry_run_purchase(
+        &state,
+        tenant_id,
+        &programme,
+        &which,
+        request.purchase,
+        None,
+    )
+    .await
+    .map(Json)
+}
+
+/// Judges `purchase` (a purchase as sent to `/v1/events`, without `id` and `type`) under
+/// `programme`, named `which` in the answer, and records nothing. Its member, if known, is
+/// judged as they stand now; else as a new member of `new_member_tier` (the lowest tier when
+/// `None`). The web's programme preview calls this too.
+pub async fn dry_run_purchase(
+    state: &AppState,
+    tenant_id: TenantId,
+    programme: &Programme,
+    which: &str,
+    mut purchase: serde_json::Value,
+    new_member_tier: Option<&str>,
+) -> Result<DryRun, ApiError> {
+    let settings = state.store.tenant(tenant_id).await?;
+    let now = chrono::Utc::now();
     let Some(object) = purchase.as_object_mut() else {
         return Err(ApiError::invalid("purchase", "must be a JSON object"));
     };
@@ -271,7 +297,7 @@ async fn dry_run(
             MemberState::new(
                 MemberId::new(),
                 Default::default(),
-                programme.base_tier_code(),
+                new_member_tier.unwrap_or(programme.base_tier_code()),
                 now,
             ),
             false,
@@ -279,13 +305,13 @@ async fn dry_run(
         Err(error) => return Err(error.into()),
     };
     let tier_before = member_state.tier.clone();
-    let judge = Judge::new(&programme, settings.zone);
+    let judge = Judge::new(programme, settings.zone);
     let event_id = EventId::parse("dry-run").expect("a valid id");
     let (outcome, _) = judge
         .purchase(&mut member_state, &event_id, &purchase, event.occurred_at)
         .map_err(|rejection| ApiError::from(patron_store::EventError::Rejected(rejection)))?;
-    Ok(Json(DryRun {
-        programme: which,
+    Ok(DryRun {
+        programme: which.to_owned(),
         points_earned: outcome.points_earned.0,
         lines: outcome.lines,
         tier_before,
@@ -295,5 +321,5 @@ async fn dry_run(
             reason: change.reason.as_str().to_owned(),
         }),
         known_member,
-    }))
+    })
 }

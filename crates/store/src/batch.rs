@@ -82,6 +82,8 @@ struct EventRow {
     occurred_at: Timestamp,
     body_hash: String,
     result: String,
+    /// The store a purchase or voucher use names, for figures per store.
+    store_code: Option<String>,
 }
 
 /// Everything the batch reads and changes.
@@ -157,6 +159,11 @@ pub(crate) async fn process(
                     occurred_at: event.occurred_at,
                     body_hash: event.body_hash.clone(),
                     result: serde_json::to_string(result).expect("a result serialises"),
+                    store_code: match &event.kind {
+                        IncomingKind::Purchase { purchase, .. } => purchase.store.clone(),
+                        IncomingKind::VoucherUse { store, .. } => store.clone(),
+                        _ => None,
+                    },
                 });
             }
         }
@@ -1292,7 +1299,7 @@ async fn write_events(
             recorded_at.into(),
             event.body_hash.into(),
             event.result.into(),
-            Bind::NullText,
+            event.store_code.into(),
             purchase.map(|record| record.amount.0).into(),
             purchase.map(|record| record.eligible_amount.0).into(),
             purchase.map(|record| record.points_earned.0).into(),

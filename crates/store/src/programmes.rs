@@ -2,9 +2,12 @@
 //! that is edited, previewed and then published as a new version.
 
 use crate::audit::{Actor, Change};
+use crate::sql::Bind;
 use crate::{Store, StoreError};
-use patron_core::programme::{Programme, ProgrammeDefinition};
-use patron_core::time::{from_micros, to_micros, Timestamp};
+use patron_core::programme::{
+    Programme, ProgrammeDefinition, QualificationMetric, QualificationWindow,
+};
+use patron_core::time::{from_micros, month_index, to_micros, year_of_month_index, Timestamp};
 use patron_core::TenantId;
 use serde::Serialize;
 use sqlx::Row;
@@ -27,6 +30,22 @@ pub struct DraftView {
     pub definition: ProgrammeDefinition,
     pub updated_at: String,
     pub updated_by: String,
+}
+
+/// How many members a definition's tiers would place in another tier than the one they hold,
+/// judged by their qualifying value now under the definition's own qualification (metric and
+/// window). Grace periods and holds are not applied: this is how far the thresholds move
+/// people, not when a review would move them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TierImpact {
+    /// Every member of the tenant.
+    pub members: i64,
+    /// Members whose tier would differ.
+    pub changed: i64,
+    /// Of those, members who would rise.
+    pub up: i64,
+    /// Of those, members who would fall (or hold a tier the definition no longer has).
+    pub down: i64,
 }
 
 /// Checks a definition compiles, naming the field at fault.
@@ -142,5 +161,84 @@ impl Store {
         })
         .await?;
         Ok(version)
+    }
+
+    /// How many members `definition`'s tiers would move, at `now`: one statement over the
+    /// members and their monthly totals, on either backend.
+    pub async fn tier_impact(
+        &self,
+        tenant_id: TenantId,
+        definition: &ProgrammeDefinition,
+        now: Timestamp,
+    ) -> Result<TierImpact, StoreError> {
+        let zone = self.tenant(tenant_id).await?.zone;
+        let mut values: Vec<Bind> = vec![tenant_id.to_string().into()];
+        let qualification = &definition.qualification;
+        let column = match qualification.metric {
+            QualificationMetric::Spend => "spend",
+            QualificationMetric::Points => "points",
+        };
+        let current = month_index(now, zone);
+        let first_month = match qualification.window {
+            QualificationWindow::Lifetime => None,
+            QualificationWindow::Rolling12Months => Some(current - 11),
+            QualificationWindow::CalendarYear => Some((year_of_month_index(current) - 1970) * 12),
+        };
+        let qualifying = match first_month {
+            None => format!("m.lifetime_{column}"),
+            Some(first) => {
+                values.push(i64::from(first).into());
+                values.push(i64::from(current).into());
+                format!(
+                    "(SELECT CAST(COALESCE(SUM(p.{column}), 0) AS BIGINT) FROM member_periods p \
+                     WHERE p.member_id = m.id AND p.month BETWEEN $2 AND $3)"
+                )
+            }
+        };
+        let tiers = &definition.tiers;
+        if tiers.is_empty() {
+            let rows = self
+                .read(
+                    "SELECT COUNT(*) FROM members WHERE tenant_id = $1",
+                    vec![tenant_id.to_string().into()],
+                )
+                .await?;
+            return Ok(TierImpact {
+                members: rows.first().map(|row| row.int(0)).unwrap_or(0),
+                ..TierImpact::default()
+            });
+        }
+        // Positions are written into the statement (they are our own small integers); codes
+        // and thresholds are bound.
+        let mut new_position = String::from("CASE");
+        for (index, tier) in tiers.iter().enumerate().skip(1).rev() {
+            values.push(tier.threshold.into());
+            new_position.push_str(&format!(" WHEN q >= ${} THEN {index}", values.len()));
+        }
+        new_position.push_str(" ELSE 0 END");
+        let mut old_position = String::from("CASE tier");
+        for (index, tier) in tiers.iter().enumerate() {
+            values.push(tier.code.clone().into());
+            old_position.push_str(&format!(" WHEN ${} THEN {index}", values.len()));
+        }
+        old_position.push_str(" ELSE -1 END");
+        let sql = format!(
+            "SELECT COUNT(*), \
+             COALESCE(SUM(CASE WHEN new_position <> old_position THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN old_position >= 0 AND new_position > old_position THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN old_position < 0 OR new_position < old_position THEN 1 ELSE 0 END), 0) \
+             FROM (SELECT {new_position} AS new_position, {old_position} AS old_position FROM \
+             (SELECT m.tier AS tier, {qualifying} AS q FROM members m WHERE m.tenant_id = $1) qualified) positions"
+        );
+        let rows = self.read(&sql, values).await?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::NotFound { what: "members" })?;
+        Ok(TierImpact {
+            members: row.int(0),
+            changed: row.int(1),
+            up: row.int(2),
+            down: row.int(3),
+        })
     }
 }

@@ -1,1 +1,563 @@
-//! (to be built) Figures for the dashboard.
+//! Figures for the owner's dashboard: members, purchases, points and rewards over a period and
+//! a store. Each figure is one set-based query scoped by tenant; sums are integers cast to
+//! BIGINT (PostgreSQL's SUM of BIGINT is NUMERIC); rates are left to the caller as basis points.
+//!
+//! The engine sees only purchases that name a member (an unknown phone enrols one), so revenue
+//! here is revenue from members; the store cannot tell what non-members spent.
+//!
+//! A period is `[from, until)` in instants; the caller turns local days into instants in the
+//! tenant's zone. Series (per day, week or month) take their bucket boundaries from the caller
+//! too, so local days are exact in any zone: one `CASE` maps each row to its bucket.
+
+use crate::sql::Bind;
+use crate::{Store, StoreError};
+use patron_core::time::{from_micros, to_micros, Timestamp};
+use patron_core::{MemberId, TenantId};
+
+/// Most buckets in one series (bars in a chart, months of liability).
+pub const SERIES_BUCKETS_MAX: usize = 64;
+/// Most rewards in the top-rewards table.
+pub const TOP_REWARDS_MAX: i64 = 10;
+
+/// Which figures: a tenant, a period `[from, until)`, and optionally one store.
+#[derive(Clone, Debug)]
+pub struct StatsQuery {
+    pub tenant_id: TenantId,
+    pub from: Timestamp,
+    pub until: Timestamp,
+    /// A store's code: purchases there, and points of those purchases. `None`: every store.
+    pub store: Option<String>,
+}
+
+/// The headline figures of a period.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overview {
+    /// Members enrolled before the period's end and not erased (every store).
+    pub members: i64,
+    /// Members enrolled in the period and not erased (every store).
+    pub new_members: i64,
+    /// Members with at least one purchase in the period.
+    pub active_members: i64,
+    /// Members with at least two purchases in the period.
+    pub repeat_members: i64,
+    pub purchases: i64,
+    /// What the period's purchases came to, less what was refunded of them since.
+    pub revenue: i64,
+    pub points: PointsFlow,
+    /// Points members hold now (positive lots, pending included), every store.
+    pub outstanding_points: i64,
+    /// Vouchers issued and not yet used, cancelled or expired, and the points they hold.
+    pub outstanding_vouchers: i64,
+    pub outstanding_voucher_points: i64,
+}
+
+impl Overview {
+    /// Members with two purchases or more per member with one or more, in basis points.
+    pub fn repeat_rate_basis_points(&self) -> Option<i64> {
+        basis_points(self.repeat_members, self.active_members)
+    }
+}
+
+/// Points that moved on members' accounts, by why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PointsFlow {
+    /// Earned (purchases, engagement, sign-up).
+    pub issued: i64,
+    /// Spent: paid at the till, and turned into vouchers (less vouchers cancelled).
+    pub redeemed: i64,
+    /// Left to expire in their lots (breakage).
+    pub expired: i64,
+    /// Taken back by refunds.
+    pub taken_back: i64,
+    /// Manual adjustments by staff, net (may be negative).
+    pub adjusted: i64,
+}
+
+impl PointsFlow {
+    /// Points redeemed per point issued, in basis points.
+    pub fn redemption_rate_basis_points(&self) -> Option<i64> {
+        basis_points(self.redeemed, self.issued)
+    }
+
+    /// Adds one ledger transaction kind's net change of members' balances.
+    fn add(&mut self, kind: &str, net: i64) {
+        match kind {
+            "earn" => self.issued += net,
+            "payment" | "redemption" | "voucher_cancel" => self.redeemed -= net,
+            "expiry" => self.expired -= net,
+            "clawback" => self.taken_back -= net,
+            "adjustment" => self.adjusted += net,
+            _ => {}
+        }
+    }
+}
+
+/// `part / whole` in basis points (1/100 of a percent), rounded half up; `None` when `whole`
+/// is not positive.
+pub fn basis_points(part: i64, whole: i64) -> Option<i64> {
+    if whole <= 0 {
+        return None;
+    }
+    let scaled = i128::from(part) * 10_000;
+    let whole = i128::from(whole);
+    Some(((scaled * 2 + whole) / (whole * 2)) as i64)
+}
+
+/// Purchases of the period by the buyer's tier now (the engine keeps no tier per purchase).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierSpend {
+    pub tier: String,
+    /// Members in the tier now (every store, erased left out).
+    pub members: i64,
+    pub buyers: i64,
+    pub purchases: i64,
+    pub revenue: i64,
+}
+
+impl TierSpend {
+    /// Average spend per visit, rounded half up; `None` without purchases.
+    pub fn average_per_visit(&self) -> Option<i64> {
+        (self.purchases > 0).then(|| (self.revenue * 2 + self.purchases) / (self.purchases * 2))
+    }
+}
+
+/// A reward and the vouchers taken for it in the period (cancelled ones left out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewardCount {
+    pub reward_id: String,
+    pub name: String,
+    pub vouchers: i64,
+    pub points: i64,
+    pub used: i64,
+}
+
+/// One bucket of a series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub from: Option<Timestamp>,
+    pub purchases: i64,
+    pub revenue: i64,
+    pub points: PointsFlow,
+}
+
+/// Outstanding points by when they expire: one figure per bucket between the boundaries, and
+/// what lies before the first, after the last, and never expires.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiabilityByExpiry {
+    /// Points expiring before the first boundary.
+    pub before: i64,
+    /// `buckets[i]`: points expiring in `[boundaries[i], boundaries[i + 1])`.
+    pub buckets: Vec<i64>,
+    /// Points expiring at or after the last boundary.
+    pub later: i64,
+    /// Points that never expire.
+    pub never: i64,
+}
+
+/// What the profile page shows beside the member's balances.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberFigures {
+    /// When their personal data was erased (Decree 13/2023).
+    pub erased_at: Option<Timestamp>,
+    pub first_purchase_at: Option<Timestamp>,
+    pub last_purchase_at: Option<Timestamp>,
+}
+
+/// `$n = ''` lets one statement serve "every store" and "this store" with the same binds.
+const PURCHASES: &str = "FROM events e WHERE e.tenant_id = $1 AND e.kind = 'purchase' \
+     AND e.occurred_at >= $2 AND e.occurred_at < $3 AND ($4 = '' OR e.store_code = $4)";
+
+/// Members' entries of the period's transactions; with a store, only those of its events.
+const MEMBER_ENTRIES: &str = "FROM ledger_transactions t \
+     JOIN ledger_entries l ON l.transaction_id = t.id AND l.account = 'member' \
+     WHERE t.tenant_id = $1 AND t.occurred_at >= $2 AND t.occurred_at < $3 \
+     AND ($4 = '' OR EXISTS (SELECT 1 FROM events s WHERE s.tenant_id = t.tenant_id \
+     AND s.event_id = t.event_id AND s.store_code = $4))";
+
+/// `CASE WHEN column < $first THEN 0 WHEN column < $first+1 THEN 1 … ELSE count END`.
+/// With no boundaries every row is in bucket 0.
+fn bucket_case(column: &str, first_placeholder: usize, count: usize) -> String {
+    if count == 0 {
+        return "0".to_owned();
+    }
+    let mut sql = String::from("CASE");
+    for index in 0..count {
+        sql.push_str(&format!(
+            " WHEN {column} < ${} THEN {index}",
+            first_placeholder + index
+        ));
+    }
+    sql.push_str(&format!(" ELSE {count} END"));
+    sql
+}
+
+fn check_buckets(boundaries: &[Timestamp]) -> Result<(), StoreError> {
+    if boundaries.len() < 2 || boundaries.len() > SERIES_BUCKETS_MAX + 1 {
+        return Err(StoreError::invalid(
+            "boundaries",
+            format!("2 to {} boundaries", SERIES_BUCKETS_MAX + 1),
+        ));
+    }
+    if boundaries.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(StoreError::invalid("boundaries", "must rise"));
+    }
+    Ok(())
+}
+
+impl StatsQuery {
+    fn binds(&self) -> Vec<Bind> {
+        vec![
+            self.tenant_id.to_string().into(),
+            to_micros(self.from).into(),
+            to_micros(self.until).into(),
+            self.store.clone().unwrap_or_default().into(),
+        ]
+    }
+}
+
+impl Store {
+    /// The headline figures of `query`'s period.
+    pub async fn overview(&self, query: &StatsQuery) -> Result<Overview, StoreError> {
+        let tenant = || vec![Bind::from(query.tenant_id.to_string())];
+        let members = self
+            .read(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN created_at >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM members WHERE tenant_id = $1 AND created_at < $3 AND erased_at IS NULL",
+                vec![
+                    query.tenant_id.to_string().into(),
+                    to_micros(query.from).into(),
+                    to_micros(query.until).into(),
+                ],
+            )
+            .await?;
+        let purchases = self
+            .read(
+                &format!(
+                    "SELECT COUNT(*), COUNT(DISTINCT e.member_id), \
+                     CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) {PURCHASES}"
+                ),
+                query.binds(),
+            )
+            .await?;
+        let repeat = self
+            .read(
+                &format!(
+                    "SELECT COUNT(*) FROM (SELECT e.member_id {PURCHASES} GROUP BY e.member_id \
+                     HAVING COUNT(*) >= 2) repeaters"
+                ),
+                query.binds(),
+            )
+            .await?;
+        let flow = self
+            .read(
+                &format!(
+                    "SELECT t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) {MEMBER_ENTRIES} GROUP BY t.kind"
+                ),
+                query.binds(),
+            )
+            .await?;
+        let outstanding = self
+            .read(
+                "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots WHERE tenant_id = $1 AND remaining > 0",
+                tenant(),
+            )
+            .await?;
+        let vouchers = self
+            .read(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM vouchers \
+                 WHERE tenant_id = $1 AND status = 'issued'",
+                tenant(),
+            )
+            .await?;
+        let first = |rows: &Vec<crate::sql::DbRow>, index: usize| {
+            rows.first().map(|row| row.int(index)).unwrap_or(0)
+        };
+        let mut points = PointsFlow::default();
+        for row in &flow {
+            points.add(&row.text(0), row.int(1));
+        }
+        Ok(Overview {
+            members: first(&members, 0),
+            new_members: first(&members, 1),
+            active_members: first(&purchases, 1),
+            repeat_members: first(&repeat, 0),
+            purchases: first(&purchases, 0),
+            revenue: first(&purchases, 2),
+            points,
+            outstanding_points: first(&outstanding, 0),
+            outstanding_vouchers: first(&vouchers, 0),
+            outstanding_voucher_points: first(&vouchers, 1),
+        })
+    }
+
+    /// Purchases, revenue and points per bucket: `boundaries` (rising, 2 to 65) cut
+    /// `[boundaries[0], boundaries[last])` into buckets; `query.from` and `until` are ignored.
+    pub async fn series(
+        &self,
+        query: &StatsQuery,
+        boundaries: &[Timestamp],
+    ) -> Result<Vec<Bucket>, StoreError> {
+        check_buckets(boundaries)?;
+        let inner = &boundaries[1..boundaries.len() - 1];
+        let bounded = StatsQuery {
+            from: boundaries[0],
+            until: boundaries[boundaries.len() - 1],
+            ..query.clone()
+        };
+        let mut values = bounded.binds();
+        values.extend(inner.iter().map(|at| Bind::from(to_micros(*at))));
+        let mut buckets: Vec<Bucket> = boundaries[..boundaries.len() - 1]
+            .iter()
+            .map(|from| Bucket {
+                from: Some(*from),
+                ..Bucket::default()
+            })
+            .collect();
+        let case = bucket_case("e.occurred_at", 5, inner.len());
+        let rows = self
+            .read(
+                &format!(
+                    "SELECT {case} AS bucket, COUNT(*), \
+                     CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) \
+                     {PURCHASES} GROUP BY 1"
+                ),
+                values.clone(),
+            )
+            .await?;
+        for row in rows {
+            if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
+                bucket.purchases = row.int(1);
+                bucket.revenue = row.int(2);
+            }
+        }
+        let case = bucket_case("t.occurred_at", 5, inner.len());
+        let rows = self
+            .read(
+                &format!(
+                    "SELECT {case} AS bucket, t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
+                     {MEMBER_ENTRIES} GROUP BY 1, t.kind"
+                ),
+                values,
+            )
+            .await?;
+        for row in rows {
+            if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
+                bucket.points.add(&row.text(1), row.int(2));
+            }
+        }
+        Ok(buckets)
+    }
+
+    /// The period's purchases by the buyers' tier now, with every tier's member count; tiers
+    /// in code order (the caller orders them as the programme does).
+    pub async fn spend_by_tier(&self, query: &StatsQuery) -> Result<Vec<TierSpend>, StoreError> {
+        let mut tiers: Vec<TierSpend> = self
+            .read(
+                "SELECT tier, COUNT(*) FROM members WHERE tenant_id = $1 AND erased_at IS NULL \
+                 GROUP BY tier ORDER BY tier",
+                vec![query.tenant_id.to_string().into()],
+            )
+            .await?
+            .iter()
+            .map(|row| TierSpend {
+                tier: row.text(0),
+                members: row.int(1),
+                buyers: 0,
+                purchases: 0,
+                revenue: 0,
+            })
+            .collect();
+        let rows = self
+            .read(
+                &format!(
+                    "SELECT m.tier, COUNT(DISTINCT e.member_id), COUNT(*), \
+                     CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) \
+                     {} GROUP BY m.tier",
+                    PURCHASES.replacen(
+                        "FROM events e",
+                        "FROM events e JOIN members m ON m.id = e.member_id AND m.tenant_id = e.tenant_id",
+                        1
+                    )
+                ),
+                query.binds(),
+            )
+            .await?;
+        for row in rows {
+            let tier = row.text(0);
+            let position = match tiers.iter().position(|entry| entry.tier == tier) {
+                Some(position) => position,
+                None => {
+                    tiers.push(TierSpend {
+                        tier,
+                        members: 0,
+                        buyers: 0,
+                        purchases: 0,
+                        revenue: 0,
+                    });
+                    tiers.len() - 1
+                }
+            };
+            let entry = &mut tiers[position];
+            entry.buyers = row.int(1);
+            entry.purchases = row.int(2);
+            entry.revenue = row.int(3);
+        }
+        Ok(tiers)
+    }
+
+    /// The rewards most taken in the period (vouchers issued, cancelled ones left out), most
+    /// first, at most [`TOP_REWARDS_MAX`]. Redemptions name no store, so every store counts.
+    pub async fn top_rewards(&self, query: &StatsQuery) -> Result<Vec<RewardCount>, StoreError> {
+        let rows = self
+            .read(
+                "SELECT v.reward_id, r.name, COUNT(*), CAST(COALESCE(SUM(v.cost), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
+                 WHERE v.tenant_id = $1 AND v.issued_at >= $2 AND v.issued_at < $3 AND v.status <> 'cancelled' \
+                 GROUP BY v.reward_id, r.name ORDER BY 3 DESC, 2, 1 LIMIT $4",
+                vec![
+                    query.tenant_id.to_string().into(),
+                    to_micros(query.from).into(),
+                    to_micros(query.until).into(),
+                    TOP_REWARDS_MAX.into(),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| RewardCount {
+                reward_id: row.text(0),
+                name: row.text(1),
+                vouchers: row.int(2),
+                points: row.int(3),
+                used: row.int(4),
+            })
+            .collect())
+    }
+
+    /// Points members hold now, by when they expire (see [`LiabilityByExpiry`]).
+    pub async fn liability_by_expiry(
+        &self,
+        tenant_id: TenantId,
+        boundaries: &[Timestamp],
+    ) -> Result<LiabilityByExpiry, StoreError> {
+        check_buckets(boundaries)?;
+        let case = bucket_case("expires_at", 2, boundaries.len());
+        let mut values = vec![Bind::from(tenant_id.to_string())];
+        values.extend(boundaries.iter().map(|at| Bind::from(to_micros(*at))));
+        let rows = self
+            .read(
+                &format!(
+                    "SELECT CASE WHEN expires_at IS NULL THEN -1 ELSE {case} END AS bucket, \
+                     CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
+                     WHERE tenant_id = $1 AND remaining > 0 GROUP BY 1"
+                ),
+                values,
+            )
+            .await?;
+        let mut liability = LiabilityByExpiry {
+            buckets: vec![0; boundaries.len() - 1],
+            ..LiabilityByExpiry::default()
+        };
+        for row in rows {
+            let (bucket, points) = (row.int(0), row.int(1));
+            match bucket {
+                -1 => liability.never += points,
+                0 => liability.before += points,
+                bucket if bucket as usize >= boundaries.len() => liability.later += points,
+                bucket => liability.buckets[bucket as usize - 1] += points,
+            }
+        }
+        Ok(liability)
+    }
+
+    /// A member's erasure and first and last purchase.
+    pub async fn member_figures(
+        &self,
+        tenant_id: TenantId,
+        member_id: MemberId,
+    ) -> Result<MemberFigures, StoreError> {
+        let values = || {
+            vec![
+                Bind::from(tenant_id.to_string()),
+                Bind::from(member_id.to_string()),
+            ]
+        };
+        let member = self
+            .read(
+                "SELECT erased_at FROM members WHERE tenant_id = $1 AND id = $2",
+                values(),
+            )
+            .await?;
+        let Some(member) = member.first() else {
+            return Err(StoreError::NotFound { what: "member" });
+        };
+        let purchases = self
+            .read(
+                "SELECT MIN(occurred_at), MAX(occurred_at) FROM events \
+                 WHERE tenant_id = $1 AND member_id = $2 AND kind = 'purchase'",
+                values(),
+            )
+            .await?;
+        let at = |index: usize| {
+            purchases
+                .first()
+                .and_then(|row| row.opt_int(index))
+                .map(from_micros)
+        };
+        Ok(MemberFigures {
+            erased_at: member.opt_int(0).map(from_micros),
+            first_purchase_at: at(0),
+            last_purchase_at: at(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basis_points_round_half_up_and_refuse_an_empty_whole() {
+        assert_eq!(basis_points(1, 3), Some(3_333));
+        assert_eq!(basis_points(2, 3), Some(6_667));
+        assert_eq!(basis_points(1, 2), Some(5_000));
+        assert_eq!(basis_points(5, 5), Some(10_000));
+        assert_eq!(basis_points(0, 7), Some(0));
+        assert_eq!(basis_points(3, 0), None);
+        assert_eq!(basis_points(i64::MAX, i64::MAX), Some(10_000));
+    }
+
+    #[test]
+    fn buckets_are_cut_by_a_case_over_the_inner_boundaries() {
+        assert_eq!(
+            bucket_case("e.at", 5, 2),
+            "CASE WHEN e.at < $5 THEN 0 WHEN e.at < $6 THEN 1 ELSE 2 END"
+        );
+        assert_eq!(bucket_case("e.at", 5, 0), "0");
+    }
+
+    #[test]
+    fn points_flow_reads_each_kind_with_its_sign() {
+        let mut flow = PointsFlow::default();
+        flow.add("earn", 120);
+        flow.add("payment", -20);
+        flow.add("redemption", -50);
+        flow.add("voucher_cancel", 10);
+        flow.add("expiry", -5);
+        flow.add("clawback", -3);
+        flow.add("adjustment", -7);
+        flow.add("voucher_use", 0);
+        assert_eq!(
+            flow,
+            PointsFlow {
+                issued: 120,
+                redeemed: 60,
+                expired: 5,
+                taken_back: 3,
+                adjusted: -7
+            }
+        );
+        assert_eq!(flow.redemption_rate_basis_points(), Some(5_000));
+    }
+}

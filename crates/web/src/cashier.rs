@@ -1,28 +1,975 @@
-//! The cashier screen.
+//! The cashier screen: a phone or tablet at the till, one screen per action.
+//!
+//! Find the customer (phone, or the card code from their member page, typed or scanned) →
+//! their card with a purchase form → the receipt ("+15 điểm", the new balance). An unknown
+//! phone is enrolled in one step. Every form that records something carries an event id made
+//! when the form was drawn, and the event goes through the journal with that id, so a second
+//! tap (or a resend after a lost answer) gets the first answer and records nothing twice.
 
-use crate::page::render;
+use crate::format;
+use crate::i18n::Texts;
+use crate::page::{self, render, render_with};
 use crate::staff::Staff;
 use askama::Template;
-use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use patron_core::{MemberId, Phone};
 use patron_server::auth::Permission;
-use patron_server::AppState;
+use patron_server::{parse_page_event, ApiError, AppState, AMOUNT_MAX, POINTS_MAX};
+use patron_store::member_access::{display_card_code, parse_card_code};
+use patron_store::{EventError, EventResult, MemberRef, MemberView, StoreError, VoucherView};
+use serde::Deserialize;
+use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/cashier", get(till))
+    Router::new()
+        .route("/cashier", get(find_page))
+        .route("/cashier/find", get(find))
+        .route("/cashier/enrol", post(enrol))
+        .route("/cashier/member/{id}", get(member_page))
+        .route("/cashier/member/{id}/purchase", post(purchase))
+        .route("/cashier/member/{id}/link", post(member_link))
+        .route("/cashier/receipt/{event_id}", get(receipt))
+        .route("/static/cashier.js", get(cashier_js))
 }
+
+async fn cashier_js() -> Response {
+    crate::static_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../static/cashier.js"),
+    )
+}
+
+/// Longest name taken at the till, in bytes (the API's limit for free text).
+const NAME_LENGTH_MAX: usize = 200;
+/// Longest text typed into the find box before it is refused unread.
+const FIND_LENGTH_MAX: usize = 64;
+
+/// Messages shown next to the fields of a form, by field name.
+#[derive(Default)]
+pub(crate) struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    pub(crate) fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        if self.get(field).is_none() {
+            self.0.push((field, message.into()));
+        }
+    }
+
+    pub(crate) fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, message)| message.as_str())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A fresh idempotency key for a form about to be drawn.
+pub(crate) fn new_event_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Parses a whole number as people type it at a till: `150000`, `150.000`, `150,000`,
+/// `150 000`, with or without `đ`. Grouping marks must split the digits in threes, so
+/// `1.5` is refused rather than read as fifteen.
+pub(crate) fn parse_whole(text: &str) -> Result<Option<i64>, WholeError> {
+    let mut text = text.trim().to_lowercase();
+    for unit in ["vnd", "đ", "₫", "d"] {
+        if let Some(rest) = text.strip_suffix(unit) {
+            text = rest.trim_end().to_owned();
+        }
+    }
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.starts_with('-') {
+        return Err(WholeError::Negative);
+    }
+    let groups: Vec<&str> = text.split(['.', ',', ' ']).collect();
+    let well_grouped = groups.len() == 1
+        || (!groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|group| group.len() == 3));
+    if !well_grouped
+        || !groups
+            .iter()
+            .all(|group| group.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(WholeError::NotNumber);
+    }
+    let digits: String = groups.concat();
+    digits
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| WholeError::TooLarge)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WholeError {
+    NotNumber,
+    Negative,
+    TooLarge,
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding the customer
 
 #[derive(Template)]
-#[template(path = "cashier/till.html")]
-struct Till {
-    t: crate::i18n::Texts,
+#[template(path = "cashier/find.html")]
+struct FindPage {
+    t: Texts,
     staff: Staff,
+    query: String,
+    error: Option<String>,
 }
 
-async fn till(staff: Staff) -> Response {
+async fn find_page(staff: Staff) -> Response {
     if let Err(refused) = staff.require(Permission::RecordEvents) {
         return refused;
     }
-    render(&Till { t: staff.t, staff })
+    render(&FindPage {
+        t: staff.t,
+        staff,
+        query: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct FindQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// A card code, else a phone: the member's card, or the enrolment form for a new phone.
+async fn find(
+    State(state): State<AppState>,
+    staff: Staff,
+    Query(query): Query<FindQuery>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    let typed = query.q.trim().to_owned();
+    let again = |staff: Staff, key: &str| {
+        let error = Some(staff.t.get(key).to_owned());
+        render_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &FindPage {
+                t: staff.t,
+                staff,
+                query: typed.clone(),
+                error,
+            },
+        )
+    };
+    if typed.is_empty() {
+        return again(staff, "cashier.find_missing");
+    }
+    if typed.len() > FIND_LENGTH_MAX {
+        return again(staff, "cashier.find_invalid");
+    }
+    if parse_card_code(&typed).is_some() {
+        match state.store.member_by_card(staff.tenant_id, &typed).await {
+            Ok(Some(member)) => return to_member(member),
+            Ok(None) => {}
+            Err(error) => return page::failed(staff.t, error),
+        }
+    }
+    let Ok(phone) = Phone::parse(&typed) else {
+        let key = if parse_card_code(&typed).is_some() {
+            "cashier.card_not_found"
+        } else {
+            "cashier.find_invalid"
+        };
+        return again(staff, key);
+    };
+    match state
+        .store
+        .member_id(staff.tenant_id, &MemberRef::Phone(phone.clone()))
+        .await
+    {
+        Ok(member) => to_member(member),
+        Err(StoreError::NotFound { .. }) => render(&EnrolPage {
+            t: staff.t,
+            event_id: new_event_id("till-enrol"),
+            not_found: Some(phone.national()),
+            phone: phone.national(),
+            name: String::new(),
+            errors: FieldErrors::default(),
+            staff,
+        }),
+        Err(error) => page::failed(staff.t, error),
+    }
+}
+
+fn to_member(member: MemberId) -> Response {
+    Redirect::to(&format!("/cashier/member/{member}")).into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Enrolling a new member
+
+#[derive(Template)]
+#[template(path = "cashier/enrol.html")]
+struct EnrolPage {
+    t: Texts,
+    staff: Staff,
+    event_id: String,
+    not_found: Option<String>,
+    phone: String,
+    name: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+struct EnrolForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    event_id: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn enrol(
+    State(state): State<AppState>,
+    staff: Staff,
+    Form(form): Form<EnrolForm>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let t = staff.t;
+    let mut errors = FieldErrors::default();
+    let phone = Phone::parse(&form.phone);
+    if phone.is_err() {
+        errors.add("phone", t.get("cashier.phone_invalid"));
+    }
+    let name = form.name.trim().to_owned();
+    if name.len() > NAME_LENGTH_MAX {
+        errors.add("name", t.get("cashier.name_too_long"));
+    }
+    let again = |staff: Staff, errors: FieldErrors| {
+        render_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &EnrolPage {
+                t,
+                staff,
+                event_id: form.event_id.clone(),
+                not_found: None,
+                phone: form.phone.clone(),
+                name: form.name.clone(),
+                errors,
+            },
+        )
+    };
+    let Ok(phone) = phone else {
+        return again(staff, errors);
+    };
+    if !errors.is_empty() {
+        return again(staff, errors);
+    }
+    let mut event = json!({
+        "id": form.event_id,
+        "type": "enrol",
+        "member": {"phone": phone.as_str()},
+    });
+    if !name.is_empty() {
+        event["profile"] = json!({"name": name});
+    }
+    let answer = submit(&state, &staff, event).await;
+    match answer {
+        Ok(result) => match result.member_id {
+            Some(member) => Redirect::to(&format!("/cashier/member/{member}")).into_response(),
+            None => page::failed(t, "an enrolment without a member"),
+        },
+        Err(Refusal::Field(field, message)) => {
+            let field = if field == "profile.name" {
+                "name"
+            } else {
+                "phone"
+            };
+            errors.add(field, message);
+            again(staff, errors)
+        }
+        Err(Refusal::Page(response)) => response,
+    }
+}
+
+/// Why the journal or the API's parsing refused an event, for the form.
+enum Refusal {
+    /// A message for the named field (the API's field name).
+    Field(String, String),
+    /// A whole page (a 404, a 500).
+    Page(Response),
+}
+
+/// Parses `event` exactly as the API does and records it through the journal.
+async fn submit(
+    state: &AppState,
+    staff: &Staff,
+    event: serde_json::Value,
+) -> Result<EventResult, Refusal> {
+    let t = staff.t;
+    let event = parse_page_event(staff.tenant_id, event, chrono::Utc::now())
+        .map_err(|error| api_refusal(t, error))?;
+    state
+        .journal
+        .submit(event)
+        .await
+        .map_err(|error| event_refusal(t, error))
+}
+
+fn api_refusal(t: Texts, error: ApiError) -> Refusal {
+    let field = error.body.field.unwrap_or_default();
+    Refusal::Field(
+        field,
+        t.fill("cashier.rejected", &[("reason", &error.body.message)]),
+    )
+}
+
+fn event_refusal(t: Texts, error: EventError) -> Refusal {
+    let key = match &error {
+        EventError::ExistsWithDifferentBody => "cashier.already_recorded",
+        EventError::PhoneTaken => "cashier.phone_taken",
+        EventError::UnknownStore => "cashier.store_unknown",
+        EventError::VoucherNotFound => "cashier.voucher_unknown",
+        EventError::Rejected(rejection) => match rejection.code() {
+            "points_exceed_bill" => "cashier.points_exceed_bill",
+            "voucher_not_usable" => "cashier.voucher_used",
+            "voucher_expired" => "cashier.voucher_expired",
+            "voucher_wrong_store" => "cashier.voucher_wrong_store",
+            _ => "",
+        },
+        EventError::MemberNotFound => return Refusal::Page(page::not_found(t)),
+        EventError::Database(_) | EventError::Unavailable => {
+            return Refusal::Page(page::failed(t, error))
+        }
+        _ => "",
+    };
+    let message = if key.is_empty() {
+        t.fill("cashier.rejected", &[("reason", &error.to_string())])
+    } else {
+        t.get(key).to_owned()
+    };
+    Refusal::Field(error.field().unwrap_or("id").to_owned(), message)
+}
+
+// ---------------------------------------------------------------------------------------
+// The member's card at the till, with the purchase form
+
+/// What the till shows of a member.
+struct MemberPanel {
+    view: MemberView,
+    card_code: String,
+    vouchers: Vec<VoucherView>,
+}
+
+impl MemberPanel {
+    fn name(&self) -> Option<&str> {
+        self.view.name.as_deref()
+    }
+
+    fn phone(&self) -> String {
+        self.view
+            .phone
+            .as_deref()
+            .and_then(|phone| Phone::parse(phone).ok())
+            .map(|phone| phone.national())
+            .unwrap_or_default()
+    }
+}
+
+async fn member_panel(
+    state: &AppState,
+    staff: &Staff,
+    member: MemberId,
+) -> Result<MemberPanel, Response> {
+    let t = staff.t;
+    let view = match state
+        .store
+        .member(staff.tenant_id, &MemberRef::Id(member), chrono::Utc::now())
+        .await
+    {
+        Ok(view) => view,
+        Err(StoreError::NotFound { .. }) => return Err(page::not_found(t)),
+        Err(error) => return Err(page::failed(t, error)),
+    };
+    let card_code = state
+        .store
+        .card_code(staff.tenant_id, member)
+        .await
+        .map_err(|error| page::failed(t, error))?;
+    let vouchers = state
+        .store
+        .vouchers(staff.tenant_id, member)
+        .await
+        .map_err(|error| page::failed(t, error))?
+        .into_iter()
+        .filter(|voucher| voucher.status == "issued")
+        .collect();
+    Ok(MemberPanel {
+        view,
+        card_code: display_card_code(&card_code),
+        vouchers,
+    })
+}
+
+/// The purchase form's fields as typed, and what is wrong with them.
+struct PurchaseForm {
+    event_id: String,
+    amount: String,
+    store: String,
+    points: String,
+    voucher: String,
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "cashier/member.html")]
+struct MemberPage {
+    t: Texts,
+    staff: Staff,
+    member: MemberPanel,
+    stores: Vec<(String, String)>,
+    form: PurchaseForm,
+}
+
+impl MemberPage {
+    fn date(&self, rfc3339: &str) -> String {
+        chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .map(|at| {
+                format::date(
+                    self.t.locale,
+                    at.with_timezone(&chrono::Utc),
+                    self.staff.tenant.zone,
+                )
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn member_id_of(text: &str, t: Texts) -> Result<MemberId, Response> {
+    MemberId::parse(text).map_err(|_| page::not_found(t))
+}
+
+async fn member_page(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    let member = match member_id_of(&id, staff.t) {
+        Ok(member) => member,
+        Err(refused) => return refused,
+    };
+    let panel = match member_panel(&state, &staff, member).await {
+        Ok(panel) => panel,
+        Err(refused) => return refused,
+    };
+    let stores = match state.store.store_names(staff.tenant_id).await {
+        Ok(stores) => stores,
+        Err(error) => return page::failed(staff.t, error),
+    };
+    let store = if stores.len() == 1 {
+        stores[0].0.clone()
+    } else {
+        String::new()
+    };
+    render(&MemberPage {
+        t: staff.t,
+        staff,
+        member: panel,
+        stores,
+        form: PurchaseForm {
+            event_id: new_event_id("till"),
+            amount: String::new(),
+            store,
+            points: String::new(),
+            voucher: String::new(),
+            errors: FieldErrors::default(),
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct PurchaseFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    event_id: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    store: String,
+    #[serde(default)]
+    points: String,
+    #[serde(default)]
+    voucher: String,
+}
+
+/// A voucher code as the API reads it: upper case, no hyphens.
+fn normal_voucher(code: &str) -> String {
+    code.trim().to_ascii_uppercase().replace(['-', ' '], "")
+}
+
+/// Checks the typed fields; returns the amount, points and voucher to record.
+fn check_purchase(
+    t: Texts,
+    fields: &PurchaseFields,
+    panel: &MemberPanel,
+    stores: &[(String, String)],
+    errors: &mut FieldErrors,
+) -> (i64, i64, Option<String>) {
+    let amount = match parse_whole(&fields.amount) {
+        Ok(None) => {
+            errors.add("amount", t.get("cashier.amount_missing"));
+            0
+        }
+        Ok(Some(0)) | Err(WholeError::Negative) => {
+            errors.add("amount", t.get("cashier.amount_not_positive"));
+            0
+        }
+        Ok(Some(amount)) if amount > AMOUNT_MAX => {
+            errors.add("amount", t.get("cashier.amount_too_large"));
+            0
+        }
+        Err(WholeError::TooLarge) => {
+            errors.add("amount", t.get("cashier.amount_too_large"));
+            0
+        }
+        Err(WholeError::NotNumber) => {
+            errors.add("amount", t.get("cashier.amount_not_number"));
+            0
+        }
+        Ok(Some(amount)) => amount,
+    };
+    let available = panel.view.available.max(0);
+    let too_many = || {
+        t.fill(
+            "cashier.points_too_many",
+            &[("available", &format::points(t.locale, available))],
+        )
+    };
+    let points = match parse_whole(&fields.points) {
+        Ok(None) => 0,
+        Ok(Some(points)) if points > available || points > POINTS_MAX => {
+            errors.add("points", too_many());
+            0
+        }
+        Ok(Some(points)) => points,
+        Err(WholeError::TooLarge) => {
+            errors.add("points", too_many());
+            0
+        }
+        Err(_) => {
+            errors.add("points", t.get("cashier.points_not_number"));
+            0
+        }
+    };
+    // A tenant without stores sells without naming one.
+    let store_fits = if stores.is_empty() {
+        fields.store.is_empty()
+    } else {
+        stores.iter().any(|(code, _)| *code == fields.store)
+    };
+    if !store_fits {
+        errors.add("store", t.get("cashier.store_unknown"));
+    }
+    let voucher = normal_voucher(&fields.voucher);
+    if voucher.is_empty() {
+        return (amount, points, None);
+    }
+    match panel.vouchers.iter().find(|held| held.code == voucher) {
+        None => errors.add("voucher", t.get("cashier.voucher_unknown")),
+        Some(held) => {
+            let expired = chrono::DateTime::parse_from_rfc3339(&held.expires_at)
+                .is_ok_and(|at| at <= chrono::Utc::now());
+            if expired {
+                errors.add("voucher", t.get("cashier.voucher_expired"));
+            }
+        }
+    }
+    (amount, points, Some(voucher))
+}
+
+async fn purchase(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(fields): Form<PurchaseFields>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&fields.csrf) {
+        return refused;
+    }
+    let t = staff.t;
+    let member = match member_id_of(&id, t) {
+        Ok(member) => member,
+        Err(refused) => return refused,
+    };
+    // Drawn before the checks: a repeat of an event already recorded must reach the journal
+    // (which answers it) even though the balance it was checked against has changed since.
+    if let Ok(Some(_)) = state
+        .store
+        .event_result(staff.tenant_id, &fields.event_id)
+        .await
+    {
+        return to_receipt(&fields.event_id, None, None);
+    }
+    let panel = match member_panel(&state, &staff, member).await {
+        Ok(panel) => panel,
+        Err(refused) => return refused,
+    };
+    let stores = match state.store.store_names(staff.tenant_id).await {
+        Ok(stores) => stores,
+        Err(error) => return page::failed(t, error),
+    };
+    let mut errors = FieldErrors::default();
+    let (amount, points, voucher) = check_purchase(t, &fields, &panel, &stores, &mut errors);
+    let again = |staff: Staff, panel: MemberPanel, stores, errors| {
+        render_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &MemberPage {
+                t,
+                staff,
+                member: panel,
+                stores,
+                form: PurchaseForm {
+                    event_id: fields.event_id.clone(),
+                    amount: fields.amount.clone(),
+                    store: fields.store.clone(),
+                    points: fields.points.clone(),
+                    voucher: fields.voucher.clone(),
+                    errors,
+                },
+            },
+        )
+    };
+    if !errors.is_empty() {
+        return again(staff, panel, stores, errors);
+    }
+    let mut event = json!({
+        "id": fields.event_id,
+        "type": "purchase",
+        "member": {"id": member.to_string()},
+        "amount": amount,
+    });
+    if !fields.store.is_empty() {
+        event["store"] = fields.store.clone().into();
+    }
+    if points > 0 {
+        event["points_paid"] = points.into();
+    }
+    if let Err(refusal) = submit(&state, &staff, event).await {
+        return match refusal {
+            Refusal::Field(field, message) => {
+                let field = match field.as_str() {
+                    "amount" => "amount",
+                    "points_paid" => "points",
+                    "store" => "store",
+                    _ => "form",
+                };
+                errors.add(field, message);
+                again(staff, panel, stores, errors)
+            }
+            Refusal::Page(response) => response,
+        };
+    }
+    let Some(code) = voucher else {
+        return to_receipt(&fields.event_id, None, None);
+    };
+    // The sale is recorded; the voucher's own event follows it, with an id derived from the
+    // sale's so a resend repeats it harmlessly too.
+    let mut use_event = json!({
+        "id": format!("{}-voucher", fields.event_id),
+        "type": "voucher_use",
+        "code": code,
+    });
+    if !fields.store.is_empty() {
+        use_event["store"] = fields.store.clone().into();
+    }
+    let failure = match parse_page_event(staff.tenant_id, use_event, chrono::Utc::now()) {
+        Err(_) => Some(VoucherFailure::Unknown),
+        Ok(use_event) => match state.journal.submit(use_event).await {
+            Ok(_) => None,
+            Err(EventError::Database(detail)) => return page::failed(t, detail),
+            Err(error) => Some(VoucherFailure::of(&error)),
+        },
+    };
+    to_receipt(&fields.event_id, Some(&code), failure)
+}
+
+/// Why a voucher was not used after its sale was recorded; travels in the receipt's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VoucherFailure {
+    Unknown,
+    Used,
+    Expired,
+    WrongStore,
+    Other,
+}
+
+impl VoucherFailure {
+    const ALL: [VoucherFailure; 5] = [
+        VoucherFailure::Unknown,
+        VoucherFailure::Used,
+        VoucherFailure::Expired,
+        VoucherFailure::WrongStore,
+        VoucherFailure::Other,
+    ];
+
+    fn of(error: &EventError) -> VoucherFailure {
+        match error {
+            EventError::VoucherNotFound => VoucherFailure::Unknown,
+            EventError::Rejected(rejection) => match rejection.code() {
+                "voucher_not_usable" => VoucherFailure::Used,
+                "voucher_expired" => VoucherFailure::Expired,
+                "voucher_wrong_store" => VoucherFailure::WrongStore,
+                _ => VoucherFailure::Other,
+            },
+            _ => VoucherFailure::Other,
+        }
+    }
+
+    /// Its name in the address, and the message key.
+    fn key(self) -> &'static str {
+        match self {
+            VoucherFailure::Unknown => "cashier.voucher_unknown",
+            VoucherFailure::Used => "cashier.voucher_used",
+            VoucherFailure::Expired => "cashier.voucher_expired",
+            VoucherFailure::WrongStore => "cashier.voucher_wrong_store",
+            VoucherFailure::Other => "cashier.voucher_other",
+        }
+    }
+
+    fn parse(text: &str) -> Option<VoucherFailure> {
+        VoucherFailure::ALL
+            .into_iter()
+            .find(|failure| failure.key() == text)
+    }
+}
+
+fn to_receipt(event_id: &str, voucher: Option<&str>, failure: Option<VoucherFailure>) -> Response {
+    let mut target = format!("/cashier/receipt/{}", query_escape(event_id));
+    if let Some(voucher) = voucher {
+        target.push_str(&format!("?voucher={}", query_escape(voucher)));
+        if let Some(failure) = failure {
+            target.push_str(&format!("&failure={}", failure.key()));
+        }
+    }
+    Redirect::to(&target).into_response()
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub(crate) fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The receipt
+
+#[derive(Template)]
+#[template(path = "cashier/receipt.html")]
+struct ReceiptPage {
+    t: Texts,
+    staff: Staff,
+    result: EventResult,
+    member: MemberView,
+    /// The voucher the cashier typed, if any.
+    voucher: Option<String>,
+    /// The code of the voucher used with this sale, if it was.
+    voucher_used: Option<String>,
+    /// The message key of why the typed voucher was not used.
+    voucher_failure: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+struct ReceiptQuery {
+    voucher: Option<String>,
+    failure: Option<String>,
+}
+
+async fn receipt(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(event_id): Path<String>,
+    Query(query): Query<ReceiptQuery>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    let t = staff.t;
+    let result = match state.store.event_result(staff.tenant_id, &event_id).await {
+        Ok(Some(result)) if result.kind == "purchase" => result,
+        Ok(_) => return page::not_found(t),
+        Err(error) => return page::failed(t, error),
+    };
+    let Some(member) = result
+        .member_id
+        .as_deref()
+        .and_then(|id| MemberId::parse(id).ok())
+    else {
+        return page::not_found(t);
+    };
+    let member = match state
+        .store
+        .member(staff.tenant_id, &MemberRef::Id(member), chrono::Utc::now())
+        .await
+    {
+        Ok(member) => member,
+        Err(StoreError::NotFound { .. }) => return page::not_found(t),
+        Err(error) => return page::failed(t, error),
+    };
+    let voucher_used = match state
+        .store
+        .event_result(staff.tenant_id, &format!("{event_id}-voucher"))
+        .await
+    {
+        Ok(found) => found.map(|used| used.voucher.map(|voucher| voucher.code).unwrap_or_default()),
+        Err(error) => return page::failed(t, error),
+    };
+    render(&ReceiptPage {
+        t,
+        staff,
+        result,
+        member,
+        voucher: query.voucher.map(|code| normal_voucher(&code)),
+        voucher_used,
+        voucher_failure: query
+            .failure
+            .as_deref()
+            .and_then(VoucherFailure::parse)
+            .map(VoucherFailure::key),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// A signed link to the member's page
+
+#[derive(Template)]
+#[template(path = "cashier/link.html")]
+struct LinkPage {
+    t: Texts,
+    staff: Staff,
+    member_id: String,
+    link: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The site's own address as the browser reached it (behind a proxy, its forwarded scheme).
+fn site_origin(headers: &HeaderMap) -> String {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let host = header("host").unwrap_or_else(|| "localhost".into());
+    let scheme = header("x-forwarded-proto")
+        .filter(|scheme| scheme == "https" || scheme == "http")
+        .unwrap_or_else(|| "http".into());
+    format!("{scheme}://{host}")
+}
+
+async fn member_link(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let t = staff.t;
+    let member = match member_id_of(&id, t) {
+        Ok(member) => member,
+        Err(refused) => return refused,
+    };
+    let signed = match state
+        .store
+        .member_link(staff.tenant_id, member, chrono::Utc::now())
+        .await
+    {
+        Ok(signed) => signed,
+        Err(StoreError::NotFound { .. }) => return page::not_found(t),
+        Err(error) => return page::failed(t, error),
+    };
+    let link = format!(
+        "{}{}",
+        site_origin(&headers),
+        crate::member_page::link_path(staff.tenant_id, &signed)
+    );
+    render(&LinkPage {
+        t,
+        member_id: member.to_string(),
+        link,
+        staff,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_as_people_type_them() {
+        assert_eq!(parse_whole("150000"), Ok(Some(150_000)));
+        assert_eq!(parse_whole("150.000"), Ok(Some(150_000)));
+        assert_eq!(parse_whole("150,000"), Ok(Some(150_000)));
+        assert_eq!(parse_whole(" 1.250.000đ "), Ok(Some(1_250_000)));
+        assert_eq!(parse_whole("150 000 VND"), Ok(Some(150_000)));
+        assert_eq!(parse_whole(""), Ok(None));
+        assert_eq!(parse_whole("0"), Ok(Some(0)));
+        assert_eq!(parse_whole("-5"), Err(WholeError::Negative));
+        assert_eq!(parse_whole("1.5"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("1.5000"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole(".500"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("abc"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("12a"), Err(WholeError::NotNumber));
+        assert_eq!(
+            parse_whole("99999999999999999999"),
+            Err(WholeError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn voucher_codes_are_read_as_the_api_reads_them() {
+        assert_eq!(normal_voucher(" ab-cd 12 "), "ABCD12");
+        assert_eq!(query_escape("a b&c"), "a%20b%26c");
+    }
 }

@@ -73,7 +73,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-fn static_file(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn static_file(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -1,8 +1,0 @@
-//! (to be built)
-
-use axum::Router;
-use patron_server::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-}

@@ -1,0 +1,436 @@
+//! The cashier screen over HTTP (find, enrol, purchase, duplicate taps, bad input, escaping,
+//! roles), and in a real browser at a phone's width, through to the member page.
+
+mod common;
+
+use common::{csrf_in, dispatcher, Browser, Inbox, Pages, Site, PHONE};
+use patron_core::MemberId;
+use patron_store::users::Role;
+use patron_store::MemberRef;
+use serde_json::json;
+
+/// The value of the field `name` in a form of `html`.
+fn field_in(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// GET, following redirects: status, final path and HTML.
+async fn get(pages: &Pages, path: &str) -> (u16, String, String) {
+    let response = pages
+        .http
+        .get(format!("{}{path}", pages.address))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let path = response.url().path().to_owned();
+    (status, path, response.text().await.unwrap())
+}
+
+/// POST a form, following redirects: status, final path and HTML.
+async fn post(pages: &Pages, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+    let response = pages
+        .http
+        .post(format!("{}{path}", pages.address))
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let path = response.url().path().to_owned();
+    (status, path, response.text().await.unwrap())
+}
+
+/// Enrols a member through the till (find an unknown phone, then the enrolment form); returns
+/// the member's till page path and HTML.
+async fn enrol(pages: &Pages, phone: &str, name: &str) -> (String, String) {
+    let (status, _, html) = get(pages, &format!("/cashier/find?q={phone}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"not-found\""), "{html}");
+    let fields = [
+        ("csrf", csrf_in(&html)),
+        ("event_id", field_in(&html, "event_id")),
+        ("phone", phone.to_owned()),
+        ("name", name.to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, path, html) = post(pages, "/cashier/enrol", &fields).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(path.starts_with("/cashier/member/"), "{path}");
+    (path, html)
+}
+
+fn member_of(path: &str) -> MemberId {
+    MemberId::parse(path.rsplit('/').next().unwrap()).unwrap()
+}
+
+/// The purchase form's fields on a member's till page, with `changes` applied.
+fn purchase_fields(html: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut fields = vec![
+        ("csrf".to_owned(), csrf_in(html)),
+        ("event_id".to_owned(), field_in(html, "event_id")),
+        ("amount".to_owned(), String::new()),
+        ("store".to_owned(), "HN01".to_owned()),
+        ("points".to_owned(), String::new()),
+        ("voucher".to_owned(), String::new()),
+    ];
+    for (name, value) in changes {
+        let field = fields.iter_mut().find(|(key, _)| key == name).unwrap();
+        field.1 = (*value).to_owned();
+    }
+    fields
+}
+
+async fn post_purchase(
+    pages: &Pages,
+    member_path: &str,
+    fields: &[(String, String)],
+) -> (u16, String, String) {
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post(pages, &format!("{member_path}/purchase"), &fields).await
+}
+
+async fn earn_transactions(site: &Site, member: MemberId) -> usize {
+    site.store
+        .history(site.tenant, member, 200, None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|entry| entry.kind == "earn")
+        .count()
+}
+
+async fn duplicate_submit_records_one_purchase(postgres: bool) {
+    let site = Site::start(postgres).await;
+    let pages = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&pages, "0912 345 678", "Lan").await;
+    let member = member_of(&member_path);
+    assert!(html.contains("Lan"), "{html}");
+    let fields = purchase_fields(&html, &[("amount", "150.000")]);
+    let (status, path, first) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(path.starts_with("/cashier/receipt/"), "{path}");
+    assert!(first.contains("+15 điểm"), "{first}");
+    // The same form again (a double tap, or a resend after a lost answer).
+    let (status, again_path, again) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again_path, path);
+    assert!(again.contains("+15 điểm"), "{again}");
+    assert_eq!(earn_transactions(&site, member).await, 1);
+    let view = site
+        .store
+        .member(site.tenant, &MemberRef::Id(member), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((view.balance, view.order_count), (15, 1));
+    // Both at once: the journal answers the second with the first's answer.
+    let html = get(&pages, &member_path).await.2;
+    let fields = purchase_fields(&html, &[("amount", "150,000")]);
+    let (one, two) = tokio::join!(
+        post_purchase(&pages, &member_path, &fields),
+        post_purchase(&pages, &member_path, &fields)
+    );
+    assert_eq!((one.0, two.0), (200, 200), "{} {}", one.2, two.2);
+    assert_eq!(one.1, two.1);
+    assert_eq!(earn_transactions(&site, member).await, 2);
+    assert!(site.store.check_ledger().await.unwrap().is_sound());
+}
+
+#[tokio::test]
+async fn a_duplicate_submit_records_one_purchase() {
+    duplicate_submit_records_one_purchase(false).await;
+}
+
+#[tokio::test]
+async fn a_duplicate_submit_records_one_purchase_on_postgres() {
+    duplicate_submit_records_one_purchase(true).await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_message_next_to_the_field() {
+    let site = Site::start(false).await;
+    let pages = site.signed_in(Role::Cashier).await;
+    for (typed, message) in [
+        ("", "Nhập số điện thoại hoặc mã thẻ."),
+        ("hello", "Không phải số điện thoại hay mã thẻ hợp lệ."),
+        ("0123", "Không phải số điện thoại hay mã thẻ hợp lệ."),
+        ("ZZZZ-ZZZZ", "Không có thành viên nào có mã thẻ này."),
+    ] {
+        let (status, _, html) = get(&pages, &format!("/cashier/find?q={typed}")).await;
+        assert_eq!(status, 422, "{typed}: {html}");
+        assert!(html.contains("id=\"find-error\""), "{html}");
+        assert!(html.contains(message), "{typed}: {html}");
+        assert!(html.contains("aria-invalid=\"true\""), "{html}");
+    }
+    let html = get(&pages, "/cashier/find?q=0987654321").await.2;
+    let fields = [
+        ("csrf", csrf_in(&html)),
+        ("event_id", field_in(&html, "event_id")),
+        ("phone", "09-not-a-phone".to_owned()),
+        ("name", "x".repeat(201)),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, html) = post(&pages, "/cashier/enrol", &fields).await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("id=\"phone-error\""), "{html}");
+    assert!(html.contains("Số điện thoại không hợp lệ."), "{html}");
+    assert!(html.contains("id=\"name-error\""), "{html}");
+
+    let (member_path, html) = enrol(&pages, "0987654321", "").await;
+    let member = member_of(&member_path);
+    for (changes, field, message) in [
+        (vec![("amount", "")], "amount", "Nhập số tiền."),
+        (vec![("amount", "0")], "amount", "Số tiền phải lớn hơn 0."),
+        (
+            vec![("amount", "-5000")],
+            "amount",
+            "Số tiền phải lớn hơn 0.",
+        ),
+        (
+            vec![("amount", "mười nghìn")],
+            "amount",
+            "Số tiền chỉ gồm chữ số",
+        ),
+        (vec![("amount", "1.5")], "amount", "Số tiền chỉ gồm chữ số"),
+        (
+            vec![("amount", "9999999999999999999999")],
+            "amount",
+            "Số tiền quá lớn.",
+        ),
+        (
+            vec![("amount", "50000"), ("points", "999")],
+            "points",
+            "Khách chỉ có 0 điểm dùng được.",
+        ),
+        (
+            vec![("amount", "50000"), ("points", "ba")],
+            "points",
+            "Số điểm chỉ gồm chữ số",
+        ),
+        (
+            vec![("amount", "50000"), ("voucher", "NOPE-1234")],
+            "voucher",
+            "Khách không có voucher này.",
+        ),
+        (
+            vec![("amount", "50000"), ("store", "XX99")],
+            "store",
+            "Chọn một cửa hàng trong danh sách.",
+        ),
+    ] {
+        let fields = purchase_fields(&html, &changes);
+        let (status, _, page) = post_purchase(&pages, &member_path, &fields).await;
+        assert_eq!(status, 422, "{changes:?}: {page}");
+        assert!(
+            page.contains(&format!("id=\"{field}-error\"")),
+            "{changes:?}: {page}"
+        );
+        assert!(page.contains(message), "{changes:?}: {page}");
+        assert!(page.contains("aria-invalid=\"true\""), "{page}");
+        // What was typed is kept.
+        if let Some((_, typed)) = changes.iter().find(|(name, _)| *name == "amount") {
+            assert!(page.contains(&format!("value=\"{typed}\"")), "{page}");
+        }
+    }
+    assert_eq!(earn_transactions(&site, member).await, 0);
+    // A wrong CSRF token records nothing either.
+    let fields = purchase_fields(&html, &[("amount", "50000"), ("csrf", "forged")]);
+    let (status, _, _) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 403);
+    assert_eq!(earn_transactions(&site, member).await, 0);
+}
+
+#[tokio::test]
+async fn points_and_a_voucher_are_used_with_a_purchase() {
+    let site = Site::start(false).await;
+    let (status, reward) = site
+        .api(
+            "POST",
+            "/v1/rewards",
+            Some(json!({"name": "Bánh flan", "cost": 10})),
+        )
+        .await;
+    assert_eq!(status, 201, "{reward}");
+    let pages = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&pages, "0911222333", "Minh").await;
+    let member = member_of(&member_path);
+    let fields = purchase_fields(&html, &[("amount", "300000")]);
+    let (status, _, receipt) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(receipt.contains("+30 điểm"), "{receipt}");
+    let (status, redeemed) = site
+        .api(
+            "POST",
+            "/v1/redemptions",
+            Some(json!({"id": "r-1", "member": {"id": member.to_string()}, "reward_id": reward["id"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{redeemed}");
+    let code = redeemed["voucher"]["code"].as_str().unwrap().to_owned();
+    let (_, _, html) = get(&pages, &member_path).await;
+    assert!(html.contains(&code), "the till lists the voucher: {html}");
+    assert!(html.contains("Khách có 20 điểm dùng được."), "{html}");
+    let fields = purchase_fields(
+        &html,
+        &[
+            ("amount", "100000"),
+            ("points", "5"),
+            ("voucher", &code.to_lowercase()),
+        ],
+    );
+    let (status, _, receipt) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(receipt.contains("Đã trả 5 điểm"), "{receipt}");
+    assert!(
+        receipt.contains(&format!("Đã dùng voucher {code}.")),
+        "{receipt}"
+    );
+    let vouchers = site.store.vouchers(site.tenant, member).await.unwrap();
+    assert_eq!(vouchers[0].status, "used");
+    // The used voucher is refused next time, next to its field.
+    let (_, _, html) = get(&pages, &member_path).await;
+    let fields = purchase_fields(&html, &[("amount", "100000"), ("voucher", &code)]);
+    let (status, _, page) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"voucher-error\""), "{page}");
+}
+
+#[tokio::test]
+async fn a_member_named_script_shows_as_text_on_the_till() {
+    let site = Site::start(false).await;
+    let name = "<script>alert(1)</script>";
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/members",
+            Some(json!({"phone": "0903000111", "profile": {"name": name}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pages = site.signed_in(Role::Cashier).await;
+    let (status, path, html) = get(&pages, "/cashier/find?q=0903%20000%20111").await;
+    assert_eq!(status, 200);
+    assert!(path.starts_with("/cashier/member/"), "{path}");
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains(name), "{html}");
+}
+
+#[tokio::test]
+async fn a_card_code_finds_the_member() {
+    let site = Site::start(false).await;
+    let pages = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&pages, "0934555666", "Hoa").await;
+    let marker = "Mã thẻ <strong>";
+    let start = html.find(marker).unwrap() + marker.len();
+    let code = &html[start..start + 9];
+    for typed in [code.to_owned(), code.to_lowercase().replace('-', "")] {
+        let (status, path, _) = get(&pages, &format!("/cashier/find?q={typed}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(path, member_path, "{typed}");
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_open_the_till() {
+    let site = Site::start(false).await;
+    let viewer = site.signed_in(Role::Viewer).await;
+    for path in [
+        "/cashier",
+        "/cashier/find?q=0912345678",
+        "/cashier/member/0199a0c2-0000-7000-8000-000000000000",
+    ] {
+        let (status, _, html) = get(&viewer, path).await;
+        assert_eq!(status, 403, "{path}: {html}");
+    }
+    let (status, _, _) = post(
+        &viewer,
+        "/cashier/enrol",
+        &[("csrf", "x"), ("phone", "0912345678")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let marketer = site.signed_in(Role::Marketer).await;
+    let (status, _, _) = get(&marketer, "/cashier").await;
+    assert_eq!(status, 403);
+    let (status, _, html) = get(&site.signed_in(Role::Manager).await, "/cashier").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"find-q\""), "{html}");
+}
+
+/// The whole flow at a phone's width: the cashier enrols a member by phone and records a
+/// purchase; the member signs in on their page with phone and code, and sees the points.
+#[tokio::test]
+async fn the_cashier_records_a_purchase_and_the_member_sees_it_in_a_browser() {
+    let site = Site::start(false).await;
+    let inbox = Inbox::start().await;
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": inbox.url, "topics": ["member.sign_in_code"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let dispatcher = dispatcher(&site);
+
+    let browser = Browser::start(PHONE).await;
+    browser.sign_in(&site, Role::Cashier).await;
+    assert_eq!(browser.path().await, "/cashier");
+    browser.fill("#find-q", "0912 345 678").await;
+    browser.click("#find-form button[type=submit]").await;
+    let warning = browser.text("#not-found").await;
+    assert!(warning.contains("0912345678"), "{warning}");
+    browser.fill("#enrol-name", "Nguyễn Thị Lan").await;
+    browser.click("#enrol-form button[type=submit]").await;
+    let name = browser.text("#member-name").await;
+    assert_eq!(name, "Nguyễn Thị Lan");
+    browser.fill("#amount", "abc").await;
+    browser.click("#purchase-form button[type=submit]").await;
+    let error = browser.text("#amount-error").await;
+    assert!(error.contains("chỉ gồm chữ số"), "{error}");
+    browser.screenshot("cashier-member").await;
+    browser.fill("#amount", "150.000").await;
+    browser.click("#purchase-form button[type=submit]").await;
+    let earned = browser.text("#earned").await;
+    assert_eq!(earned, "+15 điểm");
+    assert_eq!(browser.text("#new-balance").await, "15");
+    browser.screenshot("cashier-purchase-done").await;
+
+    // The member, on their own phone.
+    let member_browser = Browser::start(PHONE).await;
+    member_browser
+        .goto(&format!("{}/m/{}", site.address, site.tenant))
+        .await;
+    member_browser.fill("#phone", "0912345678").await;
+    member_browser
+        .click("#phone-form button[type=submit]")
+        .await;
+    let sent = member_browser.text("#code-form").await;
+    assert!(!sent.is_empty());
+    let code = inbox.code_for("+84912345678").await;
+    member_browser.fill("#code", &code).await;
+    member_browser.click("#code-form button[type=submit]").await;
+    assert_eq!(member_browser.text("#balance").await, "15");
+    let hello = member_browser.text("#hello").await;
+    assert!(hello.contains("Nguyễn Thị Lan"), "{hello}");
+    let next = member_browser.text("#to-next").await;
+    assert!(next.contains("4.850.000đ"), "{next}");
+    assert!(next.contains("Gold"), "{next}");
+    let expiring = member_browser.text("#expiring").await;
+    assert!(expiring.contains("15 điểm hết hạn ngày"), "{expiring}");
+    member_browser.screenshot("member-card").await;
+    member_browser.close().await;
+    browser.close().await;
+    dispatcher.stop().await;
+}
