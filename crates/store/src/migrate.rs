@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "expiry_notices",
         include_str!("../migrations/0005_expiry_notices.sql"),
     ),
+    (
+        6,
+        "report_indexes",
+        include_str!("../migrations/0006_report_indexes.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns how many were applied.

@@ -219,8 +219,20 @@ impl Store {
     /// The headline figures of `query`'s period.
     pub async fn overview(&self, query: &StatsQuery) -> Result<Overview, StoreError> {
         let tenant = || vec![Bind::from(query.tenant_id.to_string())];
-        let members = self
-            .read(
+        let purchases_sql = format!(
+            "SELECT COUNT(*), COUNT(DISTINCT e.member_id), \
+             CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) {PURCHASES}"
+        );
+        let repeat_sql = format!(
+            "SELECT COUNT(*) FROM (SELECT e.member_id {PURCHASES} GROUP BY e.member_id \
+             HAVING COUNT(*) >= 2) repeaters"
+        );
+        let flow_sql = format!(
+            "SELECT t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) {MEMBER_ENTRIES} GROUP BY t.kind"
+        );
+        // Independent reads, on as many pooled connections at once.
+        let (members, purchases, repeat, flow, outstanding, vouchers) = tokio::try_join!(
+            self.read(
                 "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN created_at >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
                  FROM members WHERE tenant_id = $1 AND created_at < $3 AND erased_at IS NULL",
                 vec![
@@ -228,47 +240,20 @@ impl Store {
                     to_micros(query.from).into(),
                     to_micros(query.until).into(),
                 ],
-            )
-            .await?;
-        let purchases = self
-            .read(
-                &format!(
-                    "SELECT COUNT(*), COUNT(DISTINCT e.member_id), \
-                     CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) {PURCHASES}"
-                ),
-                query.binds(),
-            )
-            .await?;
-        let repeat = self
-            .read(
-                &format!(
-                    "SELECT COUNT(*) FROM (SELECT e.member_id {PURCHASES} GROUP BY e.member_id \
-                     HAVING COUNT(*) >= 2) repeaters"
-                ),
-                query.binds(),
-            )
-            .await?;
-        let flow = self
-            .read(
-                &format!(
-                    "SELECT t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) {MEMBER_ENTRIES} GROUP BY t.kind"
-                ),
-                query.binds(),
-            )
-            .await?;
-        let outstanding = self
-            .read(
+            ),
+            self.read(&purchases_sql, query.binds()),
+            self.read(&repeat_sql, query.binds()),
+            self.read(&flow_sql, query.binds()),
+            self.read(
                 "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots WHERE tenant_id = $1 AND remaining > 0",
                 tenant(),
-            )
-            .await?;
-        let vouchers = self
-            .read(
+            ),
+            self.read(
                 "SELECT COUNT(*), CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM vouchers \
                  WHERE tenant_id = $1 AND status = 'issued'",
                 tenant(),
-            )
-            .await?;
+            ),
+        )?;
         let first = |rows: &Vec<crate::sql::DbRow>, index: usize| {
             rows.first().map(|row| row.int(index)).unwrap_or(0)
         };
@@ -313,34 +298,28 @@ impl Store {
                 ..Bucket::default()
             })
             .collect();
-        let case = bucket_case("e.occurred_at", 5, inner.len());
-        let rows = self
-            .read(
-                &format!(
-                    "SELECT {case} AS bucket, COUNT(*), \
-                     CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) \
-                     {PURCHASES} GROUP BY 1"
-                ),
-                values.clone(),
-            )
-            .await?;
-        for row in rows {
+        let purchases_sql = format!(
+            "SELECT {} AS bucket, COUNT(*), \
+             CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) \
+             {PURCHASES} GROUP BY 1",
+            bucket_case("e.occurred_at", 5, inner.len())
+        );
+        let points_sql = format!(
+            "SELECT {} AS bucket, t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
+             {MEMBER_ENTRIES} GROUP BY 1, t.kind",
+            bucket_case("t.occurred_at", 5, inner.len())
+        );
+        let (purchases, points) = tokio::try_join!(
+            self.read(&purchases_sql, values.clone()),
+            self.read(&points_sql, values),
+        )?;
+        for row in purchases {
             if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
                 bucket.purchases = row.int(1);
                 bucket.revenue = row.int(2);
             }
         }
-        let case = bucket_case("t.occurred_at", 5, inner.len());
-        let rows = self
-            .read(
-                &format!(
-                    "SELECT {case} AS bucket, t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
-                     {MEMBER_ENTRIES} GROUP BY 1, t.kind"
-                ),
-                values,
-            )
-            .await?;
-        for row in rows {
+        for row in points {
             if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
                 bucket.points.add(&row.text(1), row.int(2));
             }
@@ -442,30 +421,31 @@ impl Store {
         boundaries: &[Timestamp],
     ) -> Result<LiabilityByExpiry, StoreError> {
         check_buckets(boundaries)?;
-        let case = bucket_case("expires_at", 2, boundaries.len());
-        let mut values = vec![Bind::from(tenant_id.to_string())];
-        values.extend(boundaries.iter().map(|at| Bind::from(to_micros(*at))));
+        // Expiry instants are few (ends of months, or days): group by the instant in the
+        // index's order and bucket here, rather than a CASE on every lot.
         let rows = self
             .read(
-                &format!(
-                    "SELECT CASE WHEN expires_at IS NULL THEN -1 ELSE {case} END AS bucket, \
-                     CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
-                     WHERE tenant_id = $1 AND remaining > 0 GROUP BY 1"
-                ),
-                values,
+                "SELECT expires_at, CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
+                 WHERE tenant_id = $1 AND remaining > 0 GROUP BY expires_at",
+                vec![Bind::from(tenant_id.to_string())],
             )
             .await?;
+        let bounds: Vec<i64> = boundaries.iter().map(|at| to_micros(*at)).collect();
         let mut liability = LiabilityByExpiry {
             buckets: vec![0; boundaries.len() - 1],
             ..LiabilityByExpiry::default()
         };
         for row in rows {
-            let (bucket, points) = (row.int(0), row.int(1));
-            match bucket {
-                -1 => liability.never += points,
+            let points = row.int(1);
+            let Some(expires_at) = row.opt_int(0) else {
+                liability.never += points;
+                continue;
+            };
+            // How many boundaries are at or before the expiry: 0 is before the first.
+            match bounds.partition_point(|bound| *bound <= expires_at) {
                 0 => liability.before += points,
-                bucket if bucket as usize >= boundaries.len() => liability.later += points,
-                bucket => liability.buckets[bucket as usize - 1] += points,
+                index if index >= bounds.len() => liability.later += points,
+                index => liability.buckets[index - 1] += points,
             }
         }
         Ok(liability)

@@ -392,6 +392,38 @@ async fn expiring_points_are_announced_once(store: Store) {
     sound(&cafe.store).await;
 }
 
+async fn liability_is_bucketed_by_expiry_at_the_edges(store: Store) {
+    let cafe = Cafe::open(store).await;
+    cafe.journal
+        .submit(cafe.event("L1", day(0), purchase(phone("0912000016"), 420_000, 0)))
+        .await
+        .unwrap();
+    // The lot (42 points) expires at day 365 exactly: a boundary starts its bucket.
+    let at = |boundaries: &[i64]| {
+        let boundaries: Vec<_> = boundaries.iter().map(|days| day(*days)).collect();
+        let store = cafe.store.clone();
+        let tenant = cafe.tenant;
+        async move {
+            store
+                .liability_by_expiry(tenant, &boundaries)
+                .await
+                .unwrap()
+        }
+    };
+    let inside = at(&[300, 365, 400]).await;
+    assert_eq!(
+        (inside.before, inside.buckets.clone(), inside.later),
+        (0, vec![0, 42], 0)
+    );
+    let before = at(&[366, 400]).await;
+    assert_eq!((before.before, before.buckets.clone()), (42, vec![0]));
+    let later = at(&[100, 365]).await;
+    assert_eq!(
+        (later.buckets.clone(), later.later, later.never),
+        (vec![0], 42, 0)
+    );
+}
+
 async fn interrupted_imports_are_failed_at_start_up(store: Store) {
     use patron_store::imports::{ImportCounts, ImportStatus};
     let cafe = Cafe::open(store).await;
@@ -588,6 +620,7 @@ on_both_backends! {
     lots_expire_as_breakage;
     expiring_points_are_announced_once;
     interrupted_imports_are_failed_at_start_up;
+    liability_is_bucketed_by_expiry_at_the_edges;
     crossing_a_threshold_upgrades_at_once;
     events_are_judged_by_the_version_in_force;
     tenants_do_not_see_each_other;

@@ -353,35 +353,7 @@ async fn figures(
         until: boundaries[boundaries.len() - 1],
         store: filter.store.clone(),
     };
-    let overview = state.store.overview(&query).await?;
-    let buckets = state.store.series(&query, &boundaries).await?;
-    let labels = days[..days.len() - 1]
-        .iter()
-        .map(|day| match step {
-            Step::Day | Step::Week => day_label(t, *day),
-            Step::Month => month_label(t, *day),
-        })
-        .collect();
     let now = Utc::now();
-    let programme = staff.tenant.programme_at(now);
-    let point_value = programme
-        .map(|programme| programme.definition.point_value)
-        .unwrap_or(0);
-    let mut tiers: Vec<(usize, String, TierSpend)> = state
-        .store
-        .spend_by_tier(&query)
-        .await?
-        .into_iter()
-        .map(|spend| {
-            let found = programme.and_then(|programme| programme.tier(&spend.tier));
-            match found {
-                Some((position, tier)) => (position, tier.name.clone(), spend),
-                None => (usize::MAX, spend.tier.clone(), spend),
-            }
-        })
-        .collect();
-    tiers.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let rewards = state.store.top_rewards(&query).await?;
     let today = now.with_timezone(&zone).date_naive();
     let mut months = vec![first_of_next_month(today)];
     for _ in 0..LIABILITY_MONTHS {
@@ -392,10 +364,38 @@ async fn figures(
         .iter()
         .map(|day| local_midnight(*day, zone))
         .collect();
-    let by_expiry = state
-        .store
-        .liability_by_expiry(staff.tenant_id, &month_starts)
-        .await?;
+    // Independent reads, at once on the pool's connections.
+    let (overview, buckets, spend_by_tier, rewards, by_expiry) = tokio::try_join!(
+        state.store.overview(&query),
+        state.store.series(&query, &boundaries),
+        state.store.spend_by_tier(&query),
+        state.store.top_rewards(&query),
+        state
+            .store
+            .liability_by_expiry(staff.tenant_id, &month_starts),
+    )?;
+    let labels = days[..days.len() - 1]
+        .iter()
+        .map(|day| match step {
+            Step::Day | Step::Week => day_label(t, *day),
+            Step::Month => month_label(t, *day),
+        })
+        .collect();
+    let programme = staff.tenant.programme_at(now);
+    let point_value = programme
+        .map(|programme| programme.definition.point_value)
+        .unwrap_or(0);
+    let mut tiers: Vec<(usize, String, TierSpend)> = spend_by_tier
+        .into_iter()
+        .map(|spend| {
+            let found = programme.and_then(|programme| programme.tier(&spend.tier));
+            match found {
+                Some((position, tier)) => (position, tier.name.clone(), spend),
+                None => (usize::MAX, spend.tier.clone(), spend),
+            }
+        })
+        .collect();
+    tiers.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut liability = vec![(month_label(t, today), by_expiry.before)];
     for (month, points) in months.iter().zip(&by_expiry.buckets) {
         liability.push((month_label(t, *month), *points));
