@@ -15,6 +15,7 @@
 pub mod format;
 pub mod i18n;
 pub mod page;
+pub mod reasons;
 pub mod staff;
 
 mod admin;

@@ -604,26 +604,8 @@ fn history_line(t: Texts, entry: &HistoryEntry, zone: chrono_tz::Tz) -> HistoryL
         _ => "member.kind.other",
     };
     let reason = &entry.reason;
-    let detail = if let Some(lines) = reason.get("lines").and_then(|lines| lines.as_array()) {
-        lines
-            .iter()
-            .filter(|line| line.get("points").and_then(|p| p.as_i64()).unwrap_or(0) != 0)
-            .map(|line| {
-                let points = line.get("points").and_then(|p| p.as_i64()).unwrap_or(0);
-                let name = if line.get("rule").and_then(|r| r.as_str())
-                    == Some(patron_core::programme::BASE_RULE_ID)
-                {
-                    t.get("member.kind.base_rule").to_owned()
-                } else {
-                    line.get("name")
-                        .and_then(|n| n.as_str())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                format!("{name} +{}", format::points(t.locale, points))
-            })
-            .collect::<Vec<_>>()
-            .join(" · ")
+    let detail = if reason.get("lines").is_some() {
+        crate::reasons::earn_lines(t, reason)
     } else if let Some(reward) = reason.get("reward").and_then(|r| r.as_str()) {
         reward.to_owned()
     } else {

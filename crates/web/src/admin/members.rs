@@ -282,25 +282,7 @@ fn reason_text(staff: &Staff, entry: &HistoryEntry) -> String {
             .unwrap_or("")
     };
     match entry.kind.as_str() {
-        "earn" => reason
-            .get("lines")
-            .and_then(|lines| lines.as_array())
-            .map(|lines| {
-                lines
-                    .iter()
-                    .map(|line| {
-                        let name = line.get("name").and_then(|v| v.as_str()).unwrap_or("");
-                        let detail = line.get("detail").and_then(|v| v.as_str()).unwrap_or("");
-                        if detail.is_empty() {
-                            name.to_owned()
-                        } else {
-                            format!("{name}: {detail}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default(),
+        "earn" => crate::reasons::earn_lines(t, reason),
         "payment" => t.fill(
             "admin.reason.payment",
             &[(

@@ -550,12 +550,8 @@ fn explain(
                         )
                     ),
                 ),
-                "cap_per_event" => (
-                    t.get("programme.preview.cap_per_event").to_owned(),
-                    line.detail.clone(),
-                ),
-                "cap_per_day" => (
-                    t.get("programme.preview.cap_per_day").to_owned(),
+                "cap_per_event" | "cap_per_day" => (
+                    crate::reasons::line_name(t, &line.rule, &line.name),
                     line.detail.clone(),
                 ),
                 _ => (
