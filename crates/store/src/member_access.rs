@@ -239,7 +239,8 @@ impl Store {
         .bind(to_micros(expires_at))
         .execute(&mut *transaction)
         .await?;
-        if settings.webhook_topics.contains(SIGN_IN_CODE_TOPIC) {
+        let has_channel = settings.webhook_topics.contains(SIGN_IN_CODE_TOPIC);
+        if has_channel {
             let outbox_id = uuid::Uuid::now_v7().to_string();
             let payload = serde_json::json!({
                 "id": outbox_id,
@@ -266,8 +267,15 @@ impl Store {
             .await?;
         }
         transaction.commit().await?;
-        tracing::info!(tenant_id = %tenant_id, member_id = %member_id, code = %code,
-            "member sign-in code {code} issued");
+        if has_channel {
+            tracing::info!(tenant_id = %tenant_id, member_id = %member_id,
+                "member sign-in code issued and sent through the tenant's webhook");
+        } else {
+            // No channel to send it (the demo, a tenant still setting up): the log is the
+            // only way to read it, so it is written there.
+            tracing::info!(tenant_id = %tenant_id, member_id = %member_id, code = %code,
+                "member sign-in code {code} issued; no member.sign_in_code webhook to send it");
+        }
         Ok(Some(IssuedCode {
             member_id,
             code,
