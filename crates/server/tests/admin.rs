@@ -495,6 +495,7 @@ async fn merge_export_and_erase(postgres: bool) {
     let (_, merged) = admin.get(&format!("/v1/members/{a}")).await;
     assert_eq!(merged["balance"].as_i64(), Some(expected));
     assert_eq!(merged["lifetime_spend"], 5_900_000);
+    assert_eq!(merged["currency"], "VND");
     assert_eq!(merged["order_count"], 3);
     let (status, _) = admin.get(&format!("/v1/members/{b}")).await;
     assert_eq!(status, 404);

@@ -161,7 +161,11 @@ pub struct MemberView {
     pub tier: Progress,
     /// A manager's hold on the tier: no downgrade before this instant.
     pub tier_held_until: Option<String>,
+    /// In minor units of `currency`.
     pub lifetime_spend: i64,
+    /// The tenant's ISO 4217 currency, for every amount of money here (the lifetime spend,
+    /// and the tier's values when its metric is spend).
+    pub currency: String,
     pub order_count: i64,
     pub created_at: String,
 }

@@ -96,6 +96,7 @@ impl Store {
             tier: tiers::progress(programme, &state, now, zone),
             tier_held_until: state.tier_held_until.map(|at| rfc3339(at, zone)),
             lifetime_spend: state.lifetime_spend.0,
+            currency: settings.currency.clone(),
             order_count: state.order_count,
             created_at: rfc3339(state.created_at, zone),
         })
