@@ -108,6 +108,16 @@ impl Journal {
                 tokio::spawn(writer(store, config, receiver, None, metrics)),
             );
         };
+        // Checkpoints move the WAL into the database file. Left to SQLite they run inside the
+        // commit that crosses the threshold, and that batch's callers wait (the p99 of
+        // purchases over HTTP); a thread of their own does them beside the writer instead.
+        let checkpoints = match connection.execute_batch("PRAGMA wal_autocheckpoint = 0") {
+            Ok(()) => start_checkpoints(&store),
+            Err(error) => {
+                tracing::warn!(%error, "SQLite checkpoints stay in the writer's commits");
+                None
+            }
+        };
         // SQLite: the writer calls SQLite directly, blocking, so it gets a thread of its own.
         let (done, finished) = oneshot::channel::<()>();
         let spawned = std::thread::Builder::new()
@@ -118,6 +128,9 @@ impl Journal {
                     .build()
                     .expect("a current-thread runtime builds");
                 runtime.block_on(writer(store, config, receiver, Some(connection), metrics));
+                if let Some(stop) = checkpoints {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 let _ = done.send(());
             });
         if let Err(error) = spawned {
@@ -341,4 +354,43 @@ async fn process_alone(
         return Err(EventError::PhoneTaken);
     }
     Err(EventError::Database(error.to_string()))
+}
+
+/// How often the checkpoint thread moves the SQLite WAL into the database file.
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Starts the thread that checkpoints the SQLite WAL (`PASSIVE`: it never blocks the writer
+/// or a reader) every [`CHECKPOINT_INTERVAL`], until the returned flag is set.
+fn start_checkpoints(store: &Store) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+    let connection = match store.open_writer_connection() {
+        Ok(Some(connection)) => connection,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "no checkpoint connection; SQLite checkpoints in commits");
+            return None;
+        }
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let spawned = std::thread::Builder::new()
+        .name("patron-checkpoint".into())
+        .spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_INTERVAL);
+                let done: Result<(i64, i64, i64), _> =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    });
+                if let Err(error) = done {
+                    tracing::warn!(%error, "a WAL checkpoint failed");
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(stop),
+        Err(error) => {
+            tracing::warn!(%error, "no checkpoint thread; SQLite checkpoints in commits");
+            None
+        }
+    }
 }

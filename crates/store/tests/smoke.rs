@@ -101,3 +101,45 @@ async fn a_manager_hold_keeps_the_tier_through_reviews(store: patron_store::Stor
 on_both_backends! {
     a_manager_hold_keeps_the_tier_through_reviews;
 }
+
+/// On SQLite the writer never checkpoints inside its commits; a thread beside it moves the WAL
+/// into the database file every `CHECKPOINT_INTERVAL`. Without it the file would stay as the
+/// migrations left it while the WAL grew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_beside_the_writer() {
+    let path = patron_testkit::sqlite_path("checkpoint");
+    let store = patron_store::Store::open(&patron_store::DatabaseConfig::new(format!(
+        "sqlite://{}",
+        path.display()
+    )))
+    .await
+    .unwrap();
+    let cafe = Cafe::open(store).await;
+    // Settle what opening wrote, then measure the database file.
+    tokio::time::sleep(patron_store::journal::CHECKPOINT_INTERVAL * 3).await;
+    let before = std::fs::metadata(&path).unwrap().len();
+    let events: Vec<_> = (0..2000)
+        .map(|index| {
+            cafe.event(
+                &format!("W-{index}"),
+                day(0),
+                purchase(phone(&format!("0912{:06}", index)), 100_000, 0),
+            )
+        })
+        .collect();
+    for answer in cafe.journal.submit_all(events).await {
+        answer.unwrap();
+    }
+    let mut after = before;
+    for _ in 0..20 {
+        tokio::time::sleep(patron_store::journal::CHECKPOINT_INTERVAL).await;
+        after = std::fs::metadata(&path).unwrap().len();
+        if after > before {
+            break;
+        }
+    }
+    assert!(
+        after > before,
+        "the database file grew from {before} bytes: the WAL was checkpointed"
+    );
+}
