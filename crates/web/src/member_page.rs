@@ -12,7 +12,8 @@ use crate::format;
 use crate::i18n::{Locale, Texts};
 use crate::page::{self, render, render_with};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -74,17 +75,25 @@ impl Visit {
     }
 }
 
-async fn visit(state: &AppState, tenant: &str, headers: &HeaderMap) -> Result<Visit, Response> {
-    let t = Locale::from_headers(headers).texts();
-    let tenant_id = TenantId::parse(tenant).map_err(|_| page::not_found(t))?;
-    match state.store.tenant(tenant_id).await {
-        Ok(tenant) => Ok(Visit {
-            t,
-            tenant_id,
-            tenant,
-        }),
-        Err(StoreError::NotFound { .. }) => Err(page::not_found(t)),
-        Err(error) => Err(page::failed(t, error)),
+/// The tenant of the page's path (`/m/{tenant}/…`); an unknown one is a 404 page.
+impl FromRequestParts<AppState> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Visit, Response> {
+        let t = Locale::from_headers(&parts.headers).texts();
+        let Path(tenant) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| page::not_found(t))?;
+        let tenant_id = TenantId::parse(&tenant).map_err(|_| page::not_found(t))?;
+        match state.store.tenant(tenant_id).await {
+            Ok(tenant) => Ok(Visit {
+                t,
+                tenant_id,
+                tenant,
+            }),
+            Err(StoreError::NotFound { .. }) => Err(page::not_found(t)),
+            Err(error) => Err(page::failed(t, error)),
+        }
     }
 }
 
@@ -140,16 +149,7 @@ struct PhoneQuery {
     phone: String,
 }
 
-async fn sign_in_page(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    Query(query): Query<PhoneQuery>,
-) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
+async fn sign_in_page(visit: Visit, Query(query): Query<PhoneQuery>) -> Response {
     render(&SignInPage {
         t: visit.t,
         tenant_name: visit.tenant.name.clone(),
@@ -169,14 +169,9 @@ struct PhoneForm {
 
 async fn send_code(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<PhoneForm>,
 ) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
     let again = |key: &str| {
         render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -235,16 +230,7 @@ impl CodePage {
     }
 }
 
-async fn code_page(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    Query(query): Query<PhoneQuery>,
-) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
+async fn code_page(visit: Visit, Query(query): Query<PhoneQuery>) -> Response {
     let Ok(phone) = Phone::parse(&query.phone) else {
         return Redirect::to(&format!("{}/sign-in", visit.base())).into_response();
     };
@@ -267,14 +253,9 @@ struct CodeForm {
 
 async fn check_code(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
     let Ok(phone) = Phone::parse(&form.phone) else {
         return Redirect::to(&format!("{}/sign-in", visit.base())).into_response();
     };
@@ -327,14 +308,9 @@ struct LinkQuery {
 
 async fn follow_link(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(query): Query<LinkQuery>,
 ) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
     let t = visit.t;
     let refused = || {
         page::message(
@@ -693,14 +669,10 @@ struct CardQuery {
 
 async fn card(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    visit: Visit,
     headers: HeaderMap,
     Query(query): Query<CardQuery>,
 ) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
     let session = match session(&state, &visit, &headers).await {
         Ok(Some(session)) => session,
         Ok(None) => return Redirect::to(&format!("{}/sign-in", visit.base())).into_response(),
@@ -741,14 +713,10 @@ fn redeem_error_key(error: &EventError) -> &'static str {
 
 async fn redeem(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    visit: Visit,
     headers: HeaderMap,
     Form(form): Form<RedeemForm>,
 ) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
     let t = visit.t;
     let session = match session(&state, &visit, &headers).await {
         Ok(Some(session)) => session,
@@ -807,14 +775,10 @@ struct SignOutForm {
 
 async fn sign_out(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    visit: Visit,
     headers: HeaderMap,
     Form(form): Form<SignOutForm>,
 ) -> Response {
-    let visit = match visit(&state, &tenant, &headers).await {
-        Ok(visit) => visit,
-        Err(refused) => return refused,
-    };
     let to_sign_in = Redirect::to(&format!("{}/sign-in", visit.base()));
     let session = match session(&state, &visit, &headers).await {
         Ok(Some(session)) => session,
