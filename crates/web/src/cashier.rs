@@ -6,7 +6,7 @@
 //! when the form was drawn, and the event goes through the journal with that id, so a second
 //! tap (or a resend after a lost answer) gets the first answer and records nothing twice.
 
-use crate::format;
+use crate::format::{self, WholeError};
 use crate::i18n::Texts;
 use crate::page::{self, render, render_with};
 use crate::staff::Staff;
@@ -77,8 +77,7 @@ pub(crate) fn new_event_id(prefix: &str) -> String {
 }
 
 /// Parses a whole number as people type it at a till: `150000`, `150.000`, `150,000`,
-/// `150 000`, with or without `đ`. Grouping marks must split the digits in threes, so
-/// `1.5` is refused rather than read as fifteen.
+/// `150 000`, with or without `đ`; never negative.
 pub(crate) fn parse_whole(text: &str) -> Result<Option<i64>, WholeError> {
     let mut text = text.trim().to_lowercase();
     for unit in ["vnd", "đ", "₫", "d"] {
@@ -86,36 +85,10 @@ pub(crate) fn parse_whole(text: &str) -> Result<Option<i64>, WholeError> {
             text = rest.trim_end().to_owned();
         }
     }
-    if text.is_empty() {
-        return Ok(None);
-    }
     if text.starts_with('-') {
         return Err(WholeError::Negative);
     }
-    let groups: Vec<&str> = text.split(['.', ',', ' ']).collect();
-    let well_grouped = groups.len() == 1
-        || (!groups[0].is_empty()
-            && groups[0].len() <= 3
-            && groups[1..].iter().all(|group| group.len() == 3));
-    if !well_grouped
-        || !groups
-            .iter()
-            .all(|group| group.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(WholeError::NotNumber);
-    }
-    let digits: String = groups.concat();
-    digits
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| WholeError::TooLarge)
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WholeError {
-    NotNumber,
-    Negative,
-    TooLarge,
+    format::parse_whole(&text)
 }
 
 // ---------------------------------------------------------------------------------------

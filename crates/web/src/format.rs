@@ -97,10 +97,72 @@ pub fn date_time(locale: Locale, at: DateTime<Utc>, zone: Tz) -> String {
     format!("{} {}", date(locale, at, zone), local.format("%H:%M"))
 }
 
+/// Why a typed number was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WholeError {
+    NotNumber,
+    Negative,
+    TooLarge,
+}
+
+/// Reads a whole number as people type it in either language: `150000`, `150.000`,
+/// `150,000`, `150 000`, with an optional leading `-`. Grouping marks must split the digits
+/// in threes, so `1.5` is refused rather than read as fifteen. Blank is `None`. Units and
+/// other signs are each form's own business.
+pub fn parse_whole(text: &str) -> Result<Option<i64>, WholeError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let groups: Vec<&str> = digits.split(['.', ',', ' ', '\u{a0}']).collect();
+    let well_grouped = groups.len() == 1
+        || (!groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|group| group.len() == 3));
+    if !well_grouped
+        || groups.concat().is_empty()
+        || !groups
+            .iter()
+            .all(|group| group.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(WholeError::NotNumber);
+    }
+    let value = groups
+        .concat()
+        .parse::<i64>()
+        .map_err(|_| WholeError::TooLarge)?;
+    Ok(Some(if negative { -value } else { value }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn whole_numbers_are_read_as_people_type_them() {
+        assert_eq!(parse_whole("150000"), Ok(Some(150_000)));
+        assert_eq!(parse_whole(" 1.250.000 "), Ok(Some(1_250_000)));
+        assert_eq!(parse_whole("5,000,000"), Ok(Some(5_000_000)));
+        assert_eq!(parse_whole("1 200"), Ok(Some(1_200)));
+        assert_eq!(parse_whole("-12"), Ok(Some(-12)));
+        assert_eq!(parse_whole(""), Ok(None));
+        assert_eq!(parse_whole("1.5"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("1.5000"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole(".500"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("-"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("--5"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("+5"), Err(WholeError::NotNumber));
+        assert_eq!(parse_whole("12a"), Err(WholeError::NotNumber));
+        assert_eq!(
+            parse_whole("99999999999999999999"),
+            Err(WholeError::TooLarge)
+        );
+    }
 
     #[test]
     fn money_reads_as_people_write_it() {

@@ -6,7 +6,7 @@
 
 use super::reader;
 use super::url_encode;
-use crate::format;
+use crate::format::{self, WholeError};
 use crate::i18n::Texts;
 use crate::page::{self, render, render_with};
 use crate::staff::Staff;
@@ -563,31 +563,28 @@ pub struct AdjustFields {
     reason: String,
 }
 
-/// Reads points as staff type them: an optional sign, digits, and `.`/`,`/spaces between
-/// thousands.
+/// Reads points as staff type them: an optional sign (`-`, `−` or `+`), digits grouped in
+/// threes by `.`, `,` or spaces.
 fn parse_points(text: &str) -> Result<i64, &'static str> {
-    let compact: String = text
-        .trim()
-        .chars()
-        .filter(|character| !matches!(character, '.' | ',' | ' ' | '\u{a0}'))
-        .collect();
-    let (negative, digits) = match compact.strip_prefix('-').or(compact.strip_prefix('−')) {
-        Some(rest) => (true, rest),
-        None => (false, compact.strip_prefix('+').unwrap_or(&compact)),
+    let text = text.trim();
+    let signed = match text.strip_prefix('−') {
+        Some(rest) => format!("-{rest}"),
+        None => text.strip_prefix('+').unwrap_or(text).to_owned(),
     };
-    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err("admin.adjust.points_invalid");
-    }
-    let value: i64 = digits
-        .parse()
-        .map_err(|_| "admin.adjust.points_too_large")?;
+    let value = match crate::format::parse_whole(&signed) {
+        Ok(Some(value)) => value,
+        Ok(None) | Err(WholeError::NotNumber | WholeError::Negative) => {
+            return Err("admin.adjust.points_invalid")
+        }
+        Err(WholeError::TooLarge) => return Err("admin.adjust.points_too_large"),
+    };
     if value == 0 {
         return Err("admin.adjust.points_zero");
     }
-    if value > patron_server::POINTS_MAX {
+    if value.unsigned_abs() > patron_server::POINTS_MAX as u64 {
         return Err("admin.adjust.points_too_large");
     }
-    Ok(if negative { -value } else { value })
+    Ok(value)
 }
 
 /// The caller the API's event path expects, for this staff member's session.

@@ -91,20 +91,9 @@ impl Fault {
 
 /// A whole number as people type it: `320000`, `320.000`, `320,000`, `320 000đ`.
 pub fn parse_whole(text: &str) -> Option<i64> {
-    let trimmed = text.trim().trim_end_matches('đ').trim();
-    let (negative, digits) = match trimmed.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, trimmed),
-    };
-    let cleaned: String = digits
-        .chars()
-        .filter(|c| !matches!(c, '.' | ',' | ' ' | '_' | '\u{a0}'))
-        .collect();
-    if cleaned.is_empty() || !cleaned.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let value: i64 = cleaned.parse().ok()?;
-    Some(if negative { -value } else { value })
+    crate::format::parse_whole(text.trim().trim_end_matches('đ'))
+        .ok()
+        .flatten()
 }
 
 fn whole(text: &str, field: &str) -> Result<i64, Fault> {
