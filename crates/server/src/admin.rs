@@ -1,7 +1,7 @@
 //! Administration: tenants (platform operator), API keys, staff users, staff sessions and the
 //! audit log.
 
-use crate::auth::{cookie_value, Caller, Permission, SESSION_COOKIE};
+use crate::auth::{cookie_value, session_cookie, Caller, Permission, SESSION_COOKIE};
 use crate::error::{body_json, parse_json, ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
@@ -12,7 +12,7 @@ use axum::Json;
 use patron_core::TenantId;
 use patron_store::admin::{ApiKeyView, CreatedKey, KeyScope, NewTenant};
 use patron_store::audit::{Actor, AuditEntry, AUDIT_PAGE_MAX};
-use patron_store::users::{Role, User, SESSION_TTL};
+use patron_store::users::{Role, User};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -354,11 +354,7 @@ async fn sign_in(State(state): State<AppState>, body: Bytes) -> Result<Response,
             None,
         ));
     };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
-        session.token,
-        SESSION_TTL.num_seconds()
-    );
+    let cookie = session_cookie(Some(&session.token));
     let mut response = Json(SignedIn {
         user,
         csrf_token: session.csrf_token,
@@ -381,9 +377,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0")
-            .parse()
-            .map_err(ApiError::internal)?,
+        session_cookie(None).parse().map_err(ApiError::internal)?,
     );
     Ok(response)
 }

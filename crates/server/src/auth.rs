@@ -133,6 +133,16 @@ fn unauthorized() -> ApiError {
     )
 }
 
+/// The `Set-Cookie` value that starts a staff session (HttpOnly, Secure, SameSite=Lax, for
+/// the session's lifetime); with `None`, the one that clears it.
+pub fn session_cookie(token: Option<&str>) -> String {
+    let (value, max_age) = match token {
+        Some(token) => (token, patron_store::users::SESSION_TTL.num_seconds()),
+        None => ("", 0),
+    };
+    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}")
+}
+
 /// Whether a presented secret (a CSRF token) is the expected one, compared in constant time.
 pub fn tokens_match(presented: &str, expected: &str) -> bool {
     crate::constant_time_eq(presented.as_bytes(), expected.as_bytes())

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use patron_core::TenantId;
-use patron_server::auth::{allows, cookie_value, Permission, SESSION_COOKIE};
+use patron_server::auth::{allows, cookie_value, session_cookie, Permission, SESSION_COOKIE};
 use patron_server::AppState;
-use patron_store::users::{Role, User, SESSION_TTL};
+use patron_store::users::{Role, User};
 use patron_store::TenantSettings;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -222,11 +222,7 @@ async fn login(
         .filter(|path| path.starts_with("/admin") || path.starts_with("/cashier"))
         .filter(|path| !path.starts_with("/admin/login"))
         .unwrap_or(home_of(user.role));
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
-        session.token,
-        SESSION_TTL.num_seconds()
-    );
+    let cookie = session_cookie(Some(&session.token));
     ([(header::SET_COOKIE, cookie)], Redirect::to(target)).into_response()
 }
 
@@ -249,6 +245,6 @@ async fn logout(
             return page::failed(staff.t, error);
         }
     }
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+    let cookie = session_cookie(None);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/admin/login")).into_response()
 }
