@@ -108,7 +108,7 @@ async fn bench(args: &PagesArgs, database: &BenchDatabase) -> anyhow::Result<()>
     let member_id =
         patron_core::MemberId::parse(&busiest.id).map_err(|_| anyhow::anyhow!("a member id"))?;
     let member_session = store.start_member_session(tenant, member_id, now).await?;
-    let member_cookie = format!("patron_member={}", member_session.token);
+    let member_cookie = format!("{}={}", patron_web::MEMBER_COOKIE, member_session.token);
     let id = &busiest.id;
     let pages = [
         ("floor: /healthz", "/healthz".to_owned(), None),

@@ -24,6 +24,8 @@ mod member_page;
 mod programme;
 mod settings;
 
+pub use member_page::MEMBER_COOKIE;
+
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
