@@ -115,7 +115,9 @@ impl From<EventError> for ApiError {
             EventError::Rejected(_) | EventError::UnknownStore | EventError::NoProgramme => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            EventError::ExistsWithDifferentBody | EventError::PhoneTaken => StatusCode::CONFLICT,
+            EventError::ExistsWithDifferentBody
+            | EventError::PhoneTaken
+            | EventError::MemberQuarantined => StatusCode::CONFLICT,
             EventError::MemberNotFound
             | EventError::OriginalNotFound
             | EventError::RewardNotFound

@@ -7,7 +7,7 @@ use crate::model::{
     EventResult, IncomingEvent, IncomingKind, MemberRef, TierChangeView, VoucherView,
 };
 use crate::sql::{placeholders, Bind, Db, DbRow, Rows, IN_LIST_MAX};
-use crate::{rfc3339, Store, StoreError, TenantSettings};
+use crate::{rfc3339, Backend, Store, StoreError, TenantSettings};
 use patron_core::engine::{Judge, Outcome};
 use patron_core::event::{Purchase, PurchaseRecord};
 use patron_core::ledger::Transaction;
@@ -42,6 +42,8 @@ struct Loaded {
     tenant_id: TenantId,
     state: MemberState,
     touched: bool,
+    /// Its stored state broke an invariant (now or earlier): its events are refused.
+    quarantined: bool,
 }
 
 /// A purchase record loaded or made in this batch.
@@ -99,6 +101,8 @@ struct World {
     held: HashMap<(MemberId, RewardId), i64>,
     /// Events already stored: (tenant, id) → (body hash, result).
     existing: HashMap<(TenantId, EventId), (String, String)>,
+    /// Members found inconsistent while loading, to mark quarantined in this transaction.
+    quarantine: Vec<(TenantId, MemberId, String)>,
     writes: Writes,
 }
 
@@ -144,6 +148,7 @@ pub(crate) async fn process(
             Some((hash, _)) if *hash != event.body_hash => Err(EventError::ExistsWithDifferentBody),
             Some((_, result)) => serde_json::from_str(result)
                 .map_err(|error| EventError::Database(format!("stored result: {error}"))),
+            None if is_quarantined(&world, event) => Err(EventError::MemberQuarantined),
             None => judge(&mut world, event),
         };
         if let Ok(result) = &answer {
@@ -194,6 +199,31 @@ fn member_of(world: &World, tenant_id: TenantId, reference: &MemberRef) -> Optio
             .map(|_| *id),
         MemberRef::Phone(phone) => world.phones.get(&(tenant_id, phone.clone())).copied(),
     }
+}
+
+/// Whether the member an event concerns is quarantined (its events are refused, unjudged:
+/// the engine asserts consistent state and must never see a broken one).
+fn is_quarantined(world: &World, event: &IncomingEvent) -> bool {
+    let tenant_id = event.tenant_id;
+    let member_id = match &event.kind {
+        IncomingKind::Purchase { member, .. }
+        | IncomingKind::Engagement { member, .. }
+        | IncomingKind::Redemption { member, .. }
+        | IncomingKind::Adjustment { member, .. }
+        | IncomingKind::TierHold { member, .. } => member_of(world, tenant_id, member),
+        IncomingKind::Enrol { phone, .. } => world.phones.get(&(tenant_id, phone.clone())).copied(),
+        IncomingKind::Refund { original, .. } => world
+            .purchases
+            .get(&(tenant_id, original.clone()))
+            .map(|entry| entry.record.member_id),
+        IncomingKind::VoucherUse { code, .. } | IncomingKind::VoucherCancel { code } => world
+            .vouchers
+            .get(code)
+            .map(|entry| entry.voucher.member_id),
+    };
+    member_id
+        .and_then(|id| world.members.get(&id))
+        .is_some_and(|loaded| loaded.quarantined)
 }
 
 /// What one event is judged with.
@@ -562,6 +592,7 @@ fn enrol(
             tenant_id,
             state: MemberState::new(id, profile, base_tier, at),
             touched: true,
+            quarantined: false,
         },
     );
     world.phones.insert((tenant_id, phone.clone()), id);
@@ -678,6 +709,11 @@ async fn load(
     events: &[IncomingEvent],
 ) -> Result<(), StoreError> {
     let backend = db.backend();
+    let locked: Option<HashSet<MemberId>> = match backend {
+        Backend::Postgres => Some(lock_rows(db, events).await?),
+        // SQLite: `BEGIN IMMEDIATE` holds the file's write lock for the whole transaction.
+        Backend::Sqlite => None,
+    };
     let mut keys_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
     let mut originals_by_tenant: HashMap<TenantId, Vec<String>> = HashMap::new();
     let mut codes: Vec<String> = Vec::new();
@@ -777,7 +813,158 @@ async fn load(
         }
     }
     load_member_details(db, world, &restore_lots).await?;
+    if let Some(locked) = locked {
+        // A member another writer created, or a voucher a merge moved, after the locks were
+        // taken: what was read of it may already be stale. Run the batch again.
+        if let Some(id) = world.members.keys().find(|id| !locked.contains(*id)) {
+            return Err(StoreError::Retry(format!(
+                "member {id} appeared after the batch took its locks"
+            )));
+        }
+    }
+    for loaded in world.members.values_mut() {
+        if !loaded.quarantined && !loaded.state.is_consistent() {
+            let message = format!(
+                "stored balance {} differs from the sum of its lots {}",
+                loaded.state.balance.0,
+                loaded.state.lots.total().0
+            );
+            tracing::error!(member_id = %loaded.state.id, %message, "member quarantined");
+            loaded.quarantined = true;
+            world
+                .quarantine
+                .push((loaded.tenant_id, loaded.state.id, message));
+        }
+    }
     load_held(db, world, events).await
+}
+
+/// PostgreSQL: takes the row locks of every member, voucher and reward the batch may change
+/// (`SELECT … FOR UPDATE`), so that another writer — a second server, an importer, a job —
+/// waits for this transaction instead of changing them under it. Under READ COMMITTED each
+/// later statement of the batch then reads what the previous holder committed. Locks are taken
+/// members first, then vouchers, then rewards, each in key order, the same order every writer
+/// uses, so writers queue behind each other instead of deadlocking. Answers the members locked.
+async fn lock_rows(
+    db: &mut Db<'_>,
+    events: &[IncomingEvent],
+) -> Result<HashSet<MemberId>, StoreError> {
+    let mut member_ids: HashSet<String> = HashSet::new();
+    let mut phones: HashMap<TenantId, Vec<String>> = HashMap::new();
+    let mut originals: HashMap<TenantId, Vec<String>> = HashMap::new();
+    let mut codes: Vec<String> = Vec::new();
+    let mut reward_ids: HashSet<String> = HashSet::new();
+    for event in events {
+        let tenant_id = event.tenant_id;
+        match &event.kind {
+            IncomingKind::Purchase { member, .. }
+            | IncomingKind::Engagement { member, .. }
+            | IncomingKind::Adjustment { member, .. }
+            | IncomingKind::TierHold { member, .. } => match member {
+                MemberRef::Id(id) => {
+                    member_ids.insert(id.to_string());
+                }
+                MemberRef::Phone(phone) => phones
+                    .entry(tenant_id)
+                    .or_default()
+                    .push(phone.as_str().into()),
+            },
+            IncomingKind::Redemption { member, reward_id } => {
+                reward_ids.insert(reward_id.to_string());
+                match member {
+                    MemberRef::Id(id) => {
+                        member_ids.insert(id.to_string());
+                    }
+                    MemberRef::Phone(phone) => phones
+                        .entry(tenant_id)
+                        .or_default()
+                        .push(phone.as_str().into()),
+                }
+            }
+            IncomingKind::Enrol { phone, .. } => phones
+                .entry(tenant_id)
+                .or_default()
+                .push(phone.as_str().into()),
+            IncomingKind::Refund { original, .. } => originals
+                .entry(tenant_id)
+                .or_default()
+                .push(original.as_str().into()),
+            IncomingKind::VoucherUse { code, .. } | IncomingKind::VoucherCancel { code } => {
+                codes.push(code.clone())
+            }
+        }
+    }
+    for (tenant_id, phones) in &phones {
+        let sql = "SELECT id FROM members WHERE tenant_id = $1 AND phone IN";
+        member_ids.extend(select_in(db, sql, Some(tenant_id), phones).await?);
+    }
+    for (tenant_id, originals) in &originals {
+        let sql = "SELECT member_id FROM events WHERE tenant_id = $1 AND kind = 'purchase' AND event_id IN";
+        member_ids.extend(select_in(db, sql, Some(tenant_id), originals).await?);
+    }
+    let voucher_sql = "SELECT member_id, reward_id FROM vouchers WHERE code IN";
+    for chunk in codes.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "{voucher_sql} ({})",
+            placeholders(Backend::Postgres, 1, chunk.len())
+        );
+        let values = chunk.iter().map(|code| Bind::from(code.as_str())).collect();
+        for row in db.fetch(&sql, values).await? {
+            member_ids.insert(row.text(0));
+            reward_ids.insert(row.text(1));
+        }
+    }
+    let member_ids: Vec<String> = member_ids.into_iter().collect();
+    let locked = lock_in_order(db, "members", "id", member_ids).await?;
+    lock_in_order(db, "vouchers", "code", codes).await?;
+    lock_in_order(db, "rewards", "id", reward_ids.into_iter().collect()).await?;
+    locked.iter().map(|id| parse_member_id(id)).collect()
+}
+
+/// `SELECT key FROM table WHERE key IN (…) ORDER BY key FOR UPDATE`, over sorted chunks, so
+/// the locks are taken in one global order; answers the keys found.
+pub(crate) async fn lock_in_order(
+    db: &mut Db<'_>,
+    table: &str,
+    key: &str,
+    mut keys: Vec<String>,
+) -> Result<Vec<String>, StoreError> {
+    keys.sort_unstable();
+    keys.dedup();
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "SELECT {key} FROM {table} WHERE {key} IN ({}) ORDER BY {key} FOR UPDATE",
+            placeholders(Backend::Postgres, 1, chunk.len())
+        );
+        let values = chunk.iter().map(|key| Bind::from(key.as_str())).collect();
+        found.extend(db.fetch(&sql, values).await?.iter().map(|row| row.text(0)));
+    }
+    Ok(found)
+}
+
+/// The first column of `head (…values…)`, with the tenant as `$1` when given.
+async fn select_in(
+    db: &mut Db<'_>,
+    head: &str,
+    tenant_id: Option<&TenantId>,
+    values: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let first = 1 + usize::from(tenant_id.is_some());
+    let mut out = Vec::new();
+    for chunk in values.chunks(IN_LIST_MAX) {
+        let sql = format!(
+            "{head} ({})",
+            placeholders(Backend::Postgres, first, chunk.len())
+        );
+        let mut binds: Vec<Bind> = tenant_id
+            .map(|id| Bind::from(id.to_string()))
+            .into_iter()
+            .collect();
+        binds.extend(chunk.iter().map(|value| Bind::from(value.as_str())));
+        out.extend(db.fetch(&sql, binds).await?.iter().map(|row| row.text(0)));
+    }
+    Ok(out)
 }
 
 async fn load_existing(
@@ -987,7 +1174,10 @@ pub(crate) fn reward_from_row(row: &DbRow) -> Result<(TenantId, Reward), StoreEr
 
 pub(crate) const MEMBER_SELECT: &str = "SELECT id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, \
      tier, tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
-     day_key, day_points, rule_hits, created_at FROM members";
+     day_key, day_points, rule_hits, created_at, quarantined_at FROM members";
+
+/// The column of [`MEMBER_SELECT`] that says the member is quarantined.
+pub(crate) const MEMBER_QUARANTINED_COLUMN: usize = 22;
 
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |error| StoreError::Corrupt(format!("{what}: {error}"))
@@ -1031,10 +1221,12 @@ fn add_members(world: &mut World, rows: Vec<DbRow>) -> Result<(), StoreError> {
         if let Some(phone) = &state.profile.phone {
             world.phones.insert((tenant_id, phone.clone()), state.id);
         }
+        let quarantined = row.opt_int(MEMBER_QUARANTINED_COLUMN).is_some();
         world.members.entry(state.id).or_insert(Loaded {
             tenant_id,
             state,
             touched: false,
+            quarantined,
         });
     }
     Ok(())
@@ -1158,12 +1350,20 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
     let mut members = Rows::new(23);
     let mut lots = Rows::new(9);
     let mut periods = Rows::new(4);
+    for (tenant_id, member_id, message) in world.quarantine.drain(..) {
+        quarantine_in(db, tenant_id, member_id, &message, recorded_at).await?;
+    }
     for loaded in world.members.values_mut().filter(|loaded| loaded.touched) {
-        assert!(
-            loaded.state.is_consistent(),
-            "member {} balance differs from lots",
-            loaded.state.id
-        );
+        if !loaded.state.is_consistent() {
+            return Err(StoreError::Invariant {
+                member_id: loaded.state.id.to_string(),
+                message: format!(
+                    "after judging, balance {} differs from the sum of its lots {}",
+                    loaded.state.balance.0,
+                    loaded.state.lots.total().0
+                ),
+            });
+        }
         members.push(member_row(loaded.tenant_id, &loaded.state, recorded_at));
         let member_id = loaded.state.id.to_string();
         for lot in loaded.state.lots.changed() {
@@ -1214,6 +1414,61 @@ async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(),
     write_events(db, world, recorded_at).await?;
     write_ledger(db, &world.writes, recorded_at).await?;
     write_vouchers(db, world, recorded_at).await
+}
+
+/// Marks a member quarantined (its events are refused from now on) and writes the audit
+/// record that reports it, in the caller's transaction.
+pub(crate) async fn quarantine_in(
+    db: &mut Db<'_>,
+    tenant_id: TenantId,
+    member_id: MemberId,
+    reason: &str,
+    recorded_at: i64,
+) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE members SET quarantined_at = $1, quarantine_reason = $2 WHERE id = $3 AND quarantined_at IS NULL",
+        vec![recorded_at.into(), reason.into(), member_id.to_string().into()],
+    )
+    .await?;
+    db.execute(
+        crate::audit::INSERT,
+        crate::audit::change_values(&crate::audit::Change {
+            tenant_id,
+            actor: &crate::audit::Actor("system".into()),
+            action: "member.quarantined",
+            subject: format!("member:{member_id}"),
+            before: None,
+            after: Some(serde_json::json!({ "reason": reason })),
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Quarantines a member in a transaction of its own (when the event that showed the broken
+/// invariant has failed, and with it its batch's transaction).
+pub(crate) async fn quarantine(
+    store: &Store,
+    connection: Option<&mut rusqlite::Connection>,
+    member_id: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let member_id = parse_member_id(member_id)?;
+    let mut db = Db::begin(&store.pool, connection).await?;
+    let rows = db
+        .fetch(
+            "SELECT tenant_id FROM members WHERE id = $1",
+            vec![member_id.to_string().into()],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Err(StoreError::NotFound { what: "member" });
+    };
+    let tenant_id =
+        TenantId::parse(&row.text(0)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let recorded_at = to_micros(chrono::Utc::now());
+    quarantine_in(&mut db, tenant_id, member_id, reason, recorded_at).await?;
+    db.commit().await
 }
 
 pub(crate) const MEMBER_INSERT: &str =
@@ -1348,11 +1603,12 @@ pub(crate) async fn write_ledger_rows(
     let mut headers = Rows::new(8);
     let mut entries = Rows::new(6);
     for (tenant_id, event_id, at, transaction) in transactions {
-        assert!(
-            transaction.is_balanced(),
-            "transaction {} is not balanced",
-            transaction.id
-        );
+        if !transaction.is_balanced() {
+            return Err(StoreError::Invariant {
+                member_id: transaction.member_id.to_string(),
+                message: format!("transaction {} is not balanced", transaction.id),
+            });
+        }
         headers.push(vec![
             transaction.id.to_string().into(),
             tenant_id.to_string().into(),

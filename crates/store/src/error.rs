@@ -20,6 +20,13 @@ pub enum StoreError {
     Conflict { what: &'static str },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Another writer changed what this transaction read; running it again may pass.
+    #[error("write conflict: {0}")]
+    Retry(String),
+    /// A member's state broke an invariant: the event that showed it fails and the member is
+    /// quarantined; nothing else stops.
+    #[error("member {member_id}: {message}")]
+    Invariant { member_id: String, message: String },
 }
 
 impl StoreError {
@@ -27,6 +34,25 @@ impl StoreError {
         StoreError::Invalid {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// A failure that another writer's concurrent work explains, so the same transaction run
+    /// again may pass: a lost race for row locks, a serialization failure, a deadlock, a busy
+    /// SQLite file.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Retry(_) => true,
+            StoreError::Database(sqlx::Error::Database(error)) => matches!(
+                error.code().as_deref(),
+                // serialization_failure, deadlock_detected, lock_not_available
+                Some("40001") | Some("40P01") | Some("55P03")
+            ),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => matches!(
+                error.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
         }
     }
 
@@ -68,6 +94,8 @@ pub enum EventError {
     NoProgramme,
     #[error("phone number is already another member's")]
     PhoneTaken,
+    #[error("the member's stored points do not add up; its events are refused until an operator checks it")]
+    MemberQuarantined,
     #[error("the journal is shutting down")]
     Unavailable,
     #[error("database: {0}")]
@@ -89,6 +117,7 @@ impl EventError {
             EventError::TenantNotFound => "tenant_not_found",
             EventError::NoProgramme => "no_programme",
             EventError::PhoneTaken => "phone_taken",
+            EventError::MemberQuarantined => "member_quarantined",
             EventError::Unavailable => "unavailable",
             EventError::Database(_) => "internal",
         }
@@ -99,7 +128,9 @@ impl EventError {
         match self {
             EventError::Rejected(rejection) => Some(rejection.field()),
             EventError::ExistsWithDifferentBody => Some("id"),
-            EventError::MemberNotFound | EventError::PhoneTaken => Some("member"),
+            EventError::MemberNotFound | EventError::PhoneTaken | EventError::MemberQuarantined => {
+                Some("member")
+            }
             EventError::OriginalNotFound | EventError::OriginalNotPurchase => Some("original_id"),
             EventError::RewardNotFound => Some("reward_id"),
             EventError::VoucherNotFound => Some("code"),

@@ -6,13 +6,14 @@
 //! time, so pending points can never be released late or early.
 
 use crate::batch::{
-    lot_from_row, member_from_row, parse_member_id, tier_row, voucher_from_row, write_ledger_rows,
-    LOT_SELECT, MEMBER_SELECT, TIER_INSERT, VOUCHER_UPSERT,
+    lock_in_order, lot_from_row, member_from_row, parse_member_id, tier_row, voucher_from_row,
+    write_ledger_rows, LOT_SELECT, MEMBER_QUARANTINED_COLUMN, MEMBER_SELECT, TIER_INSERT,
+    VOUCHER_UPSERT,
 };
 use crate::model::rfc3339;
 use crate::sql::{placeholders, Bind, Db, Rows};
 use crate::webhooks::{OUTBOX_COLUMNS, OUTBOX_INSERT};
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 use patron_core::engine::{expire_lots, expire_voucher};
 use patron_core::ledger::Transaction;
 use patron_core::lots::Lots;
@@ -104,12 +105,21 @@ async fn load_members(
     if ids.is_empty() {
         return Ok(members);
     }
+    // Another writer (an event batch, another node's job) may hold some of these members: wait
+    // for it, then read what it committed.
+    if backend == Backend::Postgres {
+        lock_in_order(db, "members", "id", ids.to_vec()).await?;
+    }
     let values: Vec<Bind> = ids.iter().map(|id| Bind::from(id.as_str())).collect();
     let sql = format!(
         "{MEMBER_SELECT} WHERE id IN ({})",
         placeholders(backend, 1, ids.len())
     );
     for row in db.fetch(&sql, values.clone()).await? {
+        // A quarantined member waits for an operator; jobs leave it as it is.
+        if row.opt_int(MEMBER_QUARANTINED_COLUMN).is_some() {
+            continue;
+        }
         let (tenant_id, state) = member_from_row(&row)?;
         members.insert(state.id, (tenant_id, state));
     }
@@ -143,6 +153,15 @@ async fn load_members(
             );
         }
     }
+    // The next event of an inconsistent member quarantines it (see `batch`); a job must not
+    // judge it meanwhile.
+    members.retain(|id, (_, state)| {
+        let consistent = state.is_consistent();
+        if !consistent {
+            tracing::error!(member_id = %id, "a job skips a member whose balance differs from its lots");
+        }
+        consistent
+    });
     Ok(members)
 }
 
@@ -273,7 +292,14 @@ async fn expire_vouchers_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobRep
         .fetch(
             &format!(
                 "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
-                 expires_at, used_at, used_store FROM vouchers WHERE status = 'issued' AND expires_at <= $1 LIMIT {JOB_CHUNK_SIZE}"
+                 expires_at, used_at, used_store FROM vouchers WHERE status = 'issued' AND expires_at <= $1 \
+                 ORDER BY code LIMIT {JOB_CHUNK_SIZE}{}",
+                // A voucher a batch is using or cancelling is waited for and, if no longer
+                // issued when it is free, left out (READ COMMITTED re-checks the condition).
+                match backend {
+                    Backend::Postgres => " FOR UPDATE",
+                    Backend::Sqlite => "",
+                }
             ),
             vec![to_micros(now).into()],
         )

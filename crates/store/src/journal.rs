@@ -317,7 +317,7 @@ async fn commit_batch(
     replies: Vec<Reply>,
     metrics: &JournalMetrics,
 ) {
-    let answers = match batch::process(store, connection.as_mut(), &events).await {
+    let answers = match process_retrying(store, connection, &events).await {
         Ok(answers) => answers,
         Err(error) if events.len() > 1 => {
             tracing::warn!(%error, events = events.len(), "batch failed; retrying its events one by one");
@@ -327,7 +327,10 @@ async fn commit_batch(
             }
             answers
         }
-        Err(_) => vec![process_alone(store, connection, &events[0]).await],
+        Err(error) if error.is_unique_violation() => {
+            vec![process_alone(store, connection, &events[0]).await]
+        }
+        Err(error) => vec![fail_alone(store, connection, &events[0], error).await],
     };
     metrics.record(&answers);
     for (reply, answer) in replies.into_iter().zip(answers) {
@@ -335,20 +338,85 @@ async fn commit_batch(
     }
 }
 
-/// Retries a lone event a few times (a conflict with another process may pass).
+/// Most times a batch is run again after losing a race with another writer (row locks, a
+/// deadlock, a serialization failure, a busy SQLite file) before its events go one by one.
+pub const CONFLICT_RETRIES_MAX: u32 = 4;
+
+/// Runs a batch, again after a conflict with another writer (with a short, growing, jittered
+/// pause), and turns a panic in judging into an error of this batch instead of the writer's
+/// death.
+async fn process_retrying(
+    store: &Store,
+    connection: &mut Option<rusqlite::Connection>,
+    events: &[IncomingEvent],
+) -> Result<Vec<Result<EventResult, EventError>>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        let run = std::panic::AssertUnwindSafe(batch::process(store, connection.as_mut(), events));
+        let result = match futures_util::FutureExt::catch_unwind(run).await {
+            Ok(result) => result,
+            Err(panic) => Err(StoreError::Invariant {
+                member_id: String::new(),
+                message: format!("judging panicked: {}", panic_text(&panic)),
+            }),
+        };
+        match result {
+            Err(error) if error.is_retryable() && attempt < CONFLICT_RETRIES_MAX => {
+                attempt += 1;
+                let pause_ms = (2u64 << attempt) + rand::random_range(0..8u64);
+                tracing::debug!(%error, attempt, pause_ms, "write conflict; running the batch again");
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs one event alone; a failure is its own answer.
 async fn process_alone(
     store: &Store,
     connection: &mut Option<rusqlite::Connection>,
     event: &IncomingEvent,
 ) -> Result<EventResult, EventError> {
-    let mut last = None;
-    for _ in 0..3 {
-        match batch::process(store, connection.as_mut(), std::slice::from_ref(event)).await {
+    let mut attempt = 0;
+    loop {
+        match process_retrying(store, connection, std::slice::from_ref(event)).await {
             Ok(mut answers) => return answers.pop().expect("one answer per event"),
-            Err(error) => last = Some(error),
+            // Another writer stored the same event id (or enrolled the same phone) first: run
+            // again and the event meets what it committed.
+            Err(error) if error.is_unique_violation() && attempt < 2 => attempt += 1,
+            Err(error) => return fail_alone(store, connection, event, error).await,
         }
     }
-    let error = last.expect("tried at least once");
+}
+
+/// The answer to an event that failed alone. A broken invariant quarantines its member (in a
+/// transaction of its own, since the event's was rolled back) so the next events of that
+/// member are refused at once and every other member goes on.
+async fn fail_alone(
+    store: &Store,
+    connection: &mut Option<rusqlite::Connection>,
+    event: &IncomingEvent,
+    error: StoreError,
+) -> Result<EventResult, EventError> {
+    if let StoreError::Invariant { member_id, message } = &error {
+        tracing::error!(event_id = %event.id, member_id, message, "an event broke an invariant");
+        if member_id.is_empty() {
+            return Err(EventError::Database(error.to_string()));
+        }
+        return match batch::quarantine(store, connection.as_mut(), member_id, message).await {
+            Ok(()) => Err(EventError::MemberQuarantined),
+            Err(error) => Err(EventError::Database(error.to_string())),
+        };
+    }
     tracing::error!(%error, event_id = %event.id, "event failed to commit");
     if error.is_unique_violation() {
         return Err(EventError::PhoneTaken);

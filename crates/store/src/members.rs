@@ -373,6 +373,15 @@ pub(crate) async fn merge_in(
             "cannot merge a member into itself",
         ));
     }
+    if db.backend() == crate::Backend::Postgres {
+        crate::batch::lock_in_order(
+            db,
+            "members",
+            "id",
+            vec![survivor_id.clone(), source_id.clone()],
+        )
+        .await?;
+    }
     let mut load = async |id: &str| -> Result<patron_core::member::MemberState, StoreError> {
         let rows = db
             .fetch(

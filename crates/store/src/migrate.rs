@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "report_indexes",
         include_str!("../migrations/0006_report_indexes.sql"),
     ),
+    (
+        7,
+        "quarantine",
+        include_str!("../migrations/0007_quarantine.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns how many were applied.
@@ -49,10 +54,10 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         if applied.contains(version) {
             continue;
         }
+        // The version's row first: a second process starting at the same moment waits on it
+        // and, once the first commits, finds it taken and skips the migration (its DDL would
+        // otherwise fail on the tables the first one made).
         let mut transaction = store.pool.begin().await?;
-        for statement in statements(sql) {
-            transaction.execute(statement.as_str()).await?;
-        }
         let inserted = sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )
@@ -62,16 +67,19 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         .execute(&mut *transaction)
         .await;
         match inserted {
-            Ok(_) => {
-                transaction.commit().await?;
-                count += 1;
-            }
+            Ok(_) => {}
             // Another process applied it first.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                transaction.rollback().await?
+                transaction.rollback().await?;
+                continue;
             }
             Err(error) => return Err(error.into()),
         }
+        for statement in statements(sql) {
+            transaction.execute(statement.as_str()).await?;
+        }
+        transaction.commit().await?;
+        count += 1;
     }
     Ok(count)
 }

@@ -318,6 +318,7 @@ fn event_refusal(t: Texts, error: EventError) -> Refusal {
     let key = match &error {
         EventError::ExistsWithDifferentBody => "cashier.already_recorded",
         EventError::PhoneTaken => "cashier.phone_taken",
+        EventError::MemberQuarantined => "cashier.member_quarantined",
         EventError::UnknownStore => "cashier.store_unknown",
         EventError::VoucherNotFound => "cashier.voucher_unknown",
         EventError::Rejected(rejection) => match rejection.code() {
