@@ -82,6 +82,24 @@ fn a_huge_rule_result_is_capped_and_never_wraps_the_balance() {
 }
 
 #[test]
+fn a_rule_result_at_the_limit_is_kept_and_one_past_is_capped() {
+    for (given, capped) in [(RULE_POINTS_MAX, false), (RULE_POINTS_MAX + 1, true)] {
+        let mut definition = generous(&given.to_string()).definition;
+        definition.amount_per_point = 0;
+        definition.tiers[0].multiplier_percent = 100;
+        let programme = Programme::compile(1, definition).unwrap();
+        let judge = Judge::new(&programme, zone());
+        let mut member = new_member(&programme);
+        let event_id = EventId::parse("HD-1").unwrap();
+        let (outcome, _) = judge
+            .purchase(&mut member, &event_id, &buy(10_000), at(0))
+            .unwrap();
+        assert_eq!(outcome.points_earned, Points(RULE_POINTS_MAX));
+        assert_eq!(outcome.lines[0].detail.contains("capped"), capped);
+    }
+}
+
+#[test]
 fn ten_thousand_purchases_at_the_largest_amount_keep_every_total_sound() {
     let programme = generous("9223372036854775807");
     let judge = Judge::new(&programme, zone());
