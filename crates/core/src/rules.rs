@@ -566,6 +566,26 @@ mod tests {
     }
 
     #[test]
+    fn deep_sources_within_the_length_limit_never_overflow_the_stack() {
+        let length = crate::programme::EXPRESSION_LENGTH_MAX;
+        for source in [
+            format!("{}true", "!".repeat(length - 4)),
+            format!(
+                "{}1{}",
+                "(".repeat(length / 2 - 1),
+                ")".repeat(length / 2 - 1)
+            ),
+            format!("{}1", "-".repeat(length - 1)),
+            format!("{}1]", "[".repeat(length / 2 - 1)),
+        ] {
+            // The parser folds repeated `!` and `-`; what it keeps is refused or within limits.
+            if let Ok(compiled) = CompiledRule::compile(&rule(&source, "1")) {
+                assert!(compiled.cost <= RULE_COST_MAX);
+            }
+        }
+    }
+
+    #[test]
     fn disabled_rules_give_nothing() {
         let disabled = CompiledRule::disabled(&rule(&nested_exists(8), "1"));
         assert_eq!(disabled.evaluate(&purchase_with_cake()), Ok(None));
