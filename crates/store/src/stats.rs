@@ -423,11 +423,14 @@ impl Store {
     pub async fn top_rewards(&self, query: &StatsQuery) -> Result<Vec<RewardCount>, StoreError> {
         let rows = self
             .read(
-                "SELECT v.reward_id, r.name, COUNT(*), CAST(COALESCE(SUM(v.cost), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT) \
-                 FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
-                 WHERE v.tenant_id = $1 AND v.issued_at >= $2 AND v.issued_at < $3 AND v.status <> 'cancelled' \
-                 GROUP BY v.reward_id, r.name ORDER BY 3 DESC, 2, 1 LIMIT $4",
+                &format!(
+                    "SELECT v.reward_id, r.name, COUNT(*), \
+                     CAST(COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT), {} \
+                     FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
+                     WHERE v.tenant_id = $1 AND v.issued_at >= $2 AND v.issued_at < $3 AND v.status <> 'cancelled' \
+                     GROUP BY v.reward_id, r.name ORDER BY 3 DESC, 2, 1 LIMIT $4",
+                    split_sum("v.cost")
+                ),
                 vec![
                     query.tenant_id.to_string().into(),
                     to_micros(query.from).into(),
@@ -442,8 +445,8 @@ impl Store {
                 reward_id: row.text(0),
                 name: row.text(1),
                 vouchers: row.int(2),
-                points: row.int(3),
-                used: row.int(4),
+                points: joined_sum(row, 4),
+                used: row.int(3),
             })
             .collect())
     }
