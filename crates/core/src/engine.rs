@@ -5,10 +5,10 @@
 use crate::event::{Purchase, PurchaseRecord, RecordedAllocation};
 use crate::ledger::{Account, Transaction, TransactionKind};
 use crate::lots::{Allocation, Lot};
-use crate::member::MemberState;
+use crate::member::{MemberState, BALANCE_MAX};
 use crate::programme::{Expiry, Period, Programme, QualificationMetric, BASE_RULE_ID};
 use crate::reward::{Reward, Voucher, VoucherStatus};
-use crate::rules::{EventFacts, MemberFacts, RuleVariables};
+use crate::rules::{EventFacts, MemberFacts, RuleVariables, RULE_POINTS_MAX};
 use crate::tiers::{self, TierChange};
 use crate::time::{end_of_month, local_date, month_index, Timestamp};
 use crate::{EventId, LotId, Money, Points};
@@ -174,8 +174,9 @@ impl<'a> Judge<'a> {
         };
         let mut lines = Vec::new();
         if facts.kind == "purchase" && definition.amount_per_point > 0 {
-            let base = facts.eligible_amount / definition.amount_per_point;
-            let points = base * multiplier / 100;
+            // In i128: an eligible amount of 10^15 at 1 point per đồng times ×100 is 10^19.
+            let base = i128::from(facts.eligible_amount) / i128::from(definition.amount_per_point);
+            let points = i64::try_from(base * i128::from(multiplier) / 100).unwrap_or(i64::MAX);
             if points > 0 {
                 let mut detail = format!(
                     "1 point per {}đ of {}đ",
@@ -206,14 +207,22 @@ impl<'a> Judge<'a> {
                     }
                 }
                 match rule.evaluate(&variables) {
-                    Ok(Some(points)) if points > 0 => {
+                    Ok(Some(given)) if given > 0 => {
+                        // At most RULE_POINTS_MAX × 10,000% = 10^11: no product or sum of the
+                        // lines can overflow.
+                        let points = given.min(RULE_POINTS_MAX);
+                        let capped = if points < given {
+                            format!(" (the rule gave {given}, capped at {RULE_POINTS_MAX})")
+                        } else {
+                            String::new()
+                        };
                         let (points, detail) = if definition.tier_multiplier && multiplier != 100 {
                             (
                                 points * multiplier / 100,
-                                format!("{points} × {tier_name} {multiplier}%"),
+                                format!("{points} × {tier_name} {multiplier}%{capped}"),
                             )
                         } else {
-                            (points, format!("{points}"))
+                            (points, format!("{points}{capped}"))
                         };
                         if let Some(key) = period_key {
                             member.rule_hits.insert(definition.id.clone(), key);
@@ -235,7 +244,10 @@ impl<'a> Judge<'a> {
                 }
             }
         }
-        let mut total: i64 = lines.iter().map(|line| line.points).sum();
+        let mut total: i64 = lines
+            .iter()
+            .map(|line| line.points)
+            .fold(0, i64::saturating_add);
         if let Some(cap) = definition.cap_per_event {
             if total > cap {
                 lines.push(EarnLine {
@@ -264,7 +276,17 @@ impl<'a> Judge<'a> {
                 total = room;
             }
         }
-        member.day_points += Points(total);
+        let room = (BALANCE_MAX - member.balance.min(BALANCE_MAX)).0;
+        if total > room {
+            lines.push(EarnLine {
+                rule: "balance_max".to_owned(),
+                name: "Most points a member may hold".to_owned(),
+                points: room - total,
+                detail: format!("a balance holds at most {} points", BALANCE_MAX.0),
+            });
+            total = room;
+        }
+        member.day_points = member.day_points.saturating_add(Points(total));
         (lines, Points(total))
     }
 
@@ -356,15 +378,15 @@ impl<'a> Judge<'a> {
         facts.points_paid = purchase.points_paid.0;
         facts.store = purchase.store.clone().unwrap_or_default();
         for item in &purchase.items {
-            facts.item_count += item.quantity;
+            facts.item_count = facts.item_count.saturating_add(item.quantity);
             match facts
                 .categories
                 .iter_mut()
                 .find(|(category, _, _)| *category == item.category)
             {
                 Some((_, quantity, amount)) => {
-                    *quantity += item.quantity;
-                    *amount += item.amount.0;
+                    *quantity = quantity.saturating_add(item.quantity);
+                    *amount = amount.saturating_add(item.amount.0);
                 }
                 None => {
                     facts

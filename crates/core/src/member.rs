@@ -20,6 +20,13 @@ pub struct Profile {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Most points a member may hold. An earning that would go past it is cut to fit (its history
+/// line says so), so a balance never overflows: earnings are the only way a balance grows past
+/// what it held before, other than points given back (voucher cancels, refunds' returns) that
+/// were once in it, and adjustments of at most the server's `POINTS_MAX` (10^9) each. A
+/// million times this still fits `i64` (9.2 × 10^18).
+pub const BALANCE_MAX: Points = Points(1_000_000_000_000);
+
 /// Spend and points counted toward tiers in one calendar month of the tenant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeriodTotals {
@@ -81,13 +88,16 @@ impl MemberState {
         }
     }
 
-    /// Adds to a month's totals and the lifetime counters.
+    /// Adds to a month's totals and the lifetime counters. They saturate instead of
+    /// overflowing: one event's spend is at most the server's `AMOUNT_MAX` (10^15), so a member
+    /// needs more than 9,000 such purchases to reach `i64::MAX`; past that the counters stay at
+    /// the top, where they still pass every tier threshold, and never wrap negative.
     pub fn count_toward_tiers(&mut self, month: i32, spend: Money, points: Points) {
         let totals = self.periods.entry(month).or_default();
-        totals.spend += spend;
-        totals.points += points;
-        self.lifetime_spend += spend;
-        self.lifetime_points += points;
+        totals.spend = totals.spend.saturating_add(spend);
+        totals.points = totals.points.saturating_add(points);
+        self.lifetime_spend = self.lifetime_spend.saturating_add(spend);
+        self.lifetime_points = self.lifetime_points.saturating_add(points);
         self.periods_changed.insert(month);
     }
 

@@ -38,6 +38,17 @@ macro_rules! integer_arithmetic {
             pub fn max(self, other: Self) -> Self {
                 Self(self.0.max(other.0))
             }
+
+            /// The sum, or `None` past `i64`.
+            pub fn checked_add(self, other: Self) -> Option<Self> {
+                self.0.checked_add(other.0).map(Self)
+            }
+
+            /// The sum, held at `i64::MIN`/`i64::MAX` rather than wrapping: for counters that
+            /// only compare against thresholds (lifetime and monthly totals).
+            pub fn saturating_add(self, other: Self) -> Self {
+                Self(self.0.saturating_add(other.0))
+            }
         }
 
         impl Add for $name {

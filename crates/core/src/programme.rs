@@ -3,7 +3,7 @@
 //! force at its `occurred_at`. The definition is plain data (it is stored as JSON); `compile`
 //! checks it and turns its rules into evaluable expressions once per version.
 
-use crate::rules::{CompiledRule, RuleError};
+use crate::rules::{CompiledRule, RuleError, PROGRAMME_RULES_COST_MAX};
 use crate::Points;
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +200,7 @@ impl Programme {
     ) -> Result<Programme, ProgrammeError> {
         validate(&definition)?;
         let mut rules = Vec::with_capacity(definition.rules.len());
+        let mut cost_total: u64 = 0;
         for (index, rule) in definition.rules.iter().enumerate() {
             let compiled = CompiledRule::compile(rule).map_err(|error| match error {
                 RuleError::When(message) => {
@@ -209,6 +210,17 @@ impl Programme {
                     ProgrammeError::new(format!("rules[{index}].points"), message)
                 }
             })?;
+            cost_total = cost_total.saturating_add(compiled.cost);
+            if cost_total > PROGRAMME_RULES_COST_MAX {
+                return Err(ProgrammeError::new(
+                    format!("rules[{index}]"),
+                    format!(
+                        "the rules together may take too long: at most \
+                         {PROGRAMME_RULES_COST_MAX} steps per event, this rule brings them \
+                         to {cost_total}"
+                    ),
+                ));
+            }
             rules.push(compiled);
         }
         Ok(Programme {
@@ -216,6 +228,55 @@ impl Programme {
             definition,
             rules,
         })
+    }
+
+    /// Compiles a version already stored. It was checked when published, but the limits on
+    /// rules may have tightened since: a rule that breaks them now is loaded disabled (it gives
+    /// no points) rather than leaving the tenant without a programme, and is returned with the
+    /// reason so the caller can report it.
+    pub fn load(
+        version: i64,
+        definition: ProgrammeDefinition,
+    ) -> Result<(Programme, Vec<ProgrammeError>), ProgrammeError> {
+        let mut strict = definition.clone();
+        strict.rules.clear();
+        validate(&strict)?;
+        let mut disabled = Vec::new();
+        let mut rules = Vec::with_capacity(definition.rules.len());
+        let mut cost_total: u64 = 0;
+        for (index, rule) in definition.rules.iter().enumerate() {
+            let compiled = match CompiledRule::compile(rule) {
+                Ok(compiled)
+                    if cost_total.saturating_add(compiled.cost) <= PROGRAMME_RULES_COST_MAX =>
+                {
+                    compiled
+                }
+                Ok(_) => {
+                    disabled.push(ProgrammeError::new(
+                        format!("rules[{index}]"),
+                        "disabled: the rules together may take too long",
+                    ));
+                    CompiledRule::disabled(rule)
+                }
+                Err(error) => {
+                    disabled.push(ProgrammeError::new(
+                        format!("rules[{index}]"),
+                        format!("disabled: {error}"),
+                    ));
+                    CompiledRule::disabled(rule)
+                }
+            };
+            cost_total = cost_total.saturating_add(compiled.cost);
+            rules.push(compiled);
+        }
+        Ok((
+            Programme {
+                version,
+                definition,
+                rules,
+            },
+            disabled,
+        ))
     }
 
     /// The tier with `code`, and its position (0 = lowest).
@@ -421,6 +482,58 @@ pub(crate) mod tests {
         let mut value = serde_json::to_value(cafe()).unwrap();
         value["bogus"] = serde_json::json!(1);
         assert!(serde_json::from_value::<ProgrammeDefinition>(value).is_err());
+    }
+
+    /// A rule whose cost bound is close to `RULE_COST_MAX`: an `exists` over the categories
+    /// with three comparisons.
+    fn costly_rule(index: usize) -> RuleDefinition {
+        RuleDefinition {
+            id: format!("costly{index}"),
+            name: "Costly".into(),
+            when: "event.categories.exists(c, c == 'a' || c == 'b' || c == 'c')".into(),
+            points: "1".into(),
+            tier_multiplier: false,
+            once_per: None,
+        }
+    }
+
+    #[test]
+    fn the_rules_together_have_a_cost_limit() {
+        let one = CompiledRule::compile(&costly_rule(0)).unwrap().cost;
+        let fitting = (crate::rules::PROGRAMME_RULES_COST_MAX / one) as usize;
+        let mut definition = cafe();
+        let cafe_rules = Programme::compile(1, cafe()).unwrap();
+        let cafe_cost: u64 = cafe_rules.rules.iter().map(|rule| rule.cost).sum();
+        let fitting = if cafe_cost + fitting as u64 * one > PROGRAMME_RULES_COST_MAX {
+            fitting - 1
+        } else {
+            fitting
+        };
+        definition.rules.extend((0..fitting).map(costly_rule));
+        assert!(Programme::compile(1, definition.clone()).is_ok());
+        definition.rules.push(costly_rule(fitting));
+        let error = Programme::compile(1, definition.clone()).unwrap_err();
+        assert_eq!(
+            error.field,
+            format!("rules[{}]", definition.rules.len() - 1)
+        );
+        assert!(error.message.contains("too long"));
+    }
+
+    #[test]
+    fn a_stored_version_loads_with_its_costly_rules_disabled() {
+        let mut definition = cafe();
+        definition.rules[0].when =
+            "event.categories.exists(a, event.categories.exists(b, a == b))".into();
+        assert_eq!(
+            Programme::compile(1, definition.clone()).unwrap_err().field,
+            "rules[0].when"
+        );
+        let (programme, disabled) = Programme::load(1, definition).unwrap();
+        assert_eq!(programme.rules.len(), 3);
+        assert_eq!(disabled.len(), 1);
+        assert_eq!(disabled[0].field, "rules[0]");
+        assert!(programme.rules[0].cost <= 2);
     }
 
     #[test]

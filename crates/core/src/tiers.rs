@@ -40,7 +40,8 @@ pub struct TierChange {
     pub qualifying_value: i64,
 }
 
-/// The qualifying value (spend or points per the programme) in the window that ends at `at`.
+/// The qualifying value (spend or points per the programme) in the window that ends at `at`,
+/// summed without overflow (held at `i64::MAX`).
 pub fn qualifying_value(
     programme: &Programme,
     member: &MemberState,
@@ -62,7 +63,7 @@ pub fn qualifying_value(
             .periods
             .range(current - 11..=current)
             .map(|(_, totals)| value_of(totals))
-            .sum(),
+            .fold(0, i64::saturating_add),
         QualificationWindow::CalendarYear => {
             let year = year_of_month_index(current);
             let first = (year - 1970) * 12;
@@ -70,7 +71,7 @@ pub fn qualifying_value(
                 .periods
                 .range(first..=current)
                 .map(|(_, totals)| value_of(totals))
-                .sum()
+                .fold(0, i64::saturating_add)
         }
     }
 }

@@ -193,8 +193,11 @@ impl Store {
             let text: String = row.get(2);
             let definition: ProgrammeDefinition = serde_json::from_str(&text)
                 .map_err(|error| StoreError::Corrupt(format!("programme {version}: {error}")))?;
-            let programme = Programme::compile(version, definition)
+            let (programme, disabled) = Programme::load(version, definition)
                 .map_err(|error| StoreError::Corrupt(format!("programme {version}: {error}")))?;
+            for error in disabled {
+                tracing::warn!(%tenant_id, version, %error, "a stored rule breaks the rule limits");
+            }
             programmes.push((from_micros(row.get(1)), Arc::new(programme)));
         }
         let stores = sqlx::query("SELECT code FROM stores WHERE tenant_id = $1")

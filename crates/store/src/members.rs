@@ -484,9 +484,20 @@ pub(crate) async fn merge_in(
             profile.city.clone().into(),
             tier.clone().into(),
             balance.into(),
-            (survivor.lifetime_spend.0 + source.lifetime_spend.0).into(),
-            (survivor.lifetime_points.0 + source.lifetime_points.0).into(),
-            (survivor.order_count + source.order_count).into(),
+            survivor
+                .lifetime_spend
+                .saturating_add(source.lifetime_spend)
+                .0
+                .into(),
+            survivor
+                .lifetime_points
+                .saturating_add(source.lifetime_points)
+                .0
+                .into(),
+            survivor
+                .order_count
+                .saturating_add(source.order_count)
+                .into(),
             to_micros(chrono::Utc::now()).into(),
             tenant.clone().into(),
             survivor_id.clone().into(),

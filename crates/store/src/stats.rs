@@ -82,11 +82,13 @@ impl PointsFlow {
     /// Adds one ledger transaction kind's net change of members' balances.
     fn add(&mut self, kind: &str, net: i64) {
         match kind {
-            "earn" => self.issued += net,
-            "payment" | "redemption" | "voucher_cancel" => self.redeemed -= net,
-            "expiry" => self.expired -= net,
-            "clawback" => self.taken_back -= net,
-            "adjustment" => self.adjusted += net,
+            "earn" => self.issued = self.issued.saturating_add(net),
+            "payment" | "redemption" | "voucher_cancel" => {
+                self.redeemed = self.redeemed.saturating_sub(net)
+            }
+            "expiry" => self.expired = self.expired.saturating_sub(net),
+            "clawback" => self.taken_back = self.taken_back.saturating_sub(net),
+            "adjustment" => self.adjusted = self.adjusted.saturating_add(net),
             _ => {}
         }
     }
@@ -117,7 +119,10 @@ pub struct TierSpend {
 impl TierSpend {
     /// Average spend per visit, rounded half up; `None` without purchases.
     pub fn average_per_visit(&self) -> Option<i64> {
-        (self.purchases > 0).then(|| (self.revenue * 2 + self.purchases) / (self.purchases * 2))
+        (self.purchases > 0).then(|| {
+            let (revenue, purchases) = (i128::from(self.revenue), i128::from(self.purchases));
+            ((revenue * 2 + purchases) / (purchases * 2)) as i64
+        })
     }
 }
 
@@ -215,20 +220,55 @@ impl StatsQuery {
     }
 }
 
+/// A purchase's amount net of refunds.
+const NET_AMOUNT: &str = "e.amount - COALESCE(e.refunded_amount, 0)";
+
+/// Where a sum is split so neither half overflows a BIGINT: SQLite fails a `SUM` past `i64`
+/// and PostgreSQL's `CAST` of a larger NUMERIC does too. One event's amount is at most 10^15
+/// (the server's `AMOUNT_MAX`) and a balance at most 10^12 points, so a row adds at most 10^9
+/// to the high half and less than 10^6 to the low one: more than 9 × 10^9 rows are needed to
+/// overflow either, while the whole may well pass `i64` after 10^4 rows.
+const SUM_SPLIT: i64 = 1_000_000;
+
+/// `SUM(expression)` as two BIGINT columns, `expression / SUM_SPLIT` and `% SUM_SPLIT` summed
+/// apart (both databases truncate toward zero, so the halves add back exactly); read them with
+/// [`joined_sum`].
+fn split_sum(expression: &str) -> String {
+    format!(
+        "CAST(COALESCE(SUM(({expression}) / {SUM_SPLIT}), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(({expression}) % {SUM_SPLIT}), 0) AS BIGINT)"
+    )
+}
+
+/// The sum [`split_sum`] gave at columns `index` and `index + 1`, held within `i64`.
+fn joined_sum(row: &crate::sql::DbRow, index: usize) -> i64 {
+    let whole = i128::from(row.int(index)) * i128::from(SUM_SPLIT) + i128::from(row.int(index + 1));
+    whole.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 impl Store {
     /// The headline figures of `query`'s period.
     pub async fn overview(&self, query: &StatsQuery) -> Result<Overview, StoreError> {
         let tenant = || vec![Bind::from(query.tenant_id.to_string())];
         let purchases_sql = format!(
-            "SELECT COUNT(*), COUNT(DISTINCT e.member_id), \
-             CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) {PURCHASES}"
+            "SELECT COUNT(*), COUNT(DISTINCT e.member_id), {} {PURCHASES}",
+            split_sum(NET_AMOUNT)
         );
         let repeat_sql = format!(
             "SELECT COUNT(*) FROM (SELECT e.member_id {PURCHASES} GROUP BY e.member_id \
              HAVING COUNT(*) >= 2) repeaters"
         );
         let flow_sql = format!(
-            "SELECT t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) {MEMBER_ENTRIES} GROUP BY t.kind"
+            "SELECT t.kind, {} {MEMBER_ENTRIES} GROUP BY t.kind",
+            split_sum("l.amount")
+        );
+        let outstanding_sql = format!(
+            "SELECT {} FROM lots WHERE tenant_id = $1 AND remaining > 0",
+            split_sum("remaining")
+        );
+        let vouchers_sql = format!(
+            "SELECT COUNT(*), {} FROM vouchers WHERE tenant_id = $1 AND status = 'issued'",
+            split_sum("cost")
         );
         // Independent reads, on as many pooled connections at once.
         let (members, purchases, repeat, flow, outstanding, vouchers) = tokio::try_join!(
@@ -244,22 +284,18 @@ impl Store {
             self.read(&purchases_sql, query.binds()),
             self.read(&repeat_sql, query.binds()),
             self.read(&flow_sql, query.binds()),
-            self.read(
-                "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots WHERE tenant_id = $1 AND remaining > 0",
-                tenant(),
-            ),
-            self.read(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM vouchers \
-                 WHERE tenant_id = $1 AND status = 'issued'",
-                tenant(),
-            ),
+            self.read(&outstanding_sql, tenant()),
+            self.read(&vouchers_sql, tenant()),
         )?;
         let first = |rows: &Vec<crate::sql::DbRow>, index: usize| {
             rows.first().map(|row| row.int(index)).unwrap_or(0)
         };
+        let first_sum = |rows: &Vec<crate::sql::DbRow>, index: usize| {
+            rows.first().map(|row| joined_sum(row, index)).unwrap_or(0)
+        };
         let mut points = PointsFlow::default();
         for row in &flow {
-            points.add(&row.text(0), row.int(1));
+            points.add(&row.text(0), joined_sum(row, 1));
         }
         Ok(Overview {
             members: first(&members, 0),
@@ -267,11 +303,11 @@ impl Store {
             active_members: first(&purchases, 1),
             repeat_members: first(&repeat, 0),
             purchases: first(&purchases, 0),
-            revenue: first(&purchases, 2),
+            revenue: first_sum(&purchases, 2),
             points,
-            outstanding_points: first(&outstanding, 0),
+            outstanding_points: first_sum(&outstanding, 0),
             outstanding_vouchers: first(&vouchers, 0),
-            outstanding_voucher_points: first(&vouchers, 1),
+            outstanding_voucher_points: first_sum(&vouchers, 1),
         })
     }
 
@@ -299,15 +335,14 @@ impl Store {
             })
             .collect();
         let purchases_sql = format!(
-            "SELECT {} AS bucket, COUNT(*), \
-             CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) \
-             {PURCHASES} GROUP BY 1",
-            bucket_case("e.occurred_at", 5, inner.len())
+            "SELECT {} AS bucket, COUNT(*), {} {PURCHASES} GROUP BY 1",
+            bucket_case("e.occurred_at", 5, inner.len()),
+            split_sum(NET_AMOUNT)
         );
         let points_sql = format!(
-            "SELECT {} AS bucket, t.kind, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
-             {MEMBER_ENTRIES} GROUP BY 1, t.kind",
-            bucket_case("t.occurred_at", 5, inner.len())
+            "SELECT {} AS bucket, t.kind, {} {MEMBER_ENTRIES} GROUP BY 1, t.kind",
+            bucket_case("t.occurred_at", 5, inner.len()),
+            split_sum("l.amount")
         );
         let (purchases, points) = tokio::try_join!(
             self.read(&purchases_sql, values.clone()),
@@ -316,12 +351,12 @@ impl Store {
         for row in purchases {
             if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
                 bucket.purchases = row.int(1);
-                bucket.revenue = row.int(2);
+                bucket.revenue = joined_sum(&row, 2);
             }
         }
         for row in points {
             if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
-                bucket.points.add(&row.text(1), row.int(2));
+                bucket.points.add(&row.text(1), joined_sum(&row, 2));
             }
         }
         Ok(buckets)
@@ -349,9 +384,8 @@ impl Store {
         let rows = self
             .read(
                 &format!(
-                    "SELECT m.tier, COUNT(DISTINCT e.member_id), COUNT(*), \
-                     CAST(COALESCE(SUM(e.amount - COALESCE(e.refunded_amount, 0)), 0) AS BIGINT) \
-                     {} GROUP BY m.tier",
+                    "SELECT m.tier, COUNT(DISTINCT e.member_id), COUNT(*), {} {} GROUP BY m.tier",
+                    split_sum(NET_AMOUNT),
                     PURCHASES.replacen(
                         "FROM events e",
                         "FROM events e JOIN members m ON m.id = e.member_id AND m.tenant_id = e.tenant_id",
@@ -379,7 +413,7 @@ impl Store {
             let entry = &mut tiers[position];
             entry.buyers = row.int(1);
             entry.purchases = row.int(2);
-            entry.revenue = row.int(3);
+            entry.revenue = joined_sum(&row, 3);
         }
         Ok(tiers)
     }
@@ -389,11 +423,14 @@ impl Store {
     pub async fn top_rewards(&self, query: &StatsQuery) -> Result<Vec<RewardCount>, StoreError> {
         let rows = self
             .read(
-                "SELECT v.reward_id, r.name, COUNT(*), CAST(COALESCE(SUM(v.cost), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT) \
-                 FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
-                 WHERE v.tenant_id = $1 AND v.issued_at >= $2 AND v.issued_at < $3 AND v.status <> 'cancelled' \
-                 GROUP BY v.reward_id, r.name ORDER BY 3 DESC, 2, 1 LIMIT $4",
+                &format!(
+                    "SELECT v.reward_id, r.name, COUNT(*), \
+                     CAST(COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT), {} \
+                     FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
+                     WHERE v.tenant_id = $1 AND v.issued_at >= $2 AND v.issued_at < $3 AND v.status <> 'cancelled' \
+                     GROUP BY v.reward_id, r.name ORDER BY 3 DESC, 2, 1 LIMIT $4",
+                    split_sum("v.cost")
+                ),
                 vec![
                     query.tenant_id.to_string().into(),
                     to_micros(query.from).into(),
@@ -408,8 +445,8 @@ impl Store {
                 reward_id: row.text(0),
                 name: row.text(1),
                 vouchers: row.int(2),
-                points: row.int(3),
-                used: row.int(4),
+                points: joined_sum(row, 4),
+                used: row.int(3),
             })
             .collect())
     }
@@ -425,8 +462,11 @@ impl Store {
         // index's order and bucket here, rather than a CASE on every lot.
         let rows = self
             .read(
-                "SELECT expires_at, CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
-                 WHERE tenant_id = $1 AND remaining > 0 GROUP BY expires_at",
+                &format!(
+                    "SELECT expires_at, {} FROM lots \
+                     WHERE tenant_id = $1 AND remaining > 0 GROUP BY expires_at",
+                    split_sum("remaining")
+                ),
                 vec![Bind::from(tenant_id.to_string())],
             )
             .await?;
@@ -436,17 +476,18 @@ impl Store {
             ..LiabilityByExpiry::default()
         };
         for row in rows {
-            let points = row.int(1);
+            let points = joined_sum(&row, 1);
             let Some(expires_at) = row.opt_int(0) else {
-                liability.never += points;
+                liability.never = liability.never.saturating_add(points);
                 continue;
             };
             // How many boundaries are at or before the expiry: 0 is before the first.
-            match bounds.partition_point(|bound| *bound <= expires_at) {
-                0 => liability.before += points,
-                index if index >= bounds.len() => liability.later += points,
-                index => liability.buckets[index - 1] += points,
-            }
+            let bucket = match bounds.partition_point(|bound| *bound <= expires_at) {
+                0 => &mut liability.before,
+                index if index >= bounds.len() => &mut liability.later,
+                index => &mut liability.buckets[index - 1],
+            };
+            *bucket = bucket.saturating_add(points);
         }
         Ok(liability)
     }

@@ -618,9 +618,16 @@ async fn judge_sample(
         return Ok(Err(Fault::new("amount", "programme.preview.no_programme")));
     };
     let tier = Some(typed.tier.as_str()).filter(|tier| programme.tier(tier).is_some());
-    match patron_server::dry_run_purchase(state, staff.tenant_id, &programme, which, purchase, tier)
-        .await
-    {
+    let judged = patron_server::dry_run_purchase(
+        state,
+        staff.tenant_id,
+        Arc::clone(&programme),
+        which,
+        purchase,
+        tier,
+    )
+    .await;
+    match judged {
         Ok(outcome) => Ok(Ok((under_key, programme, outcome))),
         Err(error) => {
             let field = error.body.field.clone().unwrap_or_default();
