@@ -1,5 +1,6 @@
-//! `POST /v1/events` and `POST /v1/events/batch`: purchases, refunds, engagement, redemptions,
-//! voucher use and cancellation, adjustments and enrolment, each with the sender's id.
+//! `POST /v1/events` and `POST /v1/events/batch`: purchases, refunds, voids, engagement,
+//! redemptions, voucher use and cancellation, adjustments and enrolment, each with the sender's
+//! id.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
@@ -95,8 +96,10 @@ pub struct EventRequest {
     /// The sender's id for the event (a receipt number): at most 128 printable ASCII
     /// characters. A retry with the same id and body returns the first answer.
     pub id: String,
-    /// purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment,
-    /// enrol or tier_hold.
+    /// purchase, refund, void, engagement, redemption, voucher_use, voucher_cancel,
+    /// adjustment, enrol or tier_hold. A `refund`'s `amount` is part of the original bill
+    /// total (the part paid with points included); a `void` (a manager's) reverses all that is
+    /// left of the original purchase.
     #[serde(rename = "type")]
     pub kind: String,
     pub occurred_at: Option<String>,
@@ -292,6 +295,7 @@ fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
             "profile",
         ],
         "refund" => &["original_id", "amount"],
+        "void" => &["original_id"],
         "engagement" => &["member", "engagement"],
         "redemption" => &["member", "reward_id"],
         "voucher_use" => &["code", "store"],
@@ -339,8 +343,8 @@ pub fn parse_event(
     let allowed = allowed_fields(&kind_name).ok_or_else(|| {
         ApiError::invalid(
             "type",
-            "must be one of purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment, enrol, \
-             tier_hold",
+            "must be one of purchase, refund, void, engagement, redemption, voucher_use, voucher_cancel, adjustment, \
+             enrol, tier_hold",
         )
     })?;
     if let Some(extra) = present_fields(&request)
@@ -374,6 +378,13 @@ pub fn parse_event(
                 original: EventId::parse(&original)
                     .map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
                 amount: Money(amount),
+            }
+        }
+        "void" => {
+            let original = required(request.original_id.take(), "original_id", "void")?;
+            IncomingKind::Void {
+                original: EventId::parse(&original)
+                    .map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
             }
         }
         "engagement" => {
@@ -457,6 +468,8 @@ pub fn parse_event(
         occurred_at,
         body_hash,
         kind,
+        actor: None,
+        store_scope: None,
     })
 }
 
@@ -489,9 +502,11 @@ pub fn parse_page_event(
     parse_event(tenant_id, request, hash, now)
 }
 
-/// Parses an event sent by `caller` and checks they may send it: adjustments and tier holds
-/// need the right to manage members (and name the caller in the audit log); a till's key may
-/// only send its own store's sales.
+/// Parses an event sent by `caller` and checks they may send it: adjustments, tier holds and
+/// voids need the right to manage members (a manager's or owner's; a cashier may refund but
+/// not void); a till's key may only send its own store's sales, and may refund or void only
+/// those and use or cancel only vouchers its store takes (checked by the journal). The event
+/// names the caller as its actor.
 fn parse_value(
     caller: &Caller,
     value: serde_json::Value,
@@ -505,9 +520,13 @@ fn parse_value(
             caller.require(Permission::ManageMembers)?;
             *actor = Some(caller.actor().0.clone());
         }
-        IncomingKind::TierHold { .. } => caller.require(Permission::ManageMembers)?,
+        IncomingKind::TierHold { .. } | IncomingKind::Void { .. } => {
+            caller.require(Permission::ManageMembers)?
+        }
         _ => caller.require(Permission::RecordEvents)?,
     }
+    event.actor = Some(caller.actor().0.clone());
+    event.store_scope = caller.0.store_code.clone();
     if let Some(own) = &caller.0.store_code {
         let named = match &event.kind {
             IncomingKind::Purchase { purchase, .. } => Some(purchase.store.as_deref()),
