@@ -459,7 +459,7 @@ impl<'a> Judge<'a> {
         if amount > refundable || !amount.is_positive() {
             return Err(Rejection::RefundExceedsPurchase { refundable });
         }
-        Ok(self.reverse(member, record, refund_event, amount, at))
+        Ok(self.reverse(member, record, refund_event, amount, false, at))
     }
 
     /// A manager's void: reverses all that is left of the purchase, as a refund of the rest of
@@ -477,7 +477,7 @@ impl<'a> Judge<'a> {
         }
         let rest = record.refundable();
         let outcome = if rest.is_positive() {
-            self.reverse(member, record, void_event, rest, at)
+            self.reverse(member, record, void_event, rest, true, at)
         } else {
             Outcome::default()
         };
@@ -486,13 +486,15 @@ impl<'a> Judge<'a> {
         Ok(outcome)
     }
 
-    /// Reverses `amount` (already checked against what is left) of `record`.
+    /// Reverses `amount` (already checked against what is left) of `record`; `voiding` says so
+    /// in the reasons.
     fn reverse(
         &self,
         member: &mut MemberState,
         record: &mut PurchaseRecord,
         event_id: &EventId,
         amount: Money,
+        voiding: bool,
         at: Timestamp,
     ) -> Outcome {
         let bill = record.amount.0.max(1);
@@ -510,7 +512,13 @@ impl<'a> Judge<'a> {
             let give = returned_total - record.points_returned;
             let lots = share_of_payment(&record.payment, record.points_returned, returned_total);
             record.points_returned = returned_total;
-            self.give_back_payment(member, &mut outcome, record, event_id, give, &lots, at);
+            let reason = json!({
+                "event_id": event_id.as_str(),
+                "original_event_id": record.event_id.as_str(),
+                "void": voiding,
+                "detail": format!("{} of {} points paid toward {}", give, record.points_paid(), record.event_id),
+            });
+            self.give_back_payment(member, &mut outcome, give, &lots, reason, at);
         }
         let taken_total = record.points_earned.scale(after.0, bill);
         let take = if taken_total > record.points_taken_back {
@@ -533,6 +541,7 @@ impl<'a> Judge<'a> {
                     "event_id": event_id.as_str(),
                     "original_event_id": record.event_id.as_str(),
                     "refunded": amount.0,
+                    "void": voiding,
                     "detail": format!("{} of {} points earned by {}", take, record.points_earned, record.event_id),
                 }),
             );
@@ -551,15 +560,13 @@ impl<'a> Judge<'a> {
     /// Books `give` points paid back to the member: into the lots they were paid from
     /// (`lots`), or, should one of those lots no longer be stored, into a new lot available at
     /// once.
-    #[allow(clippy::too_many_arguments)]
     fn give_back_payment(
         &self,
         member: &mut MemberState,
         outcome: &mut Outcome,
-        record: &PurchaseRecord,
-        event_id: &EventId,
         give: Points,
         lots: &[Allocation],
+        reason: serde_json::Value,
         at: Timestamp,
     ) {
         let allocations = match member.lots.restore(lots) {
@@ -578,11 +585,7 @@ impl<'a> Judge<'a> {
             Account::Payments,
             Account::Member(member.id),
             give,
-            json!({
-                "event_id": event_id.as_str(),
-                "original_event_id": record.event_id.as_str(),
-                "detail": format!("{} of {} points paid toward {}", give, record.points_paid(), record.event_id),
-            }),
+            reason,
         );
         record_allocations(outcome, transaction.id, &allocations);
         outcome.transactions.push(transaction);

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_redemption))
         .routes(routes!(post_voucher_use))
         .routes(routes!(post_voucher_cancel))
+        .routes(routes!(get_purchase_limits, put_purchase_limits))
 }
 
 /// How far in the future an event's `occurred_at` may be (clock skew of a till).
@@ -763,4 +764,63 @@ pub async fn post_value(
 ) -> Result<Json<EventResult>, ApiError> {
     let event = parse_value(&caller, value, chrono::Utc::now())?;
     Ok(Json(state.journal.submit(event).await?))
+}
+
+/// A tenant's limits on one purchase, in minor units of its currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLimits {
+    /// Largest amount of one purchase: above it the purchase is refused with 422
+    /// `amount_above_maximum` (field `amount`). 1 to `AMOUNT_MAX`.
+    pub maximum: i64,
+    /// Amount above which the till asks the cashier to confirm. 1 to `maximum`.
+    pub confirm: i64,
+}
+
+/// The tenant's purchase limits (by default 1,000,000,000 and 20,000,000).
+#[utoipa::path(get, path = "/v1/settings/purchase-limits", tag = "events",
+    responses((status = 200, body = PurchaseLimits), (status = 401, body = ErrorBody)))]
+async fn get_purchase_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PurchaseLimits>, ApiError> {
+    caller.require(Permission::Read)?;
+    let settings = state.store.tenant(caller.0.tenant_id).await?;
+    Ok(Json(PurchaseLimits {
+        maximum: settings.purchase_amount_max,
+        confirm: settings.purchase_amount_confirm,
+    }))
+}
+
+/// Sets the tenant's purchase limits (an owner's change, audited).
+#[utoipa::path(put, path = "/v1/settings/purchase-limits", tag = "events",
+    request_body = PurchaseLimits,
+    responses((status = 200, body = PurchaseLimits), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn put_purchase_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<PurchaseLimits>, ApiError> {
+    caller.require(Permission::Administer)?;
+    let limits: PurchaseLimits = parse_json(body_json(&body)?)?;
+    if !(1..=AMOUNT_MAX).contains(&limits.maximum) {
+        return Err(ApiError::invalid(
+            "maximum",
+            format!("must be 1 to {AMOUNT_MAX}"),
+        ));
+    }
+    if !(1..=limits.maximum).contains(&limits.confirm) {
+        return Err(ApiError::invalid("confirm", "must be 1 to `maximum`"));
+    }
+    state
+        .store
+        .set_purchase_limits(
+            caller.0.tenant_id,
+            caller.actor(),
+            limits.maximum,
+            limits.confirm,
+        )
+        .await?;
+    Ok(Json(limits))
 }

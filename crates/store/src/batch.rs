@@ -667,7 +667,11 @@ fn record_outcome(
         }
         None => (0, 0, 0, None),
     };
-    for transaction in outcome.transactions {
+    for mut transaction in outcome.transactions {
+        // Who sent the event, in each transaction's reason, so a member's history names them.
+        if let (Some(actor), Some(reason)) = (&event.actor, transaction.reason.as_object_mut()) {
+            reason.insert("actor".into(), actor.as_str().into());
+        }
         world.writes.transactions.push((
             event.tenant_id,
             event.id.as_str().to_owned(),
