@@ -83,7 +83,7 @@ impl PointsFlow {
     fn add(&mut self, kind: &str, net: i64) {
         match kind {
             "earn" => self.issued += net,
-            "payment" | "redemption" | "voucher_cancel" => self.redeemed -= net,
+            "payment" | "payment_return" | "redemption" | "voucher_cancel" => self.redeemed -= net,
             "expiry" => self.expired -= net,
             "clawback" => self.taken_back -= net,
             "adjustment" => self.adjusted += net,

@@ -746,6 +746,20 @@ async fn refunds_and_voids_give_back_points_paid(store: Store) {
         .await
         .unwrap();
     assert_eq!(view.order_count, 2);
+    let states = cafe
+        .store
+        .purchase_states(cafe.tenant, &["P".into(), "V".into(), "V-void".into()])
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 2, "only purchases: {states:?}");
+    assert_eq!(
+        (states["P"].refunded_amount, states["P"].voided),
+        (150_000, false)
+    );
+    assert_eq!(
+        (states["V"].refunded_amount, states["V"].voided),
+        (150_000, true)
+    );
     sound(&cafe.store).await;
 }
 

@@ -575,6 +575,7 @@ fn history_line(t: Texts, entry: &HistoryEntry, zone: chrono_tz::Tz) -> HistoryL
         "voucher_cancel" => "member.kind.voucher_cancel",
         "voucher_expiry" => "member.kind.voucher_expiry",
         "clawback" => "member.kind.clawback",
+        "payment_return" => "member.kind.payment_return",
         "expiry" => "member.kind.expiry",
         "adjustment" => "member.kind.adjustment",
         _ => "member.kind.other",

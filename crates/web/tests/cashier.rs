@@ -635,3 +635,46 @@ async fn the_till_remembers_its_store_and_names_the_cashier() {
     let earn = history.iter().find(|entry| entry.kind == "earn").unwrap();
     assert_eq!(earn.reason["actor"], format!("user:{}", cashier.id));
 }
+
+/// The admin's member history names who recorded each sale and lets a manager void one; the
+/// voided sale is marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_history_names_the_cashier_and_voids_a_sale() {
+    let site = Site::start(false).await;
+    let cashier = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&cashier, "0912 000 043", "Quân").await;
+    let fields = purchase_fields(&html, &[("amount", "300.000")]);
+    let (status, _, _) = post_purchase(&cashier, &member_path, &fields).await;
+    assert_eq!(status, 200);
+    let member = member_of(&member_path);
+    let manager = site.signed_in(Role::Manager).await;
+    let profile = format!("/admin/members/{member}");
+    let (status, _, page) = get(&manager, &profile).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<td class=\"history-who\">Test cashier</td>"),
+        "{page}"
+    );
+    assert!(page.contains("class=\"history-refund\""), "{page}");
+    let form = &page[page.find("class=\"history-void\"").expect("a void button")..];
+    let action_start = page[..page.find("class=\"history-void\"").unwrap()]
+        .rfind("action=\"")
+        .unwrap()
+        + "action=\"".len();
+    let action = &page[action_start..action_start + page[action_start..].find('"').unwrap()];
+    let fields = [
+        ("csrf", csrf_in(form)),
+        ("event_id", field_in(form, "event_id")),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, path, done) = post(&manager, action, &fields).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(path.starts_with("/cashier/reversal/"), "{path}");
+    assert!(done.contains("Thu hồi 30 điểm"), "{done}");
+    let (_, _, page) = get(&manager, &profile).await;
+    assert!(page.contains("history-voided"), "{page}");
+    assert!(!page.contains("class=\"history-void\""), "{page}");
+    // A cashier in the admin (if they may read it) has no void button.
+    let (_, _, page) = get(&cashier, &profile).await;
+    assert!(!page.contains("class=\"history-void\""), "{page}");
+}
