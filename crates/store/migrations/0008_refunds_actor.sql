@@ -5,7 +5,8 @@
 ALTER TABLE events ADD COLUMN points_returned BIGINT;
 ALTER TABLE events ADD COLUMN voided_at BIGINT;
 -- Who sent the event, as the audit log names it: `user:<id>` for staff, `key:<id>` for an API
--- key, `cli` from the command line (NULL when not known, and for events stored before).
+-- key, `member:<id>` from the member page, `cli` from the command line (NULL when not known:
+-- CSV imports, and events stored before).
 ALTER TABLE events ADD COLUMN actor TEXT;
 
 -- A refund finds the lots its purchase's points were paid from.

@@ -24,8 +24,8 @@ pub struct IncomingEvent {
     /// SHA-256 (hex) of the canonical body: the same id with another body is a conflict.
     pub body_hash: String,
     pub kind: IncomingKind,
-    /// Who sent it, as the audit log names them (`user:<id>`, `key:<id>`, `cli`); stored with
-    /// the event.
+    /// Who sent it, as the audit log names them (`user:<id>`, `key:<id>`, `member:<id>`, `cli`);
+    /// stored with the event.
     pub actor: Option<String>,
     /// A till's store: the sender may refund or void only that store's purchases and use or
     /// cancel only vouchers usable there.

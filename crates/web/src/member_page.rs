@@ -739,7 +739,10 @@ async fn redeem(
         "reward_id": form.reward_id,
     });
     let submitted = match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
-        Ok(event) => state.journal.submit(event).await,
+        Ok(mut event) => {
+            event.actor = Some(format!("member:{}", session.member_id));
+            state.journal.submit(event).await
+        }
         Err(_) => Err(EventError::RewardNotFound),
     };
     let message = match submitted {
