@@ -260,6 +260,8 @@ async fn engine_run(
                     },
                     profile: None,
                 },
+                actor: Some("cli".into()),
+                store_scope: None,
             }
         })
         .collect();

@@ -285,6 +285,8 @@ fn demo_events(
         occurred_at: at,
         body_hash: id.clone(),
         kind,
+        actor: Some("cli".into()),
+        store_scope: None,
     };
     for (index, (at, member)) in purchases.into_iter().enumerate() {
         let phone = demo_phone(member);

@@ -43,6 +43,8 @@ pub struct Outcome {
     pub points_earned: Points,
     pub points_spent: Points,
     pub points_taken_back: Points,
+    /// Points paid toward a bill that a refund or void gave back.
+    pub points_returned: Points,
     pub voucher: Option<Voucher>,
 }
 
@@ -59,6 +61,8 @@ pub enum Rejection {
     PointsExceedBill,
     #[error("refund is more than is left to refund ({refundable})")]
     RefundExceedsPurchase { refundable: Money },
+    #[error("the purchase was voided")]
+    PurchaseVoided,
     #[error("reward is not offered now")]
     RewardNotOffered,
     #[error("reward is out of stock")]
@@ -82,6 +86,7 @@ impl Rejection {
             Rejection::InsufficientPoints { .. } => "insufficient_points",
             Rejection::PointsExceedBill => "points_exceed_bill",
             Rejection::RefundExceedsPurchase { .. } => "refund_exceeds_purchase",
+            Rejection::PurchaseVoided => "purchase_voided",
             Rejection::RewardNotOffered => "reward_not_offered",
             Rejection::RewardOutOfStock => "reward_out_of_stock",
             Rejection::RewardLimitReached { .. } => "reward_limit_reached",
@@ -98,6 +103,7 @@ impl Rejection {
             Rejection::InsufficientPoints { field, .. } => field,
             Rejection::PointsExceedBill => "points_paid",
             Rejection::RefundExceedsPurchase { .. } => "amount",
+            Rejection::PurchaseVoided => "original_id",
             Rejection::RewardNotOffered
             | Rejection::RewardOutOfStock
             | Rejection::RewardLimitReached { .. } => "reward_id",
@@ -349,6 +355,7 @@ impl<'a> Judge<'a> {
             return Err(Rejection::PointsExceedBill);
         }
         let mut outcome = Outcome::default();
+        let mut payment = Vec::new();
         if purchase.points_paid.is_positive() {
             let allocations = member
                 .lots
@@ -370,6 +377,7 @@ impl<'a> Judge<'a> {
             outcome.transactions.push(transaction);
             member.balance -= purchase.points_paid;
             outcome.points_spent = purchase.points_paid;
+            payment = allocations;
         }
         let eligible = purchase.amount - points_value;
         let mut facts = self.event_facts("purchase", at);
@@ -415,6 +423,9 @@ impl<'a> Judge<'a> {
             lot_id,
             refunded_amount: Money::ZERO,
             points_taken_back: Points::ZERO,
+            payment,
+            points_returned: Points::ZERO,
+            voided: false,
             month,
             occurred_at: at,
         };
@@ -442,9 +453,19 @@ impl<'a> Judge<'a> {
             .clone()
     }
 
-    /// A full or partial refund of `record`: takes back the points the refunded part earned.
-    /// Taken back in total: `floor(points_earned × refunded / eligible)`, so repeated partial
-    /// refunds never take more than a single refund of the same sum would.
+    /// A full or partial refund of `record`. `amount` is measured against the bill total
+    /// (the part paid with points included), so refunding the whole bill refunds everything.
+    /// A refund of `amount` reverses that share of the purchase, each part rounded down on the
+    /// running total of what has been refunded (`refunded`, after this refund):
+    ///
+    /// - points paid given back: `floor(points_paid × refunded / amount)`,
+    /// - points earned taken back: `floor(points_earned × refunded / amount)`,
+    /// - spend counted toward tiers: `floor(eligible_amount × refunded / amount)`,
+    ///
+    /// less what earlier refunds already reversed. Partial refunds therefore never reverse more
+    /// than one refund of their sum, and refunding the rest of the bill reverses exactly
+    /// everything. Points paid go back to the lots they came from, with their original expiry
+    /// (the lot spent last is refilled first); then the points earned are taken back.
     pub fn refund(
         &self,
         member: &mut MemberState,
@@ -453,17 +474,81 @@ impl<'a> Judge<'a> {
         amount: Money,
         at: Timestamp,
     ) -> Result<Outcome, Rejection> {
-        let refundable = record.eligible_amount - record.refunded_amount;
+        if record.voided {
+            return Err(Rejection::PurchaseVoided);
+        }
+        let refundable = record.refundable();
         if amount > refundable || !amount.is_positive() {
             return Err(Rejection::RefundExceedsPurchase { refundable });
         }
-        record.refunded_amount += amount;
-        let taken_total = record
-            .points_earned
-            .scale(record.refunded_amount.0, record.eligible_amount.0.max(1));
-        let take = taken_total - record.points_taken_back;
-        record.points_taken_back = taken_total;
+        Ok(self.reverse(member, record, refund_event, amount, false, at))
+    }
+
+    /// A manager's void: reverses all that is left of the purchase, as a refund of the rest of
+    /// the bill would, and marks it voided so nothing more can be refunded. A purchase already
+    /// refunded in full is only marked.
+    pub fn void(
+        &self,
+        member: &mut MemberState,
+        record: &mut PurchaseRecord,
+        void_event: &EventId,
+        at: Timestamp,
+    ) -> Result<Outcome, Rejection> {
+        if record.voided {
+            return Err(Rejection::PurchaseVoided);
+        }
+        let rest = record.refundable();
+        let outcome = if rest.is_positive() {
+            self.reverse(member, record, void_event, rest, true, at)
+        } else {
+            Outcome::default()
+        };
+        record.voided = true;
+        member.order_count = member.order_count.saturating_sub(1).max(0);
+        Ok(outcome)
+    }
+
+    /// Reverses `amount` (already checked against what is left) of `record`; `voiding` says so
+    /// in the reasons.
+    fn reverse(
+        &self,
+        member: &mut MemberState,
+        record: &mut PurchaseRecord,
+        event_id: &EventId,
+        amount: Money,
+        voiding: bool,
+        at: Timestamp,
+    ) -> Outcome {
+        let bill = record.amount.0.max(1);
+        let before = record.refunded_amount;
+        let after = Money(
+            before
+                .0
+                .checked_add(amount.0)
+                .expect("refunded ≤ the bill, checked by the caller"),
+        );
+        record.refunded_amount = after;
         let mut outcome = Outcome::default();
+        let returned_total = record.points_paid().scale(after.0, bill);
+        if returned_total > record.points_returned {
+            let give = returned_total - record.points_returned;
+            let lots = share_of_payment(&record.payment, record.points_returned, returned_total);
+            record.points_returned = returned_total;
+            let reason = json!({
+                "event_id": event_id.as_str(),
+                "original_event_id": record.event_id.as_str(),
+                "void": voiding,
+                "detail": format!("{} of {} points paid toward {}", give, record.points_paid(), record.event_id),
+            });
+            self.give_back_payment(member, &mut outcome, give, &lots, reason, at);
+        }
+        let taken_total = record.points_earned.scale(after.0, bill);
+        let take = if taken_total > record.points_taken_back {
+            taken_total - record.points_taken_back
+        } else {
+            Points::ZERO
+        };
+        record.points_taken_back = record.points_taken_back.max(taken_total);
         if take.is_positive() {
             let allocations = member
                 .lots
@@ -475,9 +560,10 @@ impl<'a> Judge<'a> {
                 Account::Clawback,
                 take,
                 json!({
-                    "event_id": refund_event.as_str(),
+                    "event_id": event_id.as_str(),
                     "original_event_id": record.event_id.as_str(),
                     "refunded": amount.0,
+                    "void": voiding,
                     "detail": format!("{} of {} points earned by {}", take, record.points_earned, record.event_id),
                 }),
             );
@@ -486,13 +572,53 @@ impl<'a> Judge<'a> {
             member.balance -= take;
             outcome.points_taken_back = take;
         }
-        member.count_toward_tiers(record.month, -amount, -take);
+        let eligible = record.eligible_amount;
+        let spend_back = eligible.scale(after.0, bill) - eligible.scale(before.0, bill);
+        member.count_toward_tiers(record.month, -spend_back, -take);
         debug_assert!(member.is_consistent());
-        Ok(outcome)
+        outcome
     }
 
-    /// An engagement event (sign-up, birthday, review, survey, referral, custom): earns what
-    /// the rules give, available at once.
+    /// Books `give` points paid back to the member: into the lots they were paid from
+    /// (`lots`), or, should one of those lots no longer be stored, into a new lot available at
+    /// once.
+    fn give_back_payment(
+        &self,
+        member: &mut MemberState,
+        outcome: &mut Outcome,
+        give: Points,
+        lots: &[Allocation],
+        reason: serde_json::Value,
+        at: Timestamp,
+    ) {
+        let allocations = match member.lots.restore(lots) {
+            Ok(()) => lots.to_vec(),
+            Err(_) => match member.lots.credit(give, self.new_lot(at, at)) {
+                Some(lot_id) => vec![Allocation {
+                    lot_id,
+                    points: give,
+                }],
+                None => Vec::new(),
+            },
+        };
+        let transaction = Transaction::transfer(
+            member.id,
+            TransactionKind::PaymentReturn,
+            Account::Payments,
+            Account::Member(member.id),
+            give,
+            reason,
+        );
+        record_allocations(outcome, transaction.id, &allocations);
+        outcome.transactions.push(transaction);
+        member.balance += give;
+        outcome.points_returned = give;
+    }
+
+    /// An engagement event (birthday, review, survey, referral, custom): earns what the rules
+    /// give, available at once. Sign-up (welcome) points are pending for the programme's return
+    /// window like a purchase's, so a member enrolled at the till cannot pay with them on the
+    /// same bill; a programme with `return_window_days = 0` gives them at once.
     pub fn engagement(
         &self,
         member: &mut MemberState,
@@ -505,7 +631,12 @@ impl<'a> Judge<'a> {
         let (lines, points) = self.earn_lines(member, &facts, &tier, at);
         let mut outcome = Outcome::default();
         let reason = self.earn_reason(event_id, &lines);
-        self.book_earning(member, &mut outcome, points, at, at, reason);
+        let matures_at = if kind == "sign_up" {
+            at + Duration::days(self.programme.definition.return_window_days as i64)
+        } else {
+            at
+        };
+        self.book_earning(member, &mut outcome, points, at, matures_at, reason);
         member.count_toward_tiers(month_index(at, self.zone), Money::ZERO, points);
         outcome.tier_change = tiers::upgrade(self.programme, member, at, self.zone);
         outcome.lines = lines;
@@ -724,6 +855,28 @@ fn record_allocations(
             transaction_id,
             allocation,
         }));
+}
+
+/// The lots that points paid given back from `from` up to `to` (running totals) go to: the
+/// payment's allocations are refilled from the last one taken backward, so the lot spent last
+/// (which expires last) is refilled first, and successive partial refunds continue where the
+/// previous one stopped.
+pub fn share_of_payment(payment: &[Allocation], from: Points, to: Points) -> Vec<Allocation> {
+    let mut start = Points::ZERO;
+    let mut shares = Vec::new();
+    for allocation in payment.iter().rev() {
+        let end = start + allocation.points;
+        let low = start.max(from);
+        let high = end.min(to);
+        if high > low {
+            shares.push(Allocation {
+                lot_id: allocation.lot_id,
+                points: high - low,
+            });
+        }
+        start = end;
+    }
+    shares
 }
 
 /// The expiry job for one member: empties expired lots and books them as breakage.

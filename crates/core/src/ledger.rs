@@ -86,6 +86,8 @@ pub enum TransactionKind {
     VoucherCancel,
     VoucherExpiry,
     Clawback,
+    /// Points paid toward a bill, given back by its refund or void.
+    PaymentReturn,
     Expiry,
     Adjustment,
 }
@@ -100,6 +102,7 @@ impl TransactionKind {
             TransactionKind::VoucherCancel => "voucher_cancel",
             TransactionKind::VoucherExpiry => "voucher_expiry",
             TransactionKind::Clawback => "clawback",
+            TransactionKind::PaymentReturn => "payment_return",
             TransactionKind::Expiry => "expiry",
             TransactionKind::Adjustment => "adjustment",
         }

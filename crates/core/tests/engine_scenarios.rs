@@ -286,3 +286,201 @@ fn half_refund_keeps_half_and_splits_never_take_more() {
         }
     );
 }
+
+/// A member with two lots (120 points expiring first, then 150) who pays 200 points toward a
+/// 150,000đ bill: 120 from the first lot, 80 from the second. Points are worth 100đ, so the
+/// points pay 20,000đ and the cash part of 130,000đ earns 13 points.
+fn paid_with_points() -> (
+    Programme,
+    MemberState,
+    patron_core::event::PurchaseRecord,
+    [patron_core::LotId; 2],
+) {
+    let programme = Programme::compile(
+        1,
+        definition(serde_json::json!({"point_value": 100, "rules": []})),
+    )
+    .unwrap();
+    let judge = Judge::new(&programme, zone());
+    let mut state = member(&programme);
+    judge
+        .adjust(&mut state, 120, "first", &id("A1"), at(0))
+        .unwrap();
+    judge
+        .adjust(&mut state, 150, "second", &id("A2"), at(10))
+        .unwrap();
+    let lots: Vec<_> = state.lots.iter().map(|lot| lot.id).collect();
+    let purchase = Purchase {
+        points_paid: Points(200),
+        ..buy(150_000)
+    };
+    let (outcome, record) = judge
+        .purchase(&mut state, &id("P"), &purchase, at(20))
+        .unwrap();
+    assert_eq!(
+        (outcome.points_spent, outcome.points_earned),
+        (Points(200), Points(13))
+    );
+    assert_eq!(record.points_paid(), Points(200));
+    assert_eq!(state.balance, Points(83));
+    (programme, state, record, [lots[0], lots[1]])
+}
+
+fn remaining(state: &MemberState, lot: patron_core::LotId) -> Points {
+    state
+        .lots
+        .iter()
+        .find(|candidate| candidate.id == lot)
+        .map(|lot| lot.remaining)
+        .unwrap_or(Points::ZERO)
+}
+
+#[test]
+fn refunding_the_whole_bill_paid_partly_with_points_gives_the_points_back_to_their_lots() {
+    let (programme, mut state, mut record, [first, second]) = paid_with_points();
+    let expiries: Vec<_> = state.lots.iter().map(|lot| lot.expires_at).collect();
+    let judge = Judge::new(&programme, zone());
+    let outcome = judge
+        .refund(&mut state, &mut record, &id("R"), Money(150_000), at(21))
+        .unwrap();
+    assert_eq!(outcome.points_returned, Points(200));
+    assert_eq!(outcome.points_taken_back, Points(13));
+    assert_eq!(state.balance, Points(270));
+    assert_eq!(remaining(&state, first), Points(120));
+    assert_eq!(remaining(&state, second), Points(150));
+    let after: Vec<_> = state
+        .lots
+        .iter()
+        .filter(|lot| lot.id == first || lot.id == second)
+        .map(|lot| lot.expires_at)
+        .collect();
+    assert_eq!(after, expiries[..2].to_vec(), "original expiry kept");
+    assert_eq!(state.lifetime_spend, Money(0));
+    assert!(state.is_consistent());
+    let kinds: Vec<_> = outcome
+        .transactions
+        .iter()
+        .map(|transaction| transaction.kind.as_str())
+        .collect();
+    assert_eq!(kinds, vec!["payment_return", "clawback"]);
+    assert!(outcome.transactions.iter().all(|t| t.is_balanced()));
+}
+
+#[test]
+fn refunding_the_cash_part_gives_back_its_share_of_the_points_paid() {
+    let (programme, mut state, mut record, _) = paid_with_points();
+    let judge = Judge::new(&programme, zone());
+    let outcome = judge
+        .refund(&mut state, &mut record, &id("R"), Money(130_000), at(21))
+        .unwrap();
+    // floor(200 × 130,000 / 150,000) = 173 back; floor(13 × 130,000 / 150,000) = 11 taken.
+    assert_eq!(outcome.points_returned, Points(173));
+    assert_eq!(outcome.points_taken_back, Points(11));
+    assert_eq!(state.balance, Points(83 + 173 - 11));
+    // The rest of the bill reverses exactly what is left.
+    let rest = judge
+        .refund(&mut state, &mut record, &id("R2"), Money(20_000), at(22))
+        .unwrap();
+    assert_eq!(
+        (rest.points_returned, rest.points_taken_back),
+        (Points(27), Points(2))
+    );
+    assert_eq!(state.balance, Points(270));
+}
+
+#[test]
+fn partial_refunds_of_a_bill_paid_with_points_round_down_on_the_running_total() {
+    let (programme, mut state, mut record, [first, second]) = paid_with_points();
+    let judge = Judge::new(&programme, zone());
+    let mut seen = Vec::new();
+    for refund in ["R1", "R2", "R3"] {
+        let outcome = judge
+            .refund(&mut state, &mut record, &id(refund), Money(50_000), at(21))
+            .unwrap();
+        seen.push((
+            outcome.points_returned.0,
+            outcome.points_taken_back.0,
+            remaining(&state, first).0,
+            remaining(&state, second).0,
+        ));
+    }
+    // Returned 66, 133, 200 in total; taken back 4, 8, 13. The lot spent last fills first.
+    assert_eq!(
+        seen,
+        vec![(66, 4, 0, 136), (67, 4, 53, 150), (67, 5, 120, 150)]
+    );
+    assert_eq!(state.balance, Points(270));
+    assert_eq!(
+        judge
+            .refund(&mut state, &mut record, &id("R4"), Money(1), at(21))
+            .unwrap_err(),
+        Rejection::RefundExceedsPurchase {
+            refundable: Money(0)
+        }
+    );
+}
+
+#[test]
+fn a_void_reverses_what_is_left_and_closes_the_purchase() {
+    let (programme, mut state, mut record, _) = paid_with_points();
+    let judge = Judge::new(&programme, zone());
+    assert_eq!(state.order_count, 1);
+    judge
+        .refund(&mut state, &mut record, &id("R1"), Money(50_000), at(21))
+        .unwrap();
+    let outcome = judge
+        .void(&mut state, &mut record, &id("V"), at(22))
+        .unwrap();
+    assert_eq!(
+        (outcome.points_returned, outcome.points_taken_back),
+        (Points(134), Points(9))
+    );
+    assert!(record.voided);
+    assert_eq!(state.balance, Points(270));
+    assert_eq!(state.order_count, 0);
+    assert_eq!(state.lifetime_spend, Money(0));
+    assert_eq!(
+        judge
+            .refund(&mut state, &mut record, &id("R2"), Money(1), at(23))
+            .unwrap_err(),
+        Rejection::PurchaseVoided
+    );
+    assert_eq!(
+        judge
+            .void(&mut state, &mut record, &id("V2"), at(23))
+            .unwrap_err(),
+        Rejection::PurchaseVoided
+    );
+}
+
+#[test]
+fn welcome_points_wait_for_the_return_window() {
+    let programme = Programme::compile(1, definition(serde_json::json!({}))).unwrap();
+    let judge = Judge::new(&programme, zone());
+    let mut state = member(&programme);
+    let outcome = judge.engagement(&mut state, &id("S"), "sign_up", at(0));
+    assert_eq!(outcome.points_earned, Points(50));
+    assert_eq!(state.lots.pending(at(0)), Points(50));
+    let spend_at_once = Purchase {
+        points_paid: Points(50),
+        ..buy(100_000)
+    };
+    assert_eq!(
+        judge
+            .purchase(&mut state, &id("P"), &spend_at_once, at(0))
+            .unwrap_err(),
+        Rejection::InsufficientPoints {
+            available: Points(0),
+            needed: Points(50),
+            field: "points_paid"
+        }
+    );
+    assert_eq!(state.lots.available(at(7)), Points(50));
+    // A programme without a return window gives them at once.
+    let at_once =
+        Programme::compile(1, definition(serde_json::json!({"return_window_days": 0}))).unwrap();
+    let judge = Judge::new(&at_once, zone());
+    let mut state = member(&at_once);
+    judge.engagement(&mut state, &id("S"), "sign_up", at(0));
+    assert_eq!(state.lots.available(at(0)), Points(50));
+}

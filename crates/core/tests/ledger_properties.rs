@@ -1,5 +1,5 @@
-//! Property tests: random sequences of purchases, partial refunds, engagement, redemptions,
-//! voucher use, cancellation and expiry, with clock jumps past maturity and expiry, must keep
+//! Property tests: random sequences of purchases (often partly paid with points), partial
+//! refunds, voids, engagement, redemptions, voucher use, cancellation and expiry, with clock jumps past maturity and expiry, must keep
 //! the ledger's invariants after every step.
 
 use chrono::{Duration, TimeZone, Utc};
@@ -46,6 +46,9 @@ enum Step {
         purchase: usize,
         percent: i64,
     },
+    Void {
+        purchase: usize,
+    },
     Review,
     Redeem {
         cost: i64,
@@ -67,6 +70,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (1i64..=200, 0i64..=3, prop_oneof![Just(0i64), 1i64..=100])
             .prop_map(|(thousands, cakes, pay_percent)| Step::Purchase { amount: thousands * 10_000, cakes, pay_percent }),
         2 => (0usize..16, 1i64..=100).prop_map(|(purchase, percent)| Step::Refund { purchase, percent }),
+        1 => (0usize..16).prop_map(|purchase| Step::Void { purchase }),
         1 => Just(Step::Review),
         2 => (0i64..=150).prop_map(|cost| Step::Redeem { cost }),
         1 => (0usize..8).prop_map(|voucher| Step::UseVoucher { voucher }),
@@ -172,18 +176,34 @@ impl World {
             }
             Step::Refund { purchase, percent } => {
                 if let Some(record) = self.purchases.get_mut(*purchase) {
-                    let refundable = record.eligible_amount - record.refunded_amount;
+                    let refundable = record.refundable();
                     let amount = Money((refundable.0 * percent / 100).max(1));
                     match judge.refund(&mut self.member, record, &id, amount, now) {
                         Ok(outcome) => {
                             self.refunds_seen = true;
-                            self.model_balance -= outcome.points_taken_back.0;
+                            self.model_balance +=
+                                outcome.points_returned.0 - outcome.points_taken_back.0;
                             self.transactions.extend(outcome.transactions);
                         }
-                        Err(_) => assert!(amount > refundable || refundable.0 == 0),
+                        Err(_) => assert!(amount > refundable || record.voided),
                     }
-                    assert!(record.points_taken_back <= record.points_earned);
-                    assert!(record.refunded_amount <= record.eligible_amount);
+                    check_record(record);
+                }
+            }
+            Step::Void { purchase } => {
+                if let Some(record) = self.purchases.get_mut(*purchase) {
+                    let was_voided = record.voided;
+                    match judge.void(&mut self.member, record, &id, now) {
+                        Ok(outcome) => {
+                            assert!(!was_voided);
+                            self.refunds_seen = true;
+                            self.model_balance +=
+                                outcome.points_returned.0 - outcome.points_taken_back.0;
+                            self.transactions.extend(outcome.transactions);
+                        }
+                        Err(_) => assert!(was_voided),
+                    }
+                    check_record(record);
                 }
             }
             Step::Review => {
@@ -312,6 +332,37 @@ impl World {
             outstanding, outstanding_entries,
             "vouchers outstanding match their account"
         );
+        let paid_not_returned: i64 = self
+            .purchases
+            .iter()
+            .map(|record| record.points_paid().0 - record.points_returned.0)
+            .sum();
+        let payments_account: i64 = self
+            .transactions
+            .iter()
+            .flat_map(|transaction| &transaction.entries)
+            .filter(|entry| entry.account == Account::Payments)
+            .map(|entry| entry.amount)
+            .sum();
+        assert_eq!(
+            paid_not_returned, payments_account,
+            "points paid and not given back match the payments account"
+        );
+    }
+}
+
+/// What refunds and voids may have done to one purchase: never more than one full refund, and
+/// a purchase refunded in full (or voided) has given back exactly what it was paid and earned.
+fn check_record(record: &PurchaseRecord) {
+    assert!(record.refunded_amount <= record.amount);
+    assert!(record.points_taken_back <= record.points_earned);
+    assert!(record.points_returned <= record.points_paid());
+    if record.refunded_amount == record.amount {
+        assert_eq!(record.points_returned, record.points_paid());
+        assert_eq!(record.points_taken_back, record.points_earned);
+    }
+    if record.voided {
+        assert_eq!(record.refunded_amount, record.amount);
     }
 }
 

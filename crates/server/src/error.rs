@@ -112,9 +112,11 @@ impl From<StoreError> for ApiError {
 impl From<EventError> for ApiError {
     fn from(error: EventError) -> ApiError {
         let status = match &error {
-            EventError::Rejected(_) | EventError::UnknownStore | EventError::NoProgramme => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            EventError::Rejected(_)
+            | EventError::UnknownStore
+            | EventError::NoProgramme
+            | EventError::AmountAboveMaximum { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            EventError::OtherStore { .. } => StatusCode::FORBIDDEN,
             EventError::ExistsWithDifferentBody
             | EventError::PhoneTaken
             | EventError::MemberQuarantined => StatusCode::CONFLICT,

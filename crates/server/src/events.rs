@@ -1,5 +1,6 @@
-//! `POST /v1/events` and `POST /v1/events/batch`: purchases, refunds, engagement, redemptions,
-//! voucher use and cancellation, adjustments and enrolment, each with the sender's id.
+//! `POST /v1/events` and `POST /v1/events/batch`: purchases, refunds, voids, engagement,
+//! redemptions, voucher use and cancellation, adjustments and enrolment, each with the sender's
+//! id.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_redemption))
         .routes(routes!(post_voucher_use))
         .routes(routes!(post_voucher_cancel))
+        .routes(routes!(get_purchase_limits, put_purchase_limits))
 }
 
 /// How far in the future an event's `occurred_at` may be (clock skew of a till).
@@ -95,8 +97,10 @@ pub struct EventRequest {
     /// The sender's id for the event (a receipt number): at most 128 printable ASCII
     /// characters. A retry with the same id and body returns the first answer.
     pub id: String,
-    /// purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment,
-    /// enrol or tier_hold.
+    /// purchase, refund, void, engagement, redemption, voucher_use, voucher_cancel,
+    /// adjustment, enrol or tier_hold. A `refund`'s `amount` is part of the original bill
+    /// total (the part paid with points included); a `void` (a manager's) reverses all that is
+    /// left of the original purchase.
     #[serde(rename = "type")]
     pub kind: String,
     pub occurred_at: Option<String>,
@@ -292,6 +296,7 @@ fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
             "profile",
         ],
         "refund" => &["original_id", "amount"],
+        "void" => &["original_id"],
         "engagement" => &["member", "engagement"],
         "redemption" => &["member", "reward_id"],
         "voucher_use" => &["code", "store"],
@@ -339,8 +344,8 @@ pub fn parse_event(
     let allowed = allowed_fields(&kind_name).ok_or_else(|| {
         ApiError::invalid(
             "type",
-            "must be one of purchase, refund, engagement, redemption, voucher_use, voucher_cancel, adjustment, enrol, \
-             tier_hold",
+            "must be one of purchase, refund, void, engagement, redemption, voucher_use, voucher_cancel, adjustment, \
+             enrol, tier_hold",
         )
     })?;
     if let Some(extra) = present_fields(&request)
@@ -374,6 +379,13 @@ pub fn parse_event(
                 original: EventId::parse(&original)
                     .map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
                 amount: Money(amount),
+            }
+        }
+        "void" => {
+            let original = required(request.original_id.take(), "original_id", "void")?;
+            IncomingKind::Void {
+                original: EventId::parse(&original)
+                    .map_err(|error| ApiError::invalid("original_id", error.to_string()))?,
             }
         }
         "engagement" => {
@@ -457,6 +469,8 @@ pub fn parse_event(
         occurred_at,
         body_hash,
         kind,
+        actor: None,
+        store_scope: None,
     })
 }
 
@@ -489,9 +503,11 @@ pub fn parse_page_event(
     parse_event(tenant_id, request, hash, now)
 }
 
-/// Parses an event sent by `caller` and checks they may send it: adjustments and tier holds
-/// need the right to manage members (and name the caller in the audit log); a till's key may
-/// only send its own store's sales.
+/// Parses an event sent by `caller` and checks they may send it: adjustments, tier holds and
+/// voids need the right to manage members (a manager's or owner's; a cashier may refund but
+/// not void); a till's key may only send its own store's sales, and may refund or void only
+/// those and use or cancel only vouchers its store takes (checked by the journal). The event
+/// names the caller as its actor.
 fn parse_value(
     caller: &Caller,
     value: serde_json::Value,
@@ -505,9 +521,13 @@ fn parse_value(
             caller.require(Permission::ManageMembers)?;
             *actor = Some(caller.actor().0.clone());
         }
-        IncomingKind::TierHold { .. } => caller.require(Permission::ManageMembers)?,
+        IncomingKind::TierHold { .. } | IncomingKind::Void { .. } => {
+            caller.require(Permission::ManageMembers)?
+        }
         _ => caller.require(Permission::RecordEvents)?,
     }
+    event.actor = Some(caller.actor().0.clone());
+    event.store_scope = caller.0.store_code.clone();
     if let Some(own) = &caller.0.store_code {
         let named = match &event.kind {
             IncomingKind::Purchase { purchase, .. } => Some(purchase.store.as_deref()),
@@ -744,4 +764,63 @@ pub async fn post_value(
 ) -> Result<Json<EventResult>, ApiError> {
     let event = parse_value(&caller, value, chrono::Utc::now())?;
     Ok(Json(state.journal.submit(event).await?))
+}
+
+/// A tenant's limits on one purchase, in minor units of its currency.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseLimits {
+    /// Largest amount of one purchase: above it the purchase is refused with 422
+    /// `amount_above_maximum` (field `amount`). 1 to `AMOUNT_MAX`.
+    pub maximum: i64,
+    /// Amount above which the till asks the cashier to confirm. 1 to `maximum`.
+    pub confirm: i64,
+}
+
+/// The tenant's purchase limits (by default 1,000,000,000 and 20,000,000).
+#[utoipa::path(get, path = "/v1/settings/purchase-limits", tag = "events",
+    responses((status = 200, body = PurchaseLimits), (status = 401, body = ErrorBody)))]
+async fn get_purchase_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PurchaseLimits>, ApiError> {
+    caller.require(Permission::Read)?;
+    let settings = state.store.tenant(caller.0.tenant_id).await?;
+    Ok(Json(PurchaseLimits {
+        maximum: settings.purchase_amount_max,
+        confirm: settings.purchase_amount_confirm,
+    }))
+}
+
+/// Sets the tenant's purchase limits (an owner's change, audited).
+#[utoipa::path(put, path = "/v1/settings/purchase-limits", tag = "events",
+    request_body = PurchaseLimits,
+    responses((status = 200, body = PurchaseLimits), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn put_purchase_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<PurchaseLimits>, ApiError> {
+    caller.require(Permission::Administer)?;
+    let limits: PurchaseLimits = parse_json(body_json(&body)?)?;
+    if !(1..=AMOUNT_MAX).contains(&limits.maximum) {
+        return Err(ApiError::invalid(
+            "maximum",
+            format!("must be 1 to {AMOUNT_MAX}"),
+        ));
+    }
+    if !(1..=limits.maximum).contains(&limits.confirm) {
+        return Err(ApiError::invalid("confirm", "must be 1 to `maximum`"));
+    }
+    state
+        .store
+        .set_purchase_limits(
+            caller.0.tenant_id,
+            caller.actor(),
+            limits.maximum,
+            limits.confirm,
+        )
+        .await?;
+    Ok(Json(limits))
 }

@@ -430,7 +430,15 @@ async fn members_search_update_and_adjust(postgres: bool) {
     assert!(cafe.store.check_ledger().await.unwrap().is_sound());
 
     // Limits at their edges: the largest amount and quantity are judged; one more is refused.
+    // (The tenant first raises its own largest purchase, 1,000,000,000 by default, to the API's.)
     let max = patron_server::AMOUNT_MAX;
+    let (status, body) = admin
+        .put(
+            "/v1/settings/purchase-limits",
+            json!({"maximum": max, "confirm": max}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let mut sale = purchase("edge-1", "0914000099", max);
     sale["items"] =
         json!([{"category": "cake", "quantity": patron_server::QUANTITY_MAX, "amount": max}]);

@@ -172,7 +172,9 @@ impl Store {
         {
             return Ok(Arc::clone(settings));
         }
-        let row = sqlx::query("SELECT name, currency, time_zone FROM tenants WHERE id = $1")
+        let row = sqlx::query(
+            "SELECT name, currency, time_zone, purchase_amount_max, purchase_amount_confirm FROM tenants WHERE id = $1",
+        )
             .bind(tenant_id.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -216,6 +218,12 @@ impl Store {
             programmes,
             stores,
             webhook_topics,
+            purchase_amount_max: row
+                .get::<Option<i64>, _>(3)
+                .unwrap_or(crate::PURCHASE_AMOUNT_MAX_DEFAULT),
+            purchase_amount_confirm: row
+                .get::<Option<i64>, _>(4)
+                .unwrap_or(crate::PURCHASE_AMOUNT_CONFIRM_DEFAULT),
         });
         self.tenants
             .write()
@@ -230,6 +238,42 @@ impl Store {
             .write()
             .expect("tenant cache lock")
             .remove(&tenant_id);
+    }
+
+    /// Sets the tenant's largest purchase and the amount above which the till asks to confirm
+    /// (the caller checks `confirm ≤ maximum`), with its audit record.
+    pub async fn set_purchase_limits(
+        &self,
+        tenant_id: TenantId,
+        actor: &crate::audit::Actor,
+        maximum: i64,
+        confirm: i64,
+    ) -> Result<(), StoreError> {
+        let before = self.tenant(tenant_id).await?;
+        let mut db = crate::sql::Db::begin(&self.pool, None).await?;
+        db.execute(
+            "UPDATE tenants SET purchase_amount_max = $1, purchase_amount_confirm = $2 WHERE id = $3",
+            vec![maximum.into(), confirm.into(), tenant_id.to_string().into()],
+        )
+        .await?;
+        db.execute(
+            crate::audit::INSERT,
+            crate::audit::change_values(&crate::audit::Change {
+                tenant_id,
+                actor,
+                action: "tenant.purchase_limits",
+                subject: format!("tenant:{tenant_id}"),
+                before: Some(serde_json::json!({
+                    "maximum": before.purchase_amount_max,
+                    "confirm": before.purchase_amount_confirm,
+                })),
+                after: Some(serde_json::json!({"maximum": maximum, "confirm": confirm})),
+            }),
+        )
+        .await?;
+        db.commit().await?;
+        self.forget_tenant(tenant_id);
+        Ok(())
     }
 
     /// Publishes a new programme version in force from `effective_from`. Returns its number.

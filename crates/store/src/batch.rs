@@ -49,6 +49,8 @@ struct Loaded {
 /// A purchase record loaded or made in this batch.
 struct PurchaseEntry {
     record: PurchaseRecord,
+    /// The store the purchase named.
+    store: Option<String>,
     is_new: bool,
     changed: bool,
 }
@@ -86,6 +88,8 @@ struct EventRow {
     result: String,
     /// The store a purchase or voucher use names, for figures per store.
     store_code: Option<String>,
+    /// Who sent it.
+    actor: Option<String>,
 }
 
 /// Everything the batch reads and changes.
@@ -169,6 +173,7 @@ pub(crate) async fn process(
                         IncomingKind::VoucherUse { store, .. } => store.clone(),
                         _ => None,
                     },
+                    actor: event.actor.clone(),
                 });
             }
         }
@@ -212,7 +217,7 @@ fn is_quarantined(world: &World, event: &IncomingEvent) -> bool {
         | IncomingKind::Adjustment { member, .. }
         | IncomingKind::TierHold { member, .. } => member_of(world, tenant_id, member),
         IncomingKind::Enrol { phone, .. } => world.phones.get(&(tenant_id, phone.clone())).copied(),
-        IncomingKind::Refund { original, .. } => world
+        IncomingKind::Refund { original, .. } | IncomingKind::Void { original } => world
             .purchases
             .get(&(tenant_id, original.clone()))
             .map(|entry| entry.record.member_id),
@@ -233,6 +238,8 @@ struct Context<'a> {
     tenant_id: TenantId,
     event_id: &'a EventId,
     at: Timestamp,
+    /// The sender's own store, when it is a till's key.
+    store_scope: Option<&'a str>,
 }
 
 /// Whom an event concerned and what it did.
@@ -271,6 +278,7 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
         tenant_id: event.tenant_id,
         event_id: &event.id,
         at: event.occurred_at,
+        store_scope: event.store_scope.as_deref(),
     };
     let judged = match &event.kind {
         IncomingKind::Purchase {
@@ -279,8 +287,9 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
             profile,
         } => judge_purchase(world, &context, member, purchase, profile.as_ref())?,
         IncomingKind::Refund { original, amount } => {
-            judge_refund(world, &context, original, *amount)?
+            judge_refund(world, &context, original, Some(*amount))?
         }
+        IncomingKind::Void { original } => judge_refund(world, &context, original, None)?,
         IncomingKind::Engagement { member, kind } => {
             let (member_id, state) = known_member(world, &context, member)?;
             Judged::of(
@@ -377,6 +386,10 @@ fn judge_purchase(
     profile: Option<&Profile>,
 ) -> Result<Judged, EventError> {
     check_store(context, purchase.store.as_deref())?;
+    let maximum = context.settings.purchase_amount_max;
+    if purchase.amount.0 > maximum {
+        return Err(EventError::AmountAboveMaximum { maximum });
+    }
     let (member_id, created) = match (member_of(world, context.tenant_id, member), member) {
         (Some(id), _) => (id, false),
         (None, MemberRef::Phone(phone)) => {
@@ -394,6 +407,7 @@ fn judge_purchase(
         (context.tenant_id, context.event_id.clone()),
         PurchaseEntry {
             record,
+            store: purchase.store.clone(),
             is_new: true,
             changed: false,
         },
@@ -405,33 +419,58 @@ fn judge_purchase(
     })
 }
 
+/// A refund of `amount` of the original purchase, or (`None`) a void of all that is left.
+/// A till's key may only refund or void its own store's sales.
 fn judge_refund(
     world: &mut World,
     context: &Context<'_>,
     original: &EventId,
-    amount: Money,
+    amount: Option<Money>,
 ) -> Result<Judged, EventError> {
     let entry = world
         .purchases
         .get_mut(&(context.tenant_id, original.clone()))
         .ok_or(EventError::OriginalNotFound)?;
+    if let Some(own) = context.store_scope {
+        if entry.store.as_deref() != Some(own) {
+            return Err(EventError::OtherStore {
+                field: "original_id",
+            });
+        }
+    }
     let member_id = entry.record.member_id;
     let loaded = world
         .members
         .get_mut(&member_id)
         .ok_or(EventError::MemberNotFound)?;
-    let outcome = context
-        .judge
-        .refund(
+    let outcome = match amount {
+        Some(amount) => context.judge.refund(
             &mut loaded.state,
             &mut entry.record,
             context.event_id,
             amount,
             context.at,
-        )
-        .map_err(EventError::Rejected)?;
+        ),
+        None => context.judge.void(
+            &mut loaded.state,
+            &mut entry.record,
+            context.event_id,
+            context.at,
+        ),
+    }
+    .map_err(EventError::Rejected)?;
     entry.changed = true;
     Ok(Judged::of(member_id, outcome))
+}
+
+/// A till's key may only use or cancel vouchers its store takes.
+fn check_voucher_scope(context: &Context<'_>, reward: &Reward) -> Result<(), EventError> {
+    match context.store_scope {
+        Some(own) if !reward.is_usable_at(Some(own)) => {
+            Err(EventError::OtherStore { field: "code" })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Enrols by phone, or answers with the member who already has it.
@@ -522,6 +561,7 @@ fn judge_voucher_use(
         .get(&entry.voucher.reward_id)
         .ok_or(EventError::RewardNotFound)?
         .reward;
+    check_voucher_scope(context, reward)?;
     let mut outcome = context
         .judge
         .use_voucher(
@@ -552,6 +592,7 @@ fn judge_voucher_cancel(
         .rewards
         .get_mut(&entry.voucher.reward_id)
         .ok_or(EventError::RewardNotFound)?;
+    check_voucher_scope(context, &reward_entry.reward)?;
     let loaded = world
         .members
         .get_mut(&member_id)
@@ -626,7 +667,11 @@ fn record_outcome(
         }
         None => (0, 0, 0, None),
     };
-    for transaction in outcome.transactions {
+    for mut transaction in outcome.transactions {
+        // Who sent the event, in each transaction's reason, so a member's history names them.
+        if let (Some(actor), Some(reason)) = (&event.actor, transaction.reason.as_object_mut()) {
+            reason.insert("actor".into(), actor.as_str().into());
+        }
         world.writes.transactions.push((
             event.tenant_id,
             event.id.as_str().to_owned(),
@@ -671,6 +716,7 @@ fn record_outcome(
         points_earned: outcome.points_earned.0,
         points_spent: outcome.points_spent.0,
         points_taken_back: outcome.points_taken_back.0,
+        points_returned: outcome.points_returned.0,
         balance,
         available,
         pending,
@@ -724,10 +770,12 @@ async fn load(
             .or_default()
             .push(event.id.as_str().to_owned());
         match &event.kind {
-            IncomingKind::Refund { original, .. } => originals_by_tenant
-                .entry(event.tenant_id)
-                .or_default()
-                .push(original.as_str().to_owned()),
+            IncomingKind::Refund { original, .. } | IncomingKind::Void { original } => {
+                originals_by_tenant
+                    .entry(event.tenant_id)
+                    .or_default()
+                    .push(original.as_str().to_owned())
+            }
             IncomingKind::VoucherUse { code, .. } | IncomingKind::VoucherCancel { code } => {
                 codes.push(code.clone())
             }
@@ -738,10 +786,11 @@ async fn load(
     for (tenant_id, keys) in &keys_by_tenant {
         load_existing(db, world, *tenant_id, keys).await?;
     }
+    let mut restore_lots = Vec::new();
     for (tenant_id, originals) in &originals_by_tenant {
-        load_purchases(db, world, *tenant_id, originals).await?;
+        restore_lots.extend(load_purchases(db, world, *tenant_id, originals).await?);
     }
-    let restore_lots = load_vouchers(db, world, &codes).await?;
+    restore_lots.extend(load_vouchers(db, world, &codes).await?);
     reward_ids.extend(
         world
             .vouchers
@@ -885,7 +934,7 @@ async fn lock_rows(
                 .entry(tenant_id)
                 .or_default()
                 .push(phone.as_str().into()),
-            IncomingKind::Refund { original, .. } => originals
+            IncomingKind::Refund { original, .. } | IncomingKind::Void { original } => originals
                 .entry(tenant_id)
                 .or_default()
                 .push(original.as_str().into()),
@@ -994,23 +1043,27 @@ async fn load_existing(
     Ok(())
 }
 
+/// Loads the purchases refunds and voids name, with the lots their points were paid from;
+/// returns those lots' ids (they may be emptied, and must be loaded to be refilled).
 async fn load_purchases(
     db: &mut Db<'_>,
     world: &mut World,
     tenant_id: TenantId,
     originals: &[String],
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let backend = db.backend();
+    let mut lots = Vec::new();
     for chunk in originals.chunks(IN_LIST_MAX) {
         let sql = format!(
             "SELECT event_id, kind, member_id, amount, eligible_amount, points_earned, lot_id, refunded_amount, \
-             points_taken_back, month, occurred_at FROM events WHERE tenant_id = {} AND event_id IN ({})",
+             points_taken_back, month, occurred_at, store_code, points_returned, voided_at FROM events \
+             WHERE tenant_id = {} AND event_id IN ({})",
             placeholders(backend, 1, 1),
             placeholders(backend, 2, chunk.len())
         );
         let mut values = vec![Bind::from(tenant_id.to_string())];
         values.extend(chunk.iter().map(|key| Bind::from(key.as_str())));
-        for row in db.fetch(&sql, values).await? {
+        for row in db.fetch(&sql, values.clone()).await? {
             let kind = row.text(1);
             if kind != "purchase" {
                 continue;
@@ -1027,6 +1080,9 @@ async fn load_purchases(
                 lot_id: row.opt_text(6).map(|id| parse_lot_id(&id)).transpose()?,
                 refunded_amount: Money(row.int(7)),
                 points_taken_back: Points(row.int(8)),
+                payment: Vec::new(),
+                points_returned: Points(row.opt_int(12).unwrap_or(0)),
+                voided: row.opt_int(13).is_some(),
                 month: row.int(9) as i32,
                 occurred_at: from_micros(row.int(10)),
             };
@@ -1034,13 +1090,39 @@ async fn load_purchases(
                 (tenant_id, event_id),
                 PurchaseEntry {
                     record,
+                    store: row.opt_text(11),
                     is_new: false,
                     changed: false,
                 },
             );
         }
+        // The payment's allocations in the order they were spent (expiring first, then the
+        // oldest), the order `Lots::spend` took them in.
+        let sql = format!(
+            "SELECT t.event_id, a.lot_id, a.points FROM lot_allocations a \
+             JOIN ledger_transactions t ON t.id = a.transaction_id JOIN lots l ON l.id = a.lot_id \
+             WHERE t.tenant_id = {} AND t.kind = 'payment' AND t.event_id IN ({}) \
+             ORDER BY t.event_id, CASE WHEN l.expires_at IS NULL THEN 1 ELSE 0 END, l.expires_at, \
+             l.created_at, l.id",
+            placeholders(backend, 1, 1),
+            placeholders(backend, 2, chunk.len())
+        );
+        for row in db.fetch(&sql, values).await? {
+            let id = row.text(0);
+            let event_id =
+                EventId::parse(&id).map_err(|_| StoreError::Corrupt(format!("event id {id}")))?;
+            let lot = row.text(1);
+            let allocation = Allocation {
+                lot_id: parse_lot_id(&lot)?,
+                points: Points(row.int(2)),
+            };
+            if let Some(entry) = world.purchases.get_mut(&(tenant_id, event_id)) {
+                entry.record.payment.push(allocation);
+                lots.push(lot);
+            }
+        }
     }
-    Ok(())
+    Ok(lots)
 }
 
 /// Loads vouchers by code; returns the lots their cancellation may need to restore.
@@ -1250,7 +1332,7 @@ pub(crate) fn lot_from_row(row: &DbRow) -> Result<(MemberId, Lot), StoreError> {
 }
 
 /// Loads open lots and monthly totals of every loaded member, and the (possibly emptied) lots
-/// that cancelled vouchers return points to.
+/// that cancelled vouchers and refunded payments return points to.
 async fn load_member_details(
     db: &mut Db<'_>,
     world: &mut World,
@@ -1527,7 +1609,7 @@ async fn write_events(
     recorded_at: i64,
 ) -> Result<(), StoreError> {
     let backend = db.backend();
-    let mut rows = Rows::new(16);
+    let mut rows = Rows::new(19);
     let mut outbox = Rows::new(crate::webhooks::OUTBOX_COLUMNS);
     for event in world.writes.events.drain(..) {
         if let Some(settings) = world.tenants.get(&event.tenant_id) {
@@ -1565,10 +1647,17 @@ async fn write_events(
             purchase.map(|record| record.refunded_amount.0).into(),
             purchase.map(|record| record.points_taken_back.0).into(),
             purchase.map(|record| record.month as i64).into(),
+            purchase.map(|record| record.points_returned.0).into(),
+            purchase
+                .filter(|record| record.voided)
+                .map(|_| recorded_at)
+                .into(),
+            event.actor.into(),
         ]);
     }
     db.execute_all(rows.statements(backend, "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
-             store_code, amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month)",
+             store_code, amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month, \
+             points_returned, voided_at, actor)",
             "",
         ),
     )
@@ -1578,10 +1667,17 @@ async fn write_events(
     for ((tenant_id, event_id), entry) in &world.purchases {
         if entry.changed && !entry.is_new {
             db.execute(
-                "UPDATE events SET refunded_amount = $1, points_taken_back = $2 WHERE tenant_id = $3 AND event_id = $4",
+                "UPDATE events SET refunded_amount = $1, points_taken_back = $2, points_returned = $3, \
+                 voided_at = COALESCE(voided_at, $4) WHERE tenant_id = $5 AND event_id = $6",
                 vec![
                     entry.record.refunded_amount.0.into(),
                     entry.record.points_taken_back.0.into(),
+                    entry.record.points_returned.0.into(),
+                    entry
+                        .record
+                        .voided
+                        .then_some(recorded_at)
+                        .into(),
                     tenant_id.to_string().into(),
                     event_id.as_str().into(),
                 ],

@@ -88,6 +88,10 @@ pub enum EventError {
     VoucherNotFound,
     #[error("store is not one of the tenant's stores")]
     UnknownStore,
+    #[error("the amount is more than the tenant's largest purchase ({maximum})")]
+    AmountAboveMaximum { maximum: i64 },
+    #[error("this key may only act on its own store's sales and vouchers")]
+    OtherStore { field: &'static str },
     #[error("tenant not found")]
     TenantNotFound,
     #[error("the tenant has no published programme")]
@@ -114,6 +118,8 @@ impl EventError {
             EventError::RewardNotFound => "reward_not_found",
             EventError::VoucherNotFound => "voucher_not_found",
             EventError::UnknownStore => "unknown_store",
+            EventError::AmountAboveMaximum { .. } => "amount_above_maximum",
+            EventError::OtherStore { .. } => "other_store",
             EventError::TenantNotFound => "tenant_not_found",
             EventError::NoProgramme => "no_programme",
             EventError::PhoneTaken => "phone_taken",
@@ -135,6 +141,8 @@ impl EventError {
             EventError::RewardNotFound => Some("reward_id"),
             EventError::VoucherNotFound => Some("code"),
             EventError::UnknownStore => Some("store"),
+            EventError::AmountAboveMaximum { .. } => Some("amount"),
+            EventError::OtherStore { field } => Some(field),
             _ => None,
         }
     }

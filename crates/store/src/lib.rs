@@ -78,7 +78,17 @@ pub struct TenantSettings {
     /// Topics the tenant's live webhook subscriptions want: the journal writes outbox rows
     /// only for these.
     pub webhook_topics: std::collections::HashSet<String>,
+    /// Largest amount of one purchase, in minor units: a purchase above it is refused
+    /// (`amount_above_maximum`).
+    pub purchase_amount_max: i64,
+    /// Amount above which the till asks the cashier to confirm the purchase.
+    pub purchase_amount_confirm: i64,
 }
+
+/// A tenant's largest purchase unless it sets its own: 1,000,000,000 (a billion đồng).
+pub const PURCHASE_AMOUNT_MAX_DEFAULT: i64 = 1_000_000_000;
+/// Amount above which the till asks to confirm, unless the tenant sets its own: 20,000,000.
+pub const PURCHASE_AMOUNT_CONFIRM_DEFAULT: i64 = 20_000_000;
 
 impl TenantSettings {
     /// The programme version in force at `at`: the latest whose `effective_from` is not after it.

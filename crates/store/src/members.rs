@@ -542,3 +542,50 @@ pub struct MergeRequest {
     pub source: MemberId,
     pub actor: Actor,
 }
+
+/// Where a purchase stands after its refunds, for the admin's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseState {
+    /// The bill total, the part paid with points included.
+    pub amount: i64,
+    pub refunded_amount: i64,
+    pub voided: bool,
+}
+
+/// Most event ids asked about at once (a page of history names at most this many).
+pub const PURCHASE_STATES_MAX: usize = 200;
+
+impl Store {
+    /// Which of `event_ids` are the tenant's purchases, and how much of each was refunded or
+    /// whether it was voided. Ids past `PURCHASE_STATES_MAX` are not looked at.
+    pub async fn purchase_states(
+        &self,
+        tenant_id: TenantId,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, PurchaseState>, StoreError> {
+        let event_ids = &event_ids[..event_ids.len().min(PURCHASE_STATES_MAX)];
+        let mut states = std::collections::HashMap::new();
+        if event_ids.is_empty() {
+            return Ok(states);
+        }
+        let sql = format!(
+            "SELECT event_id, amount, refunded_amount, voided_at FROM events \
+             WHERE tenant_id = {} AND kind = 'purchase' AND event_id IN ({})",
+            crate::sql::placeholders(self.backend, 1, 1),
+            crate::sql::placeholders(self.backend, 2, event_ids.len())
+        );
+        let mut values = vec![Bind::from(tenant_id.to_string())];
+        values.extend(event_ids.iter().map(|id| Bind::from(id.as_str())));
+        for row in self.read(&sql, values).await? {
+            states.insert(
+                row.text(0),
+                PurchaseState {
+                    amount: row.opt_int(1).unwrap_or(0),
+                    refunded_amount: row.opt_int(2).unwrap_or(0),
+                    voided: row.opt_int(3).is_some(),
+                },
+            );
+        }
+        Ok(states)
+    }
+}

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "quarantine",
         include_str!("../migrations/0007_quarantine.sql"),
     ),
+    (
+        8,
+        "refunds_actor",
+        include_str!("../migrations/0008_refunds_actor.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns how many were applied.

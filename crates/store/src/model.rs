@@ -24,6 +24,12 @@ pub struct IncomingEvent {
     /// SHA-256 (hex) of the canonical body: the same id with another body is a conflict.
     pub body_hash: String,
     pub kind: IncomingKind,
+    /// Who sent it, as the audit log names them (`user:<id>`, `key:<id>`, `member:<id>`, `cli`);
+    /// stored with the event.
+    pub actor: Option<String>,
+    /// A till's store: the sender may refund or void only that store's purchases and use or
+    /// cancel only vouchers usable there.
+    pub store_scope: Option<String>,
 }
 
 /// What happened.
@@ -35,9 +41,15 @@ pub enum IncomingKind {
         purchase: Purchase,
         profile: Option<Profile>,
     },
+    /// A refund of `amount` of the original purchase's bill (the part paid with points
+    /// included).
     Refund {
         original: EventId,
         amount: patron_core::Money,
+    },
+    /// A manager's void of the original purchase: everything left of it is reversed.
+    Void {
+        original: EventId,
     },
     Engagement {
         member: MemberRef,
@@ -79,6 +91,7 @@ impl IncomingKind {
         match self {
             IncomingKind::Purchase { .. } => "purchase",
             IncomingKind::Refund { .. } => "refund",
+            IncomingKind::Void { .. } => "void",
             IncomingKind::Engagement { .. } => "engagement",
             IncomingKind::Redemption { .. } => "redemption",
             IncomingKind::VoucherUse { .. } => "voucher_use",
@@ -101,6 +114,9 @@ pub struct EventResult {
     pub points_earned: i64,
     pub points_spent: i64,
     pub points_taken_back: i64,
+    /// Points paid toward a bill that a refund or void gave back.
+    #[serde(default)]
+    pub points_returned: i64,
     /// The member's balance after the event (sum of their ledger entries).
     pub balance: i64,
     /// Spendable at the event's time.

@@ -83,7 +83,7 @@ impl PointsFlow {
     fn add(&mut self, kind: &str, net: i64) {
         match kind {
             "earn" => self.issued = self.issued.saturating_add(net),
-            "payment" | "redemption" | "voucher_cancel" => {
+            "payment" | "payment_return" | "redemption" | "voucher_cancel" => {
                 self.redeemed = self.redeemed.saturating_sub(net)
             }
             "expiry" => self.expired = self.expired.saturating_sub(net),

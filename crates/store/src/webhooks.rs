@@ -113,7 +113,7 @@ pub fn topics_of(kind: &str, result: &EventResult) -> Vec<&'static str> {
     match kind {
         "redemption" => topics.push("points.redeemed"),
         "adjustment" => topics.push("points.adjusted"),
-        "refund" => topics.push("points.refunded"),
+        "refund" | "void" => topics.push("points.refunded"),
         _ => {}
     }
     if result.tier_change.is_some() {

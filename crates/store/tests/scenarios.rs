@@ -4,9 +4,12 @@ mod common;
 
 use common::*;
 use patron_core::engine::Rejection;
-use patron_core::{EventId, MemberId, Money};
+use patron_core::reward::Reward;
+use patron_core::{EventId, MemberId, Money, Phone, Points, RewardId};
 use patron_store::admin::NewTenant;
+use patron_store::audit::Actor;
 use patron_store::jobs::JobKind;
+use patron_store::PURCHASE_AMOUNT_MAX_DEFAULT;
 use patron_store::{EventError, IncomingKind, MemberRef, Store};
 
 async fn sound(store: &Store) {
@@ -611,6 +614,322 @@ async fn tenants_do_not_see_each_other(store: Store) {
     sound(&store).await;
 }
 
+fn refund(id: &str, amount: i64) -> IncomingKind {
+    IncomingKind::Refund {
+        original: EventId::parse(id).unwrap(),
+        amount: Money(amount),
+    }
+}
+
+fn void(id: &str) -> IncomingKind {
+    IncomingKind::Void {
+        original: EventId::parse(id).unwrap(),
+    }
+}
+
+fn adjust(member: MemberRef, points: i64) -> IncomingKind {
+    IncomingKind::Adjustment {
+        member,
+        points,
+        reason: "test".into(),
+        actor: Some("user:test".into()),
+    }
+}
+
+/// The issue's till: a 150,000đ bill paid with 200 points (worth 100đ each here) is refunded in
+/// whole, in parts over several batches, and voided; points paid go back to their lots.
+async fn refunds_and_voids_give_back_points_paid(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let mut cheap_points = cafe_programme();
+    cheap_points.point_value = 100;
+    cafe.store
+        .publish_programme(cafe.tenant, cheap_points, day(-1))
+        .await
+        .unwrap();
+    let member = phone("0912000020");
+    cafe.journal
+        .submit(cafe.event(
+            "E",
+            day(0),
+            IncomingKind::Enrol {
+                phone: Phone::parse("0912000020").unwrap(),
+                profile: Default::default(),
+            },
+        ))
+        .await
+        .unwrap();
+    cafe.journal
+        .submit(cafe.event("A1", day(0), adjust(member.clone(), 120)))
+        .await
+        .unwrap();
+    cafe.journal
+        .submit(cafe.event("A2", day(1), adjust(member.clone(), 150)))
+        .await
+        .unwrap();
+    let paid = cafe
+        .journal
+        .submit(cafe.event("P", day(2), purchase(member.clone(), 150_000, 200)))
+        .await
+        .unwrap();
+    assert_eq!((paid.points_spent, paid.points_earned), (200, 13));
+    assert_eq!(paid.available, 70);
+    let whole = cafe
+        .journal
+        .submit(cafe.event("P-r", day(3), refund("P", 150_000)))
+        .await
+        .unwrap();
+    assert_eq!((whole.points_returned, whole.points_taken_back), (200, 13));
+    assert_eq!((whole.balance, whole.available), (320, 270));
+    sound(&cafe.store).await;
+
+    // Again, refunded in three batches of 50,000: 66 + 67 + 67 back, 4 + 4 + 5 taken.
+    cafe.journal
+        .submit(cafe.event("Q", day(4), purchase(member.clone(), 150_000, 200)))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for id in ["Q-1", "Q-2", "Q-3"] {
+        let answer = cafe
+            .journal
+            .submit(cafe.event(id, day(5), refund("Q", 50_000)))
+            .await
+            .unwrap();
+        seen.push((answer.points_returned, answer.points_taken_back));
+    }
+    assert_eq!(seen, vec![(66, 4), (67, 4), (67, 5)]);
+    let view = cafe
+        .store
+        .member(cafe.tenant, &member, day(5))
+        .await
+        .unwrap();
+    assert_eq!((view.balance, view.available), (320, 270));
+    assert_eq!(view.lifetime_spend, 0);
+    sound(&cafe.store).await;
+
+    // A void after a partial refund reverses the rest, once.
+    cafe.journal
+        .submit(cafe.event("V", day(6), purchase(member.clone(), 150_000, 200)))
+        .await
+        .unwrap();
+    cafe.journal
+        .submit(cafe.event("V-1", day(6), refund("V", 50_000)))
+        .await
+        .unwrap();
+    let voided = cafe
+        .journal
+        .submit(cafe.event("V-void", day(7), void("V")))
+        .await
+        .unwrap();
+    assert_eq!((voided.points_returned, voided.points_taken_back), (134, 9));
+    assert_eq!(voided.balance, 320);
+    let again = cafe
+        .journal
+        .submit(cafe.event("V-void", day(7), void("V")))
+        .await
+        .unwrap();
+    assert_eq!(again, voided, "the same void is answered the same");
+    assert_eq!(
+        cafe.journal
+            .submit(cafe.event("V-void-2", day(7), void("V")))
+            .await,
+        Err(EventError::Rejected(Rejection::PurchaseVoided))
+    );
+    assert_eq!(
+        cafe.journal
+            .submit(cafe.event("V-2", day(7), refund("V", 1)))
+            .await,
+        Err(EventError::Rejected(Rejection::PurchaseVoided))
+    );
+    let view = cafe
+        .store
+        .member(cafe.tenant, &member, day(7))
+        .await
+        .unwrap();
+    assert_eq!(view.order_count, 2);
+    let states = cafe
+        .store
+        .purchase_states(cafe.tenant, &["P".into(), "V".into(), "V-void".into()])
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 2, "only purchases: {states:?}");
+    assert_eq!(
+        (states["P"].refunded_amount, states["P"].voided),
+        (150_000, false)
+    );
+    assert_eq!(
+        (states["V"].refunded_amount, states["V"].voided),
+        (150_000, true)
+    );
+    sound(&cafe.store).await;
+}
+
+async fn welcome_points_cannot_pay_the_enrolling_bill(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let enrolled = cafe
+        .journal
+        .submit(cafe.event(
+            "E",
+            day(0),
+            IncomingKind::Enrol {
+                phone: Phone::parse("0912000021").unwrap(),
+                profile: Default::default(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (enrolled.points_earned, enrolled.pending, enrolled.available),
+        (50, 50, 0)
+    );
+    let spend = cafe
+        .journal
+        .submit(cafe.event("P", day(0), purchase(phone("0912000021"), 100_000, 50)))
+        .await;
+    assert_eq!(
+        spend,
+        Err(EventError::Rejected(Rejection::InsufficientPoints {
+            available: Points(0),
+            needed: Points(50),
+            field: "points_paid"
+        }))
+    );
+    sound(&cafe.store).await;
+}
+
+async fn purchases_above_the_tenants_maximum_are_refused(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000022");
+    let at_limit = PURCHASE_AMOUNT_MAX_DEFAULT;
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            cafe.event("M1", day(0), purchase(member.clone(), at_limit, 0)),
+            cafe.event("M2", day(0), purchase(member.clone(), at_limit + 1, 0)),
+        ])
+        .await;
+    assert!(answers[0].is_ok());
+    assert_eq!(
+        answers[1],
+        Err(EventError::AmountAboveMaximum { maximum: at_limit })
+    );
+    cafe.store
+        .set_purchase_limits(cafe.tenant, &Actor("user:test".into()), 500_000, 100_000)
+        .await
+        .unwrap();
+    let settings = cafe.store.tenant(cafe.tenant).await.unwrap();
+    assert_eq!(
+        (
+            settings.purchase_amount_max,
+            settings.purchase_amount_confirm
+        ),
+        (500_000, 100_000)
+    );
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            cafe.event("M3", day(0), purchase(member.clone(), 500_000, 0)),
+            cafe.event("M4", day(0), purchase(member.clone(), 500_001, 0)),
+        ])
+        .await;
+    assert!(answers[0].is_ok());
+    assert_eq!(
+        answers[1],
+        Err(EventError::AmountAboveMaximum { maximum: 500_000 })
+    );
+    sound(&cafe.store).await;
+}
+
+/// A till's key of HCM01 may not refund or void HN01's sale, nor cancel a voucher only HN01
+/// takes; HN01's own key may.
+async fn a_store_scope_keeps_to_its_own_sales_and_vouchers(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let member = phone("0912000023");
+    cafe.journal
+        .submit(cafe.event("S", day(0), purchase(member.clone(), 1_000_000, 0)))
+        .await
+        .unwrap();
+    let reward = Reward {
+        id: RewardId::new(),
+        name: "Bánh HN".into(),
+        description: String::new(),
+        cost: Points(10),
+        stock: None,
+        per_member_limit: None,
+        valid_from: None,
+        valid_until: None,
+        stores: vec!["HN01".into()],
+        voucher_valid_days: 30,
+        active: true,
+    };
+    let reward_id = cafe
+        .store
+        .create_reward(cafe.tenant, &reward)
+        .await
+        .unwrap();
+    let redeemed = cafe
+        .journal
+        .submit(cafe.event(
+            "RD",
+            day(8),
+            IncomingKind::Redemption {
+                member: member.clone(),
+                reward_id,
+            },
+        ))
+        .await
+        .unwrap();
+    let code = redeemed.voucher.unwrap().code;
+    let scoped = |id: &str, store: &str, kind: IncomingKind| {
+        let mut event = cafe.event(id, day(9), kind);
+        event.store_scope = Some(store.into());
+        event
+    };
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            scoped("X1", "HCM01", refund("S", 1_000)),
+            scoped("X2", "HCM01", void("S")),
+            scoped(
+                "X3",
+                "HCM01",
+                IncomingKind::VoucherCancel { code: code.clone() },
+            ),
+            scoped(
+                "X4",
+                "HCM01",
+                IncomingKind::VoucherUse {
+                    code: code.clone(),
+                    store: Some("HCM01".into()),
+                },
+            ),
+        ])
+        .await;
+    assert_eq!(
+        answers[0],
+        Err(EventError::OtherStore {
+            field: "original_id"
+        })
+    );
+    assert_eq!(
+        answers[1],
+        Err(EventError::OtherStore {
+            field: "original_id"
+        })
+    );
+    assert_eq!(answers[2], Err(EventError::OtherStore { field: "code" }));
+    assert_eq!(answers[3], Err(EventError::OtherStore { field: "code" }));
+    let answers = cafe
+        .journal
+        .submit_all(vec![
+            scoped("Y1", "HN01", refund("S", 100_000)),
+            scoped("Y2", "HN01", IncomingKind::VoucherCancel { code }),
+        ])
+        .await;
+    assert_eq!(answers[0].as_ref().unwrap().points_taken_back, 10);
+    assert_eq!(answers[1].as_ref().unwrap().points_earned, 0);
+    sound(&cafe.store).await;
+}
+
 on_both_backends! {
     idempotency_same_and_different_body;
     a_bad_event_fails_alone;
@@ -624,4 +943,8 @@ on_both_backends! {
     crossing_a_threshold_upgrades_at_once;
     events_are_judged_by_the_version_in_force;
     tenants_do_not_see_each_other;
+    refunds_and_voids_give_back_points_paid;
+    welcome_points_cannot_pay_the_enrolling_bill;
+    purchases_above_the_tenants_maximum_are_refused;
+    a_store_scope_keeps_to_its_own_sales_and_vouchers;
 }

@@ -5,6 +5,12 @@
 //! phone is enrolled in one step. Every form that records something carries an event id made
 //! when the form was drawn, and the event goes through the journal with that id, so a second
 //! tap (or a resend after a lost answer) gets the first answer and records nothing twice.
+//!
+//! A purchase above the tenant's `purchase_amount_confirm` is recorded only once the cashier
+//! confirms the amount (a second submit carrying it); above `purchase_amount_max` it is
+//! refused. The store picked for a sale is remembered by the device (`TILL_STORE_COOKIE`).
+//! From a receipt, a cashier refunds part or all of the bill, and a manager or owner voids
+//! the sale (`Permission::ManageMembers`, as the API asks).
 
 use crate::format::{self, WholeError};
 use crate::i18n::Texts;
@@ -33,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route("/cashier/member/{id}/purchase", post(purchase))
         .route("/cashier/member/{id}/link", post(member_link))
         .route("/cashier/receipt/{event_id}", get(receipt))
+        .route("/cashier/find-receipt", get(find_receipt))
+        .route("/cashier/receipt/{event_id}/refund", post(refund))
+        .route("/cashier/receipt/{event_id}/void", post(void))
+        .route("/cashier/reversal/{event_id}", get(reversal))
         .route("/static/cashier.js", get(cashier_js))
 }
 
@@ -47,6 +57,10 @@ async fn cashier_js() -> Response {
 const NAME_LENGTH_MAX: usize = 200;
 /// Longest text typed into the find box before it is refused unread.
 const FIND_LENGTH_MAX: usize = 64;
+/// The cookie in which a till's browser remembers the store it sells for.
+pub const TILL_STORE_COOKIE: &str = "patron_till_store";
+/// How long a till remembers its store: 400 days, the longest browsers keep a cookie.
+const TILL_STORE_COOKIE_MAX_AGE_SECONDS: i64 = 400 * 24 * 60 * 60;
 
 /// Messages shown next to the fields of a form, by field name.
 #[derive(Default)]
@@ -297,13 +311,19 @@ async fn submit(
     event: serde_json::Value,
 ) -> Result<EventResult, Refusal> {
     let t = staff.t;
-    let event = parse_page_event(staff.tenant_id, event, chrono::Utc::now())
+    let mut event = parse_page_event(staff.tenant_id, event, chrono::Utc::now())
         .map_err(|error| api_refusal(t, error))?;
+    event.actor = Some(actor_of(staff));
     state
         .journal
         .submit(event)
         .await
         .map_err(|error| event_refusal(t, error))
+}
+
+/// How events sent from the till name the cashier (as the API names a session's user).
+fn actor_of(staff: &Staff) -> String {
+    patron_store::audit::Actor::user(&staff.user.id).0
 }
 
 fn api_refusal(t: Texts, error: ApiError) -> Refusal {
@@ -321,11 +341,15 @@ fn event_refusal(t: Texts, error: EventError) -> Refusal {
         EventError::MemberQuarantined => "cashier.member_quarantined",
         EventError::UnknownStore => "cashier.store_unknown",
         EventError::VoucherNotFound => "cashier.voucher_unknown",
+        EventError::AmountAboveMaximum { .. } => "cashier.amount_above_maximum",
+        EventError::OriginalNotFound => "cashier.receipt_not_found",
         EventError::Rejected(rejection) => match rejection.code() {
             "points_exceed_bill" => "cashier.points_exceed_bill",
             "voucher_not_usable" => "cashier.voucher_used",
             "voucher_expired" => "cashier.voucher_expired",
             "voucher_wrong_store" => "cashier.voucher_wrong_store",
+            "refund_exceeds_purchase" => "cashier.refund_too_much",
+            "purchase_voided" => "cashier.already_voided",
             _ => "",
         },
         EventError::MemberNotFound => return Refusal::Page(page::not_found(t)),
@@ -409,6 +433,8 @@ struct PurchaseForm {
     store: String,
     points: String,
     voucher: String,
+    /// An amount above the tenant's confirmation limit, waiting for the cashier's confirmation.
+    confirm_amount: Option<i64>,
     errors: FieldErrors,
 }
 
@@ -440,10 +466,32 @@ fn member_id_of(text: &str, t: Texts) -> Result<MemberId, Response> {
     MemberId::parse(text).map_err(|_| page::not_found(t))
 }
 
+/// The store this device last sold for, from its cookie.
+fn remembered_store(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == TILL_STORE_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The `Set-Cookie` value that makes this device remember `store`. Not `Secure`: it holds no
+/// secret, and a till on the shop's network may be served over plain HTTP.
+fn remember_store_cookie(store: &str) -> String {
+    format!(
+        "{TILL_STORE_COOKIE}={}; Path=/cashier; Max-Age={TILL_STORE_COOKIE_MAX_AGE_SECONDS}; HttpOnly; SameSite=Lax",
+        query_escape(store)
+    )
+}
+
 async fn member_page(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = staff.require(Permission::RecordEvents) {
         return refused;
@@ -460,10 +508,12 @@ async fn member_page(
         Ok(stores) => stores,
         Err(error) => return page::failed(staff.t, error),
     };
-    let store = if stores.len() == 1 {
-        stores[0].0.clone()
-    } else {
-        String::new()
+    let remembered = remembered_store(&headers)
+        .filter(|remembered| stores.iter().any(|(code, _)| code == remembered));
+    let store = match remembered {
+        Some(store) => store,
+        None if stores.len() == 1 => stores[0].0.clone(),
+        None => String::new(),
     };
     render(&MemberPage {
         t: staff.t,
@@ -476,6 +526,7 @@ async fn member_page(
             store,
             points: String::new(),
             voucher: String::new(),
+            confirm_amount: None,
             errors: FieldErrors::default(),
         },
     })
@@ -495,6 +546,9 @@ struct PurchaseFields {
     points: String,
     #[serde(default)]
     voucher: String,
+    /// The amount the cashier confirmed, when it was above the confirmation limit.
+    #[serde(default)]
+    confirmed_amount: String,
 }
 
 /// A voucher code as the API reads it: upper case, no hyphens.
@@ -508,6 +562,8 @@ fn check_purchase(
     fields: &PurchaseFields,
     panel: &MemberPanel,
     stores: &[(String, String)],
+    maximum: i64,
+    currency: &str,
     errors: &mut FieldErrors,
 ) -> (i64, i64, Option<String>) {
     let amount = match parse_whole(&fields.amount) {
@@ -521,6 +577,16 @@ fn check_purchase(
         }
         Ok(Some(amount)) if amount > AMOUNT_MAX => {
             errors.add("amount", t.get("cashier.amount_too_large"));
+            0
+        }
+        Ok(Some(amount)) if amount > maximum => {
+            errors.add(
+                "amount",
+                t.fill(
+                    "cashier.amount_above_maximum_of",
+                    &[("maximum", &format::money(t.locale, maximum, currency))],
+                ),
+            );
             0
         }
         Err(WholeError::TooLarge) => {
@@ -617,7 +683,21 @@ async fn purchase(
         Err(error) => return page::failed(t, error),
     };
     let mut errors = FieldErrors::default();
-    let (amount, points, voucher) = check_purchase(t, &fields, &panel, &stores, &mut errors);
+    let limits = (
+        staff.tenant.purchase_amount_max,
+        staff.tenant.purchase_amount_confirm,
+    );
+    let (amount, points, voucher) = check_purchase(
+        t,
+        &fields,
+        &panel,
+        &stores,
+        limits.0,
+        &staff.tenant.currency,
+        &mut errors,
+    );
+    let confirmed = parse_whole(&fields.confirmed_amount) == Ok(Some(amount));
+    let confirm_amount = (errors.is_empty() && amount > limits.1 && !confirmed).then_some(amount);
     let again = |staff: Staff, panel: MemberPanel, stores, errors| {
         render_with(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -632,12 +712,13 @@ async fn purchase(
                     store: fields.store.clone(),
                     points: fields.points.clone(),
                     voucher: fields.voucher.clone(),
+                    confirm_amount,
                     errors,
                 },
             },
         )
     };
-    if !errors.is_empty() {
+    if !errors.is_empty() || confirm_amount.is_some() {
         return again(staff, panel, stores, errors);
     }
     let mut event = json!({
@@ -667,8 +748,9 @@ async fn purchase(
             Refusal::Page(response) => response,
         };
     }
+    let remember = (!fields.store.is_empty()).then(|| remember_store_cookie(&fields.store));
     let Some(code) = voucher else {
-        return to_receipt(&fields.event_id, None, None);
+        return remembering(remember, to_receipt(&fields.event_id, None, None));
     };
     // The sale is recorded; the voucher's own event follows it, with an id derived from the
     // sale's so a resend repeats it harmlessly too.
@@ -682,13 +764,26 @@ async fn purchase(
     }
     let failure = match parse_page_event(staff.tenant_id, use_event, chrono::Utc::now()) {
         Err(_) => Some(VoucherFailure::Unknown),
-        Ok(use_event) => match state.journal.submit(use_event).await {
-            Ok(_) => None,
-            Err(EventError::Database(detail)) => return page::failed(t, detail),
-            Err(error) => Some(VoucherFailure::of(&error)),
-        },
+        Ok(mut use_event) => {
+            use_event.actor = Some(actor_of(&staff));
+            match state.journal.submit(use_event).await {
+                Ok(_) => None,
+                Err(EventError::Database(detail)) => return page::failed(t, detail),
+                Err(error) => Some(VoucherFailure::of(&error)),
+            }
+        }
     };
-    to_receipt(&fields.event_id, Some(&code), failure)
+    remembering(remember, to_receipt(&fields.event_id, Some(&code), failure))
+}
+
+/// Adds the cookie that remembers the till's store, when there is one.
+fn remembering(cookie: Option<String>, mut response: Response) -> Response {
+    if let Some(value) = cookie.and_then(|cookie| cookie.parse().ok()) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// Why a voucher was not used after its sale was recorded; travels in the receipt's address.
@@ -781,12 +876,98 @@ struct ReceiptPage {
     voucher_used: Option<String>,
     /// The message key of why the typed voucher was not used.
     voucher_failure: Option<&'static str>,
+    reverse: ReverseForm,
+}
+
+/// The refund and void forms under a receipt.
+struct ReverseForm {
+    refund_event_id: String,
+    void_event_id: String,
+    amount: String,
+    /// A void needs a manager or owner; the form is shown only to them.
+    may_void: bool,
+    errors: FieldErrors,
+}
+
+impl ReverseForm {
+    fn new(staff: &Staff) -> ReverseForm {
+        ReverseForm {
+            refund_event_id: new_event_id("till-refund"),
+            void_event_id: new_event_id("till-void"),
+            amount: String::new(),
+            may_void: staff.require(Permission::ManageMembers).is_ok(),
+            errors: FieldErrors::default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct ReceiptQuery {
     voucher: Option<String>,
     failure: Option<String>,
+}
+
+/// The receipt of the purchase `event_id`, with empty refund and void forms.
+async fn receipt_page(
+    state: &AppState,
+    staff: Staff,
+    event_id: &str,
+    query: ReceiptQuery,
+) -> Result<ReceiptPage, Response> {
+    let t = staff.t;
+    let result = match state.store.event_result(staff.tenant_id, event_id).await {
+        Ok(Some(result)) if result.kind == "purchase" => result,
+        Ok(_) => return Err(page::not_found(t)),
+        Err(error) => return Err(page::failed(t, error)),
+    };
+    let member = event_member(state, &staff, &result).await?;
+    let voucher_used = match state
+        .store
+        .event_result(staff.tenant_id, &format!("{event_id}-voucher"))
+        .await
+    {
+        Ok(found) => found.map(|used| used.voucher.map(|voucher| voucher.code).unwrap_or_default()),
+        Err(error) => return Err(page::failed(t, error)),
+    };
+    Ok(ReceiptPage {
+        t,
+        result,
+        member,
+        voucher: query.voucher.map(|code| normal_voucher(&code)),
+        voucher_used,
+        voucher_failure: query
+            .failure
+            .as_deref()
+            .and_then(VoucherFailure::parse)
+            .map(VoucherFailure::key),
+        reverse: ReverseForm::new(&staff),
+        staff,
+    })
+}
+
+/// The member an event's answer names, as they stand now.
+async fn event_member(
+    state: &AppState,
+    staff: &Staff,
+    result: &EventResult,
+) -> Result<MemberView, Response> {
+    let t = staff.t;
+    let Some(member) = result
+        .member_id
+        .as_deref()
+        .and_then(|id| MemberId::parse(id).ok())
+    else {
+        return Err(page::not_found(t));
+    };
+    match state
+        .store
+        .member(staff.tenant_id, &MemberRef::Id(member), chrono::Utc::now())
+        .await
+    {
+        Ok(member) => Ok(member),
+        Err(StoreError::NotFound { .. }) => Err(page::not_found(t)),
+        Err(error) => Err(page::failed(t, error)),
+    }
 }
 
 async fn receipt(
@@ -798,48 +979,169 @@ async fn receipt(
     if let Err(refused) = staff.require(Permission::RecordEvents) {
         return refused;
     }
+    match receipt_page(&state, staff, &event_id, query).await {
+        Ok(page) => render(&page),
+        Err(refused) => refused,
+    }
+}
+
+#[derive(Deserialize)]
+struct FindReceiptQuery {
+    #[serde(default)]
+    receipt: String,
+}
+
+/// A receipt by its number (the event id of the sale), to refund or void it.
+async fn find_receipt(staff: Staff, Query(query): Query<FindReceiptQuery>) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
+    let receipt = query.receipt.trim();
+    if receipt.is_empty() || receipt.len() > FIND_LENGTH_MAX {
+        return page::not_found(staff.t);
+    }
+    to_receipt(receipt, None, None)
+}
+
+#[derive(Deserialize)]
+struct ReverseFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    event_id: String,
+    #[serde(default)]
+    amount: String,
+}
+
+/// Refunds part or all of a sale's bill (the part paid with points included): a cashier may.
+async fn refund(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(original): Path<String>,
+    Form(fields): Form<ReverseFields>,
+) -> Response {
+    reverse(state, staff, original, fields, false).await
+}
+
+/// Voids a sale: all of it is reversed. Only a manager or owner may.
+async fn void(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(original): Path<String>,
+    Form(fields): Form<ReverseFields>,
+) -> Response {
+    reverse(state, staff, original, fields, true).await
+}
+
+async fn reverse(
+    state: AppState,
+    staff: Staff,
+    original: String,
+    fields: ReverseFields,
+    voiding: bool,
+) -> Response {
+    let permission = if voiding {
+        Permission::ManageMembers
+    } else {
+        Permission::RecordEvents
+    };
+    if let Err(refused) = staff.require(permission) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&fields.csrf) {
+        return refused;
+    }
+    let t = staff.t;
+    let mut errors = FieldErrors::default();
+    let mut event = json!({"id": fields.event_id, "original_id": original});
+    if voiding {
+        event["type"] = "void".into();
+    } else {
+        event["type"] = "refund".into();
+        match parse_whole(&fields.amount) {
+            Ok(Some(amount)) if amount > 0 && amount <= AMOUNT_MAX => {
+                event["amount"] = amount.into()
+            }
+            Ok(None) => errors.add("refund_amount", t.get("cashier.amount_missing")),
+            Ok(Some(_)) | Err(WholeError::Negative) => {
+                errors.add("refund_amount", t.get("cashier.amount_not_positive"))
+            }
+            Err(WholeError::TooLarge) => {
+                errors.add("refund_amount", t.get("cashier.amount_too_large"))
+            }
+            Err(WholeError::NotNumber) => {
+                errors.add("refund_amount", t.get("cashier.amount_not_number"))
+            }
+        }
+    }
+    if errors.is_empty() {
+        match submit(&state, &staff, event).await {
+            Ok(_) => {
+                let target = format!("/cashier/reversal/{}", query_escape(&fields.event_id));
+                return Redirect::to(&target).into_response();
+            }
+            Err(Refusal::Field(field, message)) => {
+                let field = if field == "amount" && !voiding {
+                    "refund_amount"
+                } else {
+                    "reverse"
+                };
+                errors.add(field, message);
+            }
+            Err(Refusal::Page(response)) => return response,
+        }
+    }
+    let query = ReceiptQuery {
+        voucher: None,
+        failure: None,
+    };
+    let mut page = match receipt_page(&state, staff, &original, query).await {
+        Ok(page) => page,
+        Err(refused) => return refused,
+    };
+    if voiding {
+        page.reverse.void_event_id = fields.event_id;
+    } else {
+        page.reverse.refund_event_id = fields.event_id;
+        page.reverse.amount = fields.amount;
+    }
+    page.reverse.errors = errors;
+    render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
+#[derive(Template)]
+#[template(path = "cashier/reversal.html")]
+struct ReversalPage {
+    t: Texts,
+    staff: Staff,
+    result: EventResult,
+    member: MemberView,
+}
+
+/// What a refund or void did: points given back, points taken back, the new balance.
+async fn reversal(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(event_id): Path<String>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::RecordEvents) {
+        return refused;
+    }
     let t = staff.t;
     let result = match state.store.event_result(staff.tenant_id, &event_id).await {
-        Ok(Some(result)) if result.kind == "purchase" => result,
+        Ok(Some(result)) if result.kind == "refund" || result.kind == "void" => result,
         Ok(_) => return page::not_found(t),
         Err(error) => return page::failed(t, error),
     };
-    let Some(member) = result
-        .member_id
-        .as_deref()
-        .and_then(|id| MemberId::parse(id).ok())
-    else {
-        return page::not_found(t);
-    };
-    let member = match state
-        .store
-        .member(staff.tenant_id, &MemberRef::Id(member), chrono::Utc::now())
-        .await
-    {
+    let member = match event_member(&state, &staff, &result).await {
         Ok(member) => member,
-        Err(StoreError::NotFound { .. }) => return page::not_found(t),
-        Err(error) => return page::failed(t, error),
+        Err(refused) => return refused,
     };
-    let voucher_used = match state
-        .store
-        .event_result(staff.tenant_id, &format!("{event_id}-voucher"))
-        .await
-    {
-        Ok(found) => found.map(|used| used.voucher.map(|voucher| voucher.code).unwrap_or_default()),
-        Err(error) => return page::failed(t, error),
-    };
-    render(&ReceiptPage {
+    render(&ReversalPage {
         t,
         staff,
         result,
         member,
-        voucher: query.voucher.map(|code| normal_voucher(&code)),
-        voucher_used,
-        voucher_failure: query
-            .failure
-            .as_deref()
-            .and_then(VoucherFailure::parse)
-            .map(VoucherFailure::key),
     })
 }
 

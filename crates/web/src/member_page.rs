@@ -575,6 +575,7 @@ fn history_line(t: Texts, entry: &HistoryEntry, zone: chrono_tz::Tz) -> HistoryL
         "voucher_cancel" => "member.kind.voucher_cancel",
         "voucher_expiry" => "member.kind.voucher_expiry",
         "clawback" => "member.kind.clawback",
+        "payment_return" => "member.kind.payment_return",
         "expiry" => "member.kind.expiry",
         "adjustment" => "member.kind.adjustment",
         _ => "member.kind.other",
@@ -738,7 +739,10 @@ async fn redeem(
         "reward_id": form.reward_id,
     });
     let submitted = match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
-        Ok(event) => state.journal.submit(event).await,
+        Ok(mut event) => {
+            event.actor = Some(format!("member:{}", session.member_id));
+            state.journal.submit(event).await
+        }
         Err(_) => Err(EventError::RewardNotFound),
     };
     let message = match submitted {

@@ -434,3 +434,247 @@ async fn the_cashier_records_a_purchase_and_the_member_sees_it_in_a_browser() {
     browser.close().await;
     dispatcher.stop().await;
 }
+
+/// Posts `fields` (as `purchase_fields` made them) plus `extra`.
+async fn post_purchase_with(
+    pages: &Pages,
+    member_path: &str,
+    fields: &[(String, String)],
+    extra: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut all: Vec<(String, String)> = fields.to_vec();
+    all.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    post_purchase(pages, member_path, &all).await
+}
+
+/// The till's typo: 99,999,999,999,999đ is refused next to the amount; above the confirmation
+/// limit (20,000,000đ by default) the sale waits for the cashier to confirm that amount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_amount_is_refused_and_a_large_one_needs_confirming() {
+    let site = Site::start(false).await;
+    let pages = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&pages, "0912 000 040", "Hoa").await;
+    let member = member_of(&member_path);
+    for typo in ["99.999.999.999.999", "1.000.000.001"] {
+        let fields = purchase_fields(&html, &[("amount", typo)]);
+        let (status, _, page) = post_purchase(&pages, &member_path, &fields).await;
+        assert_eq!(status, 422, "{page}");
+        assert!(page.contains("id=\"amount-error\""), "{page}");
+        assert!(page.contains("vượt quá mức tối đa"), "{page}");
+    }
+    // At the confirmation limit: recorded at once.
+    let fields = purchase_fields(&html, &[("amount", "20.000.000")]);
+    let (status, path, _) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 200);
+    assert!(path.starts_with("/cashier/receipt/"), "{path}");
+    // One past it: asked first, nothing recorded.
+    let html = get(&pages, &member_path).await.2;
+    let fields = purchase_fields(&html, &[("amount", "20.000.001")]);
+    let (status, _, page) = post_purchase(&pages, &member_path, &fields).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"amount-confirm\""), "{page}");
+    assert_eq!(field_in(&page, "confirmed_amount"), "20000001");
+    assert_eq!(earn_transactions(&site, member).await, 1);
+    // A confirmation of another amount does not count.
+    let (status, _, page) = post_purchase_with(
+        &pages,
+        &member_path,
+        &fields,
+        &[("confirmed_amount", "20000000")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"amount-confirm\""), "{page}");
+    let (status, path, receipt) = post_purchase_with(
+        &pages,
+        &member_path,
+        &fields,
+        &[("confirmed_amount", "20000001")],
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(path.starts_with("/cashier/receipt/"), "{path}");
+    assert_eq!(earn_transactions(&site, member).await, 2);
+    // The largest sale itself is accepted, once confirmed.
+    let html = get(&pages, &member_path).await.2;
+    let fields = purchase_fields(&html, &[("amount", "1.000.000.000")]);
+    let (status, path, _) = post_purchase_with(
+        &pages,
+        &member_path,
+        &fields,
+        &[("confirmed_amount", "1000000000")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(path.starts_with("/cashier/receipt/"), "{path}");
+}
+
+/// A cashier refunds the whole bill of a sale paid partly with points, and the points come
+/// back; only a manager sees and may use the void.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_and_void_at_the_till() {
+    let site = Site::start(false).await;
+    let cashier = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&cashier, "0912 000 041", "Tùng").await;
+    let fields = purchase_fields(&html, &[("amount", "1.000.000")]);
+    post_purchase(&cashier, &member_path, &fields).await;
+    let html = get(&cashier, &member_path).await.2;
+    let fields = purchase_fields(&html, &[("amount", "150.000"), ("points", "100")]);
+    let (status, receipt_path, receipt) = post_purchase(&cashier, &member_path, &fields).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert!(receipt.contains("id=\"refund-form\""), "{receipt}");
+    assert!(
+        !receipt.contains("id=\"void-form\""),
+        "a cashier cannot void: {receipt}"
+    );
+    let refund = [
+        ("csrf", csrf_in(&receipt)),
+        ("event_id", field_in(&receipt, "event_id")),
+        ("amount", "150.000".to_owned()),
+    ];
+    let refund: Vec<(&str, &str)> = refund.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, path, done) = post(&cashier, &format!("{receipt_path}/refund"), &refund).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(path.starts_with("/cashier/reversal/"), "{path}");
+    assert!(done.contains("Hoàn lại 100 điểm đã trả"), "{done}");
+    assert!(done.contains("Thu hồi 5 điểm"), "{done}");
+    let member = member_of(&member_path);
+    let view = site
+        .store
+        .member(site.tenant, &MemberRef::Id(member), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(view.available, 100);
+    // Nothing is left to refund.
+    let again = [
+        ("csrf", csrf_in(&receipt)),
+        ("event_id", "till-refund-again".to_owned()),
+        ("amount", "1".to_owned()),
+    ];
+    let again: Vec<(&str, &str)> = again.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, page) = post(&cashier, &format!("{receipt_path}/refund"), &again).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"refund-error\""), "{page}");
+
+    // A new sale: the cashier's void is refused, the manager's goes through.
+    let html = get(&cashier, &member_path).await.2;
+    let fields = purchase_fields(&html, &[("amount", "200.000")]);
+    let (_, sale_path, _) = post_purchase(&cashier, &member_path, &fields).await;
+    let void_fields = [
+        ("csrf", csrf_in(&html)),
+        ("event_id", "till-void-1".to_owned()),
+    ];
+    let void_fields: Vec<(&str, &str)> =
+        void_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, _) = post(&cashier, &format!("{sale_path}/void"), &void_fields).await;
+    assert_eq!(status, 403);
+    let manager = site.signed_in(Role::Manager).await;
+    let (status, _, sale) = get(&manager, &sale_path).await;
+    assert_eq!(status, 200);
+    assert!(sale.contains("id=\"void-form\""), "{sale}");
+    let void_fields = [
+        ("csrf", csrf_in(&sale)),
+        (
+            "event_id",
+            field_in(&sale[sale.find("id=\"void-form\"").unwrap()..], "event_id"),
+        ),
+    ];
+    let void_fields: Vec<(&str, &str)> =
+        void_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, path, done) = post(&manager, &format!("{sale_path}/void"), &void_fields).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(path.starts_with("/cashier/reversal/"), "{path}");
+    assert!(done.contains("Đã huỷ hoá đơn"), "{done}");
+    assert!(done.contains("Thu hồi 20 điểm"), "{done}");
+}
+
+/// The store picked for a sale is preselected on this device next time; the sale names the
+/// cashier who recorded it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_till_remembers_its_store_and_names_the_cashier() {
+    let site = Site::start(false).await;
+    site.store
+        .create_store(site.tenant, "HCM01", "Sài Gòn 1")
+        .await
+        .unwrap();
+    let pages = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&pages, "0912 000 042", "Mai").await;
+    assert!(!html.contains("value=\"HCM01\" selected"), "{html}");
+    let fields = purchase_fields(&html, &[("amount", "100.000"), ("store", "HCM01")]);
+    let response = pages
+        .http
+        .post(format!("{}{member_path}/purchase", pages.address))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (_, _, html) = get(&pages, &member_path).await;
+    assert!(html.contains("value=\"HCM01\" selected"), "{html}");
+    // Another device (another browser) has not picked a store.
+    let other = site.signed_in(Role::Cashier).await;
+    let (_, _, html) = get(&other, &member_path).await;
+    assert!(!html.contains("value=\"HCM01\" selected"), "{html}");
+    let cashier = site
+        .store
+        .users(site.tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|user| user.role == Role::Cashier)
+        .unwrap();
+    let history = site
+        .store
+        .history(site.tenant, member_of(&member_path), 200, None)
+        .await
+        .unwrap();
+    let earn = history.iter().find(|entry| entry.kind == "earn").unwrap();
+    assert_eq!(earn.reason["actor"], format!("user:{}", cashier.id));
+}
+
+/// The admin's member history names who recorded each sale and lets a manager void one; the
+/// voided sale is marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_history_names_the_cashier_and_voids_a_sale() {
+    let site = Site::start(false).await;
+    let cashier = site.signed_in(Role::Cashier).await;
+    let (member_path, html) = enrol(&cashier, "0912 000 043", "Quân").await;
+    let fields = purchase_fields(&html, &[("amount", "300.000")]);
+    let (status, _, _) = post_purchase(&cashier, &member_path, &fields).await;
+    assert_eq!(status, 200);
+    let member = member_of(&member_path);
+    let manager = site.signed_in(Role::Manager).await;
+    let profile = format!("/admin/members/{member}");
+    let (status, _, page) = get(&manager, &profile).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<td class=\"history-who\">Test cashier</td>"),
+        "{page}"
+    );
+    assert!(page.contains("class=\"history-refund\""), "{page}");
+    let form = &page[page.find("class=\"history-void\"").expect("a void button")..];
+    let action_start = page[..page.find("class=\"history-void\"").unwrap()]
+        .rfind("action=\"")
+        .unwrap()
+        + "action=\"".len();
+    let action = &page[action_start..action_start + page[action_start..].find('"').unwrap()];
+    let fields = [
+        ("csrf", csrf_in(form)),
+        ("event_id", field_in(form, "event_id")),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, path, done) = post(&manager, action, &fields).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(path.starts_with("/cashier/reversal/"), "{path}");
+    assert!(done.contains("Thu hồi 30 điểm"), "{done}");
+    let (_, _, page) = get(&manager, &profile).await;
+    assert!(page.contains("history-voided"), "{page}");
+    assert!(!page.contains("class=\"history-void\""), "{page}");
+    // A cashier in the admin (if they may read it) has no void button.
+    let (_, _, page) = get(&cashier, &profile).await;
+    assert!(!page.contains("class=\"history-void\""), "{page}");
+}

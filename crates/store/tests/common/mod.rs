@@ -112,6 +112,8 @@ impl Cafe {
             occurred_at: at,
             body_hash: format!("{kind:?}"),
             kind,
+            actor: None,
+            store_scope: None,
         }
     }
 

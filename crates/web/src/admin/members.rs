@@ -3,6 +3,8 @@
 //! a manual adjustment with a reason (through the API's own event path, so it is audited the
 //! same way), a merge of another member into this one (after a confirmation), the Decree 13
 //! export (JSON download) and erasure. Forms post, then redirect back to the profile.
+//! The history names who made each change and, next to a purchase, offers its refund (on the
+//! till's receipt page) and, to managers and owners, its void.
 
 use super::reader;
 use super::url_encode;
@@ -22,10 +24,12 @@ use patron_core::{MemberId, Phone};
 use patron_server::auth::{Caller, Grant, Permission};
 use patron_server::AppState;
 use patron_store::audit::Actor;
+use patron_store::members::PurchaseState;
 use patron_store::members::{MemberFilter, MergeRequest, SEARCH_LENGTH_MAX};
 use patron_store::stats::MemberFigures;
 use patron_store::{HistoryEntry, MemberRef, MemberView, StoreError, VoucherView};
 use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
 
 /// Members in one page of the list.
 pub const MEMBERS_PAGE_SIZE: i64 = 50;
@@ -192,6 +196,20 @@ struct HistoryRow {
     points: String,
     credit: bool,
     reason: String,
+    /// Who sent the event: a staff member's or key's name.
+    who: String,
+    /// The purchase this row belongs to, on its first row.
+    purchase: Option<PurchaseRow>,
+}
+
+/// A purchase in the history, with what may still be done to it.
+struct PurchaseRow {
+    event_id: String,
+    voided: bool,
+    /// Something is left to refund.
+    refundable: bool,
+    /// The idempotency key of its void form.
+    void_event_id: String,
 }
 
 struct VoucherRow {
@@ -239,10 +257,24 @@ struct MemberPage {
     history_first: Option<String>,
     vouchers: Vec<VoucherRow>,
     may_manage: bool,
+    /// May refund a purchase (on the till's receipt page).
+    may_refund: bool,
     may_export: bool,
     adjust: AdjustForm,
     merge: MergeForm,
     erase: EraseForm,
+}
+
+/// Who sent the event of a history entry: the staff member's or key's name, `cli`, or nothing
+/// for changes made before events named their sender.
+fn actor_name(actors: &HashMap<String, String>, entry: &HistoryEntry) -> String {
+    let Some(actor) = entry.reason.get("actor").and_then(|actor| actor.as_str()) else {
+        return String::new();
+    };
+    actors
+        .get(actor)
+        .cloned()
+        .unwrap_or_else(|| actor.to_owned())
 }
 
 fn kind_label(t: Texts, kind: &str) -> &'static str {
@@ -254,6 +286,7 @@ fn kind_label(t: Texts, kind: &str) -> &'static str {
         "voucher_cancel" => t.get("admin.kind.voucher_cancel"),
         "voucher_expiry" => t.get("admin.kind.voucher_expiry"),
         "clawback" => t.get("admin.kind.clawback"),
+        "payment_return" => t.get("admin.kind.payment_return"),
         "expiry" => t.get("admin.kind.expiry"),
         "adjustment" => t.get("admin.kind.adjustment"),
         _ => t.get("admin.kind.other"),
@@ -349,6 +382,10 @@ struct Loaded {
     figures: MemberFigures,
     history: Vec<HistoryEntry>,
     vouchers: Vec<VoucherView>,
+    /// The purchases the history names, by event id.
+    purchases: HashMap<String, PurchaseState>,
+    /// Names of the tenant's staff and keys, by how events name them (`user:<id>`, `key:<id>`).
+    actors: HashMap<String, String>,
 }
 
 async fn load(
@@ -362,18 +399,32 @@ async fn load(
         .store
         .member(tenant, &MemberRef::Id(member_id), Utc::now())
         .await?;
+    let history = state
+        .store
+        .history(
+            tenant,
+            member_id,
+            HISTORY_PAGE_SIZE,
+            before.map(from_micros),
+        )
+        .await?;
+    let event_ids: Vec<String> = history
+        .iter()
+        .filter_map(|entry| entry.event_id.clone())
+        .collect();
+    let mut actors: HashMap<String, String> = HashMap::new();
+    for user in state.store.users(tenant).await? {
+        actors.insert(Actor::user(&user.id).0, user.name);
+    }
+    for key in state.store.api_keys(tenant).await? {
+        actors.insert(Actor::key(&key.id).0, key.name);
+    }
     Ok(Loaded {
         figures: state.store.member_figures(tenant, member_id).await?,
-        history: state
-            .store
-            .history(
-                tenant,
-                member_id,
-                HISTORY_PAGE_SIZE,
-                before.map(from_micros),
-            )
-            .await?,
+        purchases: state.store.purchase_states(tenant, &event_ids).await?,
+        history,
         vouchers: state.store.vouchers(tenant, member_id).await?,
+        actors,
         member,
     })
 }
@@ -396,6 +447,8 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
         figures,
         history,
         vouchers,
+        purchases,
+        actors,
     } = loaded;
     let erased = figures.erased_at.is_some();
     let title = match (&member.name, &member.phone, erased) {
@@ -415,6 +468,7 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
                 to_micros(at.with_timezone(&Utc))
             )
         });
+    let mut purchases_shown: HashSet<String> = HashSet::new();
     let history = history
         .iter()
         .map(|entry| HistoryRow {
@@ -427,6 +481,18 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
             },
             credit: entry.points > 0,
             reason: reason_text(&staff, entry),
+            who: actor_name(&actors, entry),
+            purchase: entry
+                .event_id
+                .as_ref()
+                .filter(|id| purchases_shown.insert((*id).clone()))
+                .and_then(|id| purchases.get(id).map(|state| (id, state)))
+                .map(|(id, state)| PurchaseRow {
+                    event_id: id.clone(),
+                    voided: state.voided,
+                    refundable: !state.voided && state.refunded_amount < state.amount,
+                    void_event_id: format!("admin-void-{}", uuid::Uuid::now_v7().simple()),
+                }),
         })
         .collect();
     let vouchers = vouchers
@@ -473,6 +539,7 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
             .then(|| format!("{}#history", member_path(&member.id))),
         vouchers,
         may_manage: staff.may(Permission::ManageMembers) && !erased,
+        may_refund: staff.may(Permission::RecordEvents) && !erased,
         may_export: staff.may(Permission::ManageMembers),
         adjust: forms.adjust,
         merge: forms.merge,
