@@ -1,6 +1,7 @@
 //! Webhooks: `GET/POST /v1/webhooks`, `DELETE /v1/webhooks/{id}`,
-//! `GET /v1/webhooks/{id}/deliveries`, `POST /v1/webhooks/deliveries/{id}/replay`, and the
-//! [`Dispatcher`] that sends the outbox to subscribers, signed, with retries.
+//! `GET /v1/webhooks/{id}/deliveries`, `POST /v1/webhooks/deliveries/{id}/replay` (all for
+//! owners and admin keys only), and the [`Dispatcher`] that sends the outbox to subscribers,
+//! signed, with retries, fairly across tenants, and only to the addresses [`targets`] allows.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_json, ApiError};
@@ -304,7 +305,8 @@ pub struct DispatcherConfig {
     /// Most deliveries in flight at once.
     pub concurrency: usize,
     pub request_timeout: Duration,
-    /// Most deliveries of one tenant in flight at once.
+    /// Most deliveries of one tenant in flight at once (in this dispatcher); keep it below
+    /// `concurrency`, or one tenant's hanging receiver can take every slot.
     pub sends_per_tenant_max: usize,
     /// Send to loopback, private and link-local addresses too (tests, closed networks); off,
     /// such deliveries fail with "address not allowed".
