@@ -386,4 +386,23 @@ mod tests {
             Err(UrlRefusal::Malformed)
         );
     }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_a_name_with_any_refused_address() {
+        // A name that resolves to 127.0.0.1 without being called localhost.
+        let name = || "127.0.0.1".parse::<Name>().unwrap();
+        let refusing = CheckedResolver {
+            allow_private: false,
+        };
+        let error = match refusing.resolve(name()).await {
+            Ok(_) => panic!("127.0.0.1 was handed to the client"),
+            Err(error) => error,
+        };
+        assert!(is_address_refused(error.as_ref()), "{error}");
+        let allowing = CheckedResolver {
+            allow_private: true,
+        };
+        let addresses: Vec<SocketAddr> = allowing.resolve(name()).await.unwrap().collect();
+        assert_eq!(addresses, [SocketAddr::from(([127, 0, 0, 1], 0))]);
+    }
 }
