@@ -19,6 +19,7 @@ const ENV_KEYS: &[&str] = &[
     "rate_limit_burst",
     "platform_token",
     "log_format",
+    "webhooks_allow_private_targets",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,9 @@ pub struct Settings {
     /// The platform operator's token for `/v1/tenants`; absent turns those endpoints off.
     pub platform_token: Option<String>,
     pub log_format: LogFormat,
+    /// Let webhooks be subscribed and sent to loopback, private and link-local addresses
+    /// (tests, closed networks). Off, only public addresses are allowed.
+    pub webhooks_allow_private_targets: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +64,7 @@ impl Default for Settings {
             rate_limit_burst: 400,
             platform_token: None,
             log_format: LogFormat::Text,
+            webhooks_allow_private_targets: false,
         }
     }
 }
@@ -91,6 +96,10 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_burst: Option<u32>,
+    /// Let webhooks go to loopback, private and link-local addresses (tests, closed networks).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub webhooks_allow_private_targets: bool,
 }
 
 /// The file to read: the one named, else `./patron.toml` if it exists.
@@ -159,6 +168,10 @@ impl Settings {
                     LogFormat::Json => "json",
                 }
             ),
+            format!(
+                "webhooks_allow_private_targets = {}",
+                shown.webhooks_allow_private_targets
+            ),
         ];
         if let Some(token) = &shown.platform_token {
             lines.push(format!("platform_token = {token:?}"));
@@ -225,5 +238,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("postgres://patron:***@db/patron"));
+    }
+
+    #[test]
+    fn private_webhook_targets_are_off_unless_asked_for() {
+        let settings = load(Some(&write("")), &Overrides::default()).unwrap();
+        assert!(!settings.webhooks_allow_private_targets);
+        assert!(settings
+            .describe()
+            .contains("webhooks_allow_private_targets = false"));
+        let path = write("webhooks_allow_private_targets = true\n");
+        let settings = load(Some(&path), &Overrides::default()).unwrap();
+        assert!(settings.webhooks_allow_private_targets);
+        let overrides = Overrides {
+            webhooks_allow_private_targets: true,
+            ..Overrides::default()
+        };
+        let settings = load(Some(&write("")), &overrides).unwrap();
+        assert!(settings
+            .describe()
+            .contains("webhooks_allow_private_targets = true"));
     }
 }

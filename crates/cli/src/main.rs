@@ -321,6 +321,7 @@ pub(crate) async fn serve(
         },
         platform_token: args.platform_token.clone(),
         pages: Some(patron_web::router()),
+        webhooks_allow_private_targets: args.webhooks_allow_private_targets,
     };
     let application = patron_server::Application::build_with(
         store.clone(),
@@ -348,8 +349,13 @@ pub(crate) async fn serve(
             }
         })
     });
-    let dispatcher =
-        patron_server::Dispatcher::start(store.clone(), patron_server::DispatcherConfig::default());
+    let dispatcher = patron_server::Dispatcher::start(
+        store.clone(),
+        patron_server::DispatcherConfig {
+            allow_private_targets: args.webhooks_allow_private_targets,
+            ..patron_server::DispatcherConfig::default()
+        },
+    );
     application.run(shutdown_signal()).await?;
     if let Some(scheduler) = scheduler {
         scheduler.abort();

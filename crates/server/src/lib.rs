@@ -22,7 +22,9 @@ pub use events::{
 };
 pub use programme::{dry_run_purchase, DryRun};
 pub use rate::RateLimit;
-pub use webhooks::{signature as webhook_signature, Dispatcher, DispatcherConfig};
+pub use webhooks::{
+    signature as webhook_signature, targets as webhook_targets, Dispatcher, DispatcherConfig,
+};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub http: Arc<metrics::HttpMetrics>,
     /// The platform operator's token, for `/v1/tenants`; none turns those endpoints off.
     pub platform_token: Option<Arc<str>>,
+    /// Webhooks may be subscribed to loopback, private and link-local addresses.
+    pub webhooks_allow_private_targets: bool,
 }
 
 /// Compares secrets in time that does not depend on where they differ.
@@ -61,6 +65,9 @@ pub struct ServerOptions {
     pub platform_token: Option<String>,
     /// The web pages (admin, cashier, member page), served beside the API.
     pub pages: Option<Router<AppState>>,
+    /// Accept webhook URLs at loopback, private and link-local addresses (tests, closed
+    /// networks); the dispatcher has its own switch (`DispatcherConfig`) for sending to them.
+    pub webhooks_allow_private_targets: bool,
 }
 
 /// The whole router: the API, and the web pages when given.
@@ -133,6 +140,7 @@ impl Application {
             limiter: Arc::new(rate::RateLimiter::new(options.rate_limit)),
             http: Arc::new(metrics::HttpMetrics::default()),
             platform_token: options.platform_token.map(Arc::from),
+            webhooks_allow_private_targets: options.webhooks_allow_private_targets,
         };
         Ok(Application {
             listener,

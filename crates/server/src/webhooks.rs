@@ -1,6 +1,7 @@
 //! Webhooks: `GET/POST /v1/webhooks`, `DELETE /v1/webhooks/{id}`,
-//! `GET /v1/webhooks/{id}/deliveries`, `POST /v1/webhooks/deliveries/{id}/replay`, and the
-//! [`Dispatcher`] that sends the outbox to subscribers, signed, with retries.
+//! `GET /v1/webhooks/{id}/deliveries`, `POST /v1/webhooks/deliveries/{id}/replay` (all for
+//! owners and admin keys only), and the [`Dispatcher`] that sends the outbox to subscribers,
+//! signed, with retries, fairly across tenants, and only to the addresses [`targets`] allows.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_json, ApiError};
@@ -10,16 +11,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hmac::{Hmac, Mac};
-use patron_store::webhooks::{Delivery, DueDelivery, Subscription};
+use patron_store::webhooks::{Claim, Delivery, DeliveryFailure, DueDelivery, Subscription};
 use patron_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod targets;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -75,7 +80,11 @@ struct DeliveryView {
     status: String,
     attempts: i64,
     next_attempt_at: String,
+    /// The receiver's HTTP status at the last attempt, when it answered.
     last_status_code: Option<i64>,
+    /// Why the last attempt got no answer: `timeout`, `connection failed` or
+    /// `address not allowed` (never the network's own error text).
+    #[schema(example = "timeout")]
     last_error: Option<String>,
     created_at: String,
     delivered_at: Option<String>,
@@ -103,7 +112,7 @@ impl From<Delivery> for DeliveryView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WebhookRequest {
-    /// `http://` or `https://`; receives a POST per event.
+    /// `http://` or `https://`, at a public address; receives a POST per event.
     #[schema(example = "https://example.com/patron/webhooks")]
     #[serde(default)]
     url: String,
@@ -121,7 +130,8 @@ struct DeliveriesQuery {
     limit: Option<i64>,
 }
 
-/// The tenant's webhooks, disabled ones included.
+/// The tenant's webhooks, disabled ones included (owners and admin keys only: a URL may hold
+/// the receiver's credentials).
 #[utoipa::path(
     get,
     path = "/v1/webhooks",
@@ -129,12 +139,14 @@ struct DeliveriesQuery {
     responses(
         (status = 200, description = "The tenant's webhooks, oldest first", body = Vec<WebhookView>),
         (status = 401, description = "No valid API key"),
+        (status = 403, description = "The caller may not administer the tenant"),
     )
 )]
 async fn list_webhooks(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<WebhookView>>, ApiError> {
+    caller.require(Permission::Administer)?;
     let webhooks = state.store.webhooks(caller.0.tenant_id).await?;
     Ok(Json(webhooks.into_iter().map(WebhookView::from).collect()))
 }
@@ -149,7 +161,9 @@ async fn list_webhooks(
         (status = 201, description = "Subscribed", body = CreatedWebhook),
         (status = 401, description = "No valid API key"),
         (status = 403, description = "The caller may not administer the tenant"),
-        (status = 422, description = "A bad `url` or topic; `field` names it"),
+        (status = 422, description = "A bad `url` (not http(s), or a loopback, private, \
+            link-local or other non-public address, or a name resolving to one) or topic; \
+            `field` names it"),
     )
 )]
 async fn create_webhook(
@@ -159,6 +173,9 @@ async fn create_webhook(
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     caller.require(Permission::Administer)?;
     let request: WebhookRequest = parse_json(body_json(&body)?)?;
+    targets::check_url(&request.url, state.webhooks_allow_private_targets)
+        .await
+        .map_err(|refusal| ApiError::invalid("url", refusal.message()))?;
     let (subscription, secret) = state
         .store
         .create_webhook(
@@ -203,7 +220,7 @@ async fn disable_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A webhook's deliveries, newest first.
+/// A webhook's deliveries, newest first (owners and admin keys only).
 #[utoipa::path(
     get,
     path = "/v1/webhooks/{id}/deliveries",
@@ -212,6 +229,7 @@ async fn disable_webhook(
     responses(
         (status = 200, description = "Deliveries, newest first", body = Vec<DeliveryView>),
         (status = 401, description = "No valid API key"),
+        (status = 403, description = "The caller may not administer the tenant"),
         (status = 404, description = "No such webhook of this tenant"),
         (status = 422, description = "A bad query"),
     )
@@ -222,6 +240,7 @@ async fn list_deliveries(
     Path(id): Path<String>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<DeliveryView>>, ApiError> {
+    caller.require(Permission::Administer)?;
     let Query(query) = query.map_err(|error| ApiError::invalid("query", error.body_text()))?;
     let deliveries = state
         .store
@@ -262,10 +281,15 @@ async fn replay_delivery(
 // ---------------------------------------------------------------------------------------------
 // The dispatcher
 
-/// Longest wait for a receiver's answer.
+/// Longest wait for a receiver's answer, connecting included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a receiver to accept the connection (name resolution included).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Deliveries sent at once by default.
-pub const SENDS_CONCURRENT_DEFAULT: usize = 8;
+pub const SENDS_CONCURRENT_DEFAULT: usize = 16;
+/// Deliveries of one tenant sent at once by default: a tenant whose receiver hangs holds at
+/// most this many of the dispatcher's slots, and the others go on serving other tenants.
+pub const SENDS_PER_TENANT_DEFAULT: usize = 4;
 /// Outbox rows fanned out per transaction.
 const FAN_OUT_BATCH: i64 = 500;
 /// A claimed delivery is left alone by other dispatchers for the request timeout plus this.
@@ -281,6 +305,12 @@ pub struct DispatcherConfig {
     /// Most deliveries in flight at once.
     pub concurrency: usize,
     pub request_timeout: Duration,
+    /// Most deliveries of one tenant in flight at once (in this dispatcher); keep it below
+    /// `concurrency`, or one tenant's hanging receiver can take every slot.
+    pub sends_per_tenant_max: usize,
+    /// Send to loopback, private and link-local addresses too (tests, closed networks); off,
+    /// such deliveries fail with "address not allowed".
+    pub allow_private_targets: bool,
 }
 
 impl Default for DispatcherConfig {
@@ -290,6 +320,8 @@ impl Default for DispatcherConfig {
             poll_interval: Duration::from_secs(1),
             concurrency: SENDS_CONCURRENT_DEFAULT,
             request_timeout: REQUEST_TIMEOUT,
+            sends_per_tenant_max: SENDS_PER_TENANT_DEFAULT,
+            allow_private_targets: false,
         }
     }
 }
@@ -305,7 +337,13 @@ impl Dispatcher {
         let (stop, stopped) = watch::channel(false);
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would make the connection on our behalf, past the address check.
+            .no_proxy()
+            .dns_resolver(Arc::new(targets::CheckedResolver {
+                allow_private: config.allow_private_targets,
+            }))
             .user_agent(concat!("Patron-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client");
@@ -322,70 +360,123 @@ impl Dispatcher {
     }
 }
 
+/// The sends in flight, and whose they are.
+#[derive(Default)]
+struct InFlight {
+    sends: JoinSet<()>,
+    tenants: HashMap<tokio::task::Id, String>,
+    by_tenant: HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn start(
+        &mut self,
+        store: &Store,
+        client: &reqwest::Client,
+        config: &DispatcherConfig,
+        delivery: DueDelivery,
+    ) {
+        let tenant = delivery.tenant_id.clone();
+        let handle = self.sends.spawn(send(
+            store.clone(),
+            client.clone(),
+            config.clone(),
+            delivery,
+        ));
+        self.tenants.insert(handle.id(), tenant.clone());
+        *self.by_tenant.entry(tenant).or_default() += 1;
+    }
+
+    fn finished(&mut self, joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match joined {
+            Ok((id, ())) => id,
+            Err(error) => {
+                tracing::error!(%error, "webhook send panicked");
+                error.id()
+            }
+        };
+        let Some(tenant) = self.tenants.remove(&id) else {
+            return;
+        };
+        if let Some(count) = self.by_tenant.get_mut(&tenant) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_tenant.remove(&tenant);
+            }
+        }
+    }
+}
+
 async fn run(
     store: Store,
     config: DispatcherConfig,
     client: reqwest::Client,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut in_flight = InFlight::default();
     loop {
         if *stopped.borrow() {
             break;
         }
-        let busy = match dispatch_once(&store, &config, &client).await {
-            Ok(busy) => busy,
+        let more = match dispatch_once(&store, &config, &client, &mut in_flight).await {
+            Ok(more) => more,
             Err(error) => {
                 tracing::warn!(%error, "webhook dispatch failed");
                 false
             }
         };
-        if !busy {
-            tokio::select! {
-                _ = tokio::time::sleep(config.poll_interval) => {}
-                changed = stopped.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
+        if more {
+            continue;
+        }
+        // Nothing more to take now: wait for a send to finish (its slot may serve someone),
+        // the next look at the outbox, or the stop.
+        tokio::select! {
+            Some(joined) = in_flight.sends.join_next_with_id() => in_flight.finished(joined),
+            _ = tokio::time::sleep(config.poll_interval) => {}
+            changed = stopped.changed() => {
+                if changed.is_err() {
+                    break;
                 }
             }
         }
     }
+    while let Some(joined) = in_flight.sends.join_next_with_id().await {
+        in_flight.finished(joined);
+    }
     tracing::debug!("webhook dispatcher stopped");
 }
 
-/// One round: fan out waiting outbox rows, send due deliveries. Whether there may be more.
+/// One round: fan out waiting outbox rows, start sends for due deliveries in the free slots,
+/// fairly across tenants. Whether there may be more to take at once.
 async fn dispatch_once(
     store: &Store,
     config: &DispatcherConfig,
     client: &reqwest::Client,
+    in_flight: &mut InFlight,
 ) -> Result<bool, StoreError> {
+    while let Some(joined) = in_flight.sends.try_join_next_with_id() {
+        in_flight.finished(joined);
+    }
     let fanned = store.fan_out_outbox(FAN_OUT_BATCH).await?;
-    let concurrency = config.concurrency.max(1);
+    let free = config
+        .concurrency
+        .max(1)
+        .saturating_sub(in_flight.sends.len());
     let due = store
-        .claim_due_deliveries(
-            chrono::Utc::now(),
-            config.request_timeout + LEASE_MARGIN,
-            concurrency as i64,
-        )
+        .claim_due_deliveries(&Claim {
+            now: chrono::Utc::now(),
+            lease: config.request_timeout + LEASE_MARGIN,
+            limit: free,
+            per_tenant_max: config.sends_per_tenant_max.max(1),
+            in_flight: &in_flight.by_tenant,
+        })
         .await?;
     let claimed = due.len();
-    let mut sends = JoinSet::new();
     for delivery in due {
-        sends.spawn(send(
-            store.clone(),
-            client.clone(),
-            config.base_delay,
-            delivery,
-        ));
+        in_flight.start(store, client, config, delivery);
     }
-    while let Some(sent) = sends.join_next().await {
-        if let Err(error) = sent {
-            tracing::error!(%error, "webhook send panicked");
-        }
-    }
-    Ok(fanned as i64 == FAN_OUT_BATCH || claimed == concurrency)
+    Ok(fanned as i64 == FAN_OUT_BATCH || (claimed > 0 && claimed == free))
 }
-
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
@@ -398,7 +489,8 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     )
 }
 
-/// An error with its causes: reqwest's own message rarely says what went wrong.
+/// An error with its causes, for the server's log: reqwest's own message rarely says what
+/// went wrong. Never shown to the tenant (see [`DeliveryFailure`]).
 fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -410,7 +502,63 @@ fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
-async fn send(store: Store, client: reqwest::Client, base_delay: Duration, delivery: DueDelivery) {
+/// What the delivery log may say about a request that got no answer.
+fn failure_of(error: &reqwest::Error) -> DeliveryFailure {
+    if targets::is_address_refused(error) {
+        DeliveryFailure::AddressNotAllowed
+    } else if error.is_timeout() {
+        DeliveryFailure::Timeout
+    } else {
+        DeliveryFailure::ConnectionFailed
+    }
+}
+
+/// Makes one attempt and records its outcome.
+async fn send(
+    store: Store,
+    client: reqwest::Client,
+    config: DispatcherConfig,
+    delivery: DueDelivery,
+) {
+    let outcome = attempt(&client, &config, &delivery).await;
+    let now = chrono::Utc::now();
+    let recorded = match outcome {
+        Ok(status) if (200..300).contains(&status) => {
+            store.delivery_succeeded(&delivery.id, status, now).await
+        }
+        Ok(status) => {
+            store
+                .delivery_failed(
+                    &delivery,
+                    DeliveryFailure::Status(status),
+                    now,
+                    config.base_delay,
+                )
+                .await
+        }
+        Err(failure) => {
+            store
+                .delivery_failed(&delivery, failure, now, config.base_delay)
+                .await
+        }
+    };
+    if let Err(error) = recorded {
+        tracing::error!(%error, delivery = %delivery.id, "recording a webhook delivery failed");
+    }
+}
+
+/// POSTs the delivery, signed; the receiver's status, or why there was none.
+async fn attempt(
+    client: &reqwest::Client,
+    config: &DispatcherConfig,
+    delivery: &DueDelivery,
+) -> Result<u16, DeliveryFailure> {
+    // Names are checked by the client's resolver; an address literal never reaches it.
+    if !targets::literal_allowed(&delivery.url, config.allow_private_targets) {
+        tracing::info!(delivery = %delivery.id, tenant = %delivery.tenant_id,
+            "webhook not sent: its address is not allowed");
+        return Err(DeliveryFailure::AddressNotAllowed);
+    }
     let timestamp = chrono::Utc::now().timestamp();
     let sent = client
         .post(&delivery.url)
@@ -424,33 +572,14 @@ async fn send(store: Store, client: reqwest::Client, base_delay: Duration, deliv
         .body(delivery.payload.clone())
         .send()
         .await;
-    let now = chrono::Utc::now();
-    let recorded = match sent {
-        Ok(response) if response.status().is_success() => {
-            store
-                .delivery_succeeded(&delivery.id, response.status().as_u16(), now)
-                .await
-        }
-        Ok(response) => {
-            let status = response.status();
-            store
-                .delivery_failed(
-                    &delivery,
-                    Some(status.as_u16()),
-                    &format!("HTTP {status}"),
-                    now,
-                    base_delay,
-                )
-                .await
-        }
+    match sent {
+        Ok(response) => Ok(response.status().as_u16()),
         Err(error) => {
-            store
-                .delivery_failed(&delivery, None, &describe(&error), now, base_delay)
-                .await
+            let failure = failure_of(&error);
+            tracing::info!(delivery = %delivery.id, tenant = %delivery.tenant_id,
+                ?failure, error = %describe(&error), "webhook attempt failed");
+            Err(failure)
         }
-    };
-    if let Err(error) = recorded {
-        tracing::error!(%error, delivery = %delivery.id, "recording a webhook delivery failed");
     }
 }
 

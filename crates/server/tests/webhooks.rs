@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use patron_server::DispatcherConfig;
 use patron_store::admin::{KeyScope, NewTenant};
+use patron_store::users::Role;
 use patron_store::{Journal, JournalConfig, Store};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -26,12 +27,37 @@ struct Received {
 }
 
 /// A webhook receiver on 127.0.0.1 that answers 500 to its first `failures` requests.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     failures: Arc<AtomicUsize>,
     /// Milliseconds to wait before answering.
     delay_ms: Arc<AtomicUsize>,
+    /// Requests are answered while this is true; set false to hold them.
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Requests finished: answered, or dropped when the sender gave up.
+    ended: Arc<AtomicUsize>,
+}
+
+impl Default for Receiver {
+    fn default() -> Receiver {
+        Receiver {
+            received: Arc::default(),
+            failures: Arc::default(),
+            delay_ms: Arc::default(),
+            open: Arc::new(tokio::sync::watch::channel(true).0),
+            ended: Arc::default(),
+        }
+    }
+}
+
+/// Counts a request as ended when its handler finishes or is dropped.
+struct Ends(Arc<AtomicUsize>);
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl Receiver {
@@ -75,6 +101,8 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Str
         content_type: header("content-type"),
         body,
     });
+    let _ends = Ends(receiver.ended.clone());
+    let _ = receiver.open.subscribe().wait_for(|open| *open).await;
     let delay = receiver.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay as u64)).await;
@@ -216,11 +244,10 @@ impl App {
     }
 }
 
-/// A server with a café tenant and a write key, and a dispatcher pacing in milliseconds.
-async fn spawn(postgres: bool) -> App {
-    let store = fresh_store(postgres).await;
+/// A new tenant set up like a café (store HN01, a programme from 2020) and its admin key.
+async fn cafe_tenant(store: &Store, name: &str) -> (patron_core::TenantId, String) {
     let tenant = store
-        .create_tenant(&NewTenant::vietnamese("Cà phê Webhook"))
+        .create_tenant(&NewTenant::vietnamese(name))
         .await
         .unwrap();
     let key = store
@@ -247,22 +274,46 @@ async fn spawn(postgres: bool) -> App {
         .publish_programme(tenant, programme, from)
         .await
         .unwrap();
+    (tenant, key)
+}
+
+/// The dispatcher the tests use: pacing in milliseconds, local receivers allowed.
+fn quick_dispatcher() -> DispatcherConfig {
+    DispatcherConfig {
+        base_delay: Duration::from_millis(40),
+        poll_interval: Duration::from_millis(20),
+        concurrency: 4,
+        request_timeout: Duration::from_secs(2),
+        sends_per_tenant_max: 2,
+        allow_private_targets: true,
+    }
+}
+
+/// A server with a café tenant and an admin key, and a dispatcher pacing in milliseconds; both
+/// allow local receivers, as every receiver here is on 127.0.0.1.
+async fn spawn(postgres: bool) -> App {
+    spawn_with(postgres, true, quick_dispatcher()).await
+}
+
+/// As [`spawn`], with the server's `webhooks_allow_private_targets` and the dispatcher given.
+async fn spawn_with(postgres: bool, allow_private: bool, dispatcher: DispatcherConfig) -> App {
+    let store = fresh_store(postgres).await;
+    let (tenant, key) = cafe_tenant(&store, "Cà phê Webhook").await;
     let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
-    let application =
-        patron_server::Application::build(store.clone(), journal, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+    let application = patron_server::Application::build_with(
+        store.clone(),
+        journal,
+        "127.0.0.1:0".parse().unwrap(),
+        patron_server::ServerOptions {
+            webhooks_allow_private_targets: allow_private,
+            ..patron_server::ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let address = format!("http://{}", application.local_addr());
     tokio::spawn(application.run(std::future::pending()));
-    let dispatcher = patron_server::Dispatcher::start(
-        store.clone(),
-        DispatcherConfig {
-            base_delay: Duration::from_millis(40),
-            poll_interval: Duration::from_millis(20),
-            concurrency: 4,
-            request_timeout: Duration::from_secs(2),
-        },
-    );
+    let dispatcher = patron_server::Dispatcher::start(store.clone(), dispatcher);
     App {
         address,
         dispatcher: Some(dispatcher),
@@ -314,6 +365,31 @@ on_both_backends! {
     api_is_scoped_to_the_tenant_and_validated;
     gives_up_after_attempts_max;
     stopping_finishes_sends_in_flight;
+    only_owners_see_webhooks_and_their_logs;
+    the_log_shows_a_status_or_a_fixed_reason;
+}
+
+/// As `on_both_backends!`, for tests that set up their own server.
+macro_rules! on_both_backends_own_setup {
+    ($($name:ident;)*) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(false).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(true).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends_own_setup! {
+    private_targets_are_refused_at_subscription;
+    a_stored_private_target_is_not_sent_to;
+    a_slow_tenant_does_not_hold_up_another;
 }
 
 async fn delivers_signed_events_after_retries(app: App) {
@@ -348,6 +424,7 @@ async fn delivers_signed_events_after_retries(app: App) {
     assert_eq!(attempts, 4);
     for delivery in &deliveries {
         assert_eq!(delivery["last_status_code"], 200);
+        assert!(delivery["last_error"].is_null(), "{delivery}");
         assert!(delivery["delivered_at"].is_string());
     }
     let mut topics: Vec<&str> = received.iter().map(|r| r.topic.as_str()).collect();
@@ -417,7 +494,7 @@ async fn receiver_down_then_up_gets_everything(app: App) {
                 d["status"] == "pending"
                     && d["attempts"].as_i64().unwrap() >= 3
                     && d["last_status_code"].is_null()
-                    && d["last_error"].is_string()
+                    && d["last_error"] == "connection failed"
             })
     })
     .await;
@@ -646,7 +723,7 @@ async fn gives_up_after_attempts_max(app: App) {
     .await;
     let delivery = &app.deliveries(&webhook).await[0];
     assert_eq!(delivery["attempts"], max);
-    assert!(delivery["last_error"].is_string());
+    assert_eq!(delivery["last_error"], "connection failed");
     let lag = app.store.outbox_lag(chrono::Utc::now()).await.unwrap();
     assert_eq!(lag.pending, 0, "a failed delivery is no longer pending");
 
@@ -687,4 +764,317 @@ async fn stopping_finishes_sends_in_flight(mut app: App) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 1);
     assert_eq!(app.deliveries(&webhook).await.len(), 1);
+}
+
+async fn private_targets_are_refused_at_subscription(postgres: bool) {
+    let app = spawn_with(postgres, false, quick_dispatcher()).await;
+    let receiver = Receiver::new(0);
+    let local = receiver.start().await;
+    let port = local.split(':').nth(2).unwrap().split('/').next().unwrap();
+    for url in [
+        local.clone(),
+        format!("http://localhost:{port}/hooks"),
+        format!("http://LocalHost.:{port}/hooks"),
+        format!("http://[::1]:{port}/hooks"),
+        format!("http://0x7f.1:{port}/hooks"),
+        "http://2130706433/".to_owned(),
+        "http://[::ffff:127.0.0.1]/".to_owned(),
+        "http://10.0.0.5:3306/".to_owned(),
+        "http://172.16.0.1/".to_owned(),
+        "http://192.168.1.1/".to_owned(),
+        "http://100.64.0.1/".to_owned(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://0.0.0.0/".to_owned(),
+        "http://224.0.0.1/".to_owned(),
+        "http://255.255.255.255/".to_owned(),
+        "http://192.0.2.10/".to_owned(),
+        "https://[fd12:3456::1]/".to_owned(),
+        "https://[fe80::1]/".to_owned(),
+        "https://hooks.example.com@127.0.0.1/".to_owned(),
+    ] {
+        let (status, error) = app
+            .post(
+                "/v1/webhooks",
+                json!({"url": url, "topics": ["points.earned"]}),
+            )
+            .await;
+        assert_eq!(status, 422, "{url} → {error}");
+        assert_eq!(error["field"], "url", "{url} → {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("public address"),
+            "{error}"
+        );
+    }
+    // A public address literal is fine (no name to resolve here).
+    app.subscribe("https://93.184.215.14/hooks", &["points.earned"])
+        .await;
+    let (status, error) = app
+        .post(
+            "/v1/webhooks",
+            json!({"url": "gopher://93.184.215.14/", "topics": ["points.earned"]}),
+        )
+        .await;
+    assert_eq!((status, &error["field"]), (422, &json!("url")), "{error}");
+
+    // The same local URL is accepted once the server allows private targets.
+    let allowing = spawn(postgres).await;
+    allowing.subscribe(&local, &["points.earned"]).await;
+}
+
+async fn a_stored_private_target_is_not_sent_to(postgres: bool) {
+    let app = spawn_with(
+        postgres,
+        false,
+        DispatcherConfig {
+            allow_private_targets: false,
+            ..quick_dispatcher()
+        },
+    )
+    .await;
+    let receiver = Receiver::new(0);
+    let local = receiver.start().await;
+    let by_name = local.replace("127.0.0.1", "localhost");
+    // Stored before the setting was turned off: straight into the store, as the API refuses them.
+    let mut webhooks = Vec::new();
+    for url in [&local, &by_name] {
+        let (subscription, _) = app
+            .store
+            .create_webhook(
+                app.tenant,
+                &patron_store::audit::Actor::cli(),
+                url,
+                &["points.earned".to_owned()],
+            )
+            .await
+            .unwrap();
+        webhooks.push(subscription.id);
+    }
+    app.purchase("HD-1", "0912 345 678", 100000).await;
+    for webhook in &webhooks {
+        eventually("refused attempts recorded", || async {
+            let deliveries = app.deliveries(webhook).await;
+            deliveries.len() == 1 && deliveries[0]["attempts"].as_i64().unwrap() >= 2
+        })
+        .await;
+        let delivery = &app.deliveries(webhook).await[0];
+        assert_eq!(delivery["status"], "pending");
+        assert!(delivery["last_status_code"].is_null(), "{delivery}");
+        assert_eq!(delivery["last_error"], "address not allowed", "{delivery}");
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached 127.0.0.1: {:?}",
+        receiver.received()
+    );
+}
+
+/// A receiver that is not HTTP (a database's port, say) answers with its own bytes.
+async fn not_http() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket
+                .write_all(b"J\0\0\0\n8.0.36\0mysql_native_password\0")
+                .await;
+        }
+    });
+    format!("http://{address}/hooks")
+}
+
+async fn the_log_shows_a_status_or_a_fixed_reason(app: App) {
+    let refusing = Receiver::new(usize::MAX);
+    let (answers_500, _) = app
+        .subscribe(&refusing.start().await, &["points.earned"])
+        .await;
+    let (speaks_mysql, _) = app.subscribe(&not_http().await, &["points.earned"]).await;
+    let hanging = Receiver::new(0);
+    hanging.open.send_replace(false);
+    let (hangs, _) = app
+        .subscribe(&hanging.start().await, &["points.earned"])
+        .await;
+    app.purchase("HD-1", "0912 345 678", 100000).await;
+    eventually("every receiver tried", || async {
+        for webhook in [&answers_500, &speaks_mysql, &hangs] {
+            let deliveries = app.deliveries(webhook).await;
+            if deliveries
+                .first()
+                .is_none_or(|delivery| delivery["attempts"] == 0)
+            {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let last = |deliveries: Vec<Value>| {
+        assert_eq!(deliveries.len(), 1);
+        (
+            deliveries[0]["last_status_code"].clone(),
+            deliveries[0]["last_error"].clone(),
+        )
+    };
+    assert_eq!(
+        last(app.deliveries(&answers_500).await),
+        (json!(500), Value::Null)
+    );
+    assert_eq!(
+        last(app.deliveries(&speaks_mysql).await),
+        (Value::Null, json!("connection failed")),
+        "not the parser's text (\"invalid HTTP version parsed\")"
+    );
+    assert_eq!(
+        last(app.deliveries(&hangs).await),
+        (Value::Null, json!("timeout"))
+    );
+    hanging.open.send_replace(true);
+}
+
+async fn only_owners_see_webhooks_and_their_logs(app: App) {
+    let receiver = Receiver::new(0);
+    let url = receiver.start().await;
+    let (webhook, _) = app.subscribe(&url, &["points.earned"]).await;
+    app.purchase("HD-1", "0912 345 678", 200000).await;
+    eventually("delivered", || all_delivered(&app, &webhook, 1)).await;
+    let delivery = app.deliveries(&webhook).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut callers = Vec::new();
+    for scope in [KeyScope::Read, KeyScope::Write] {
+        let key = app
+            .store
+            .create_api_key(app.tenant, "limited", scope)
+            .await
+            .unwrap();
+        callers.push((format!("{scope:?} key"), format!("Bearer {key}")));
+    }
+    for role in [Role::Viewer, Role::Cashier, Role::Manager] {
+        let email = format!("{}@cafe.vn", role.as_str());
+        app.store
+            .create_user(
+                app.tenant,
+                &email,
+                role.as_str(),
+                role,
+                "correct horse battery",
+                &patron_store::audit::Actor::cli(),
+            )
+            .await
+            .unwrap();
+        let (_, session) = app
+            .store
+            .sign_in(Some(app.tenant), &email, "correct horse battery")
+            .await
+            .unwrap()
+            .unwrap();
+        callers.push((
+            format!("{} session", role.as_str()),
+            format!(
+                "{}={}|{}",
+                patron_server::auth::SESSION_COOKIE,
+                session.token,
+                session.csrf_token
+            ),
+        ));
+    }
+    for (who, credential) in &callers {
+        for (method, path) in [
+            ("GET", "/v1/webhooks".to_owned()),
+            ("GET", format!("/v1/webhooks/{webhook}/deliveries")),
+            ("POST", "/v1/webhooks".to_owned()),
+            ("DELETE", format!("/v1/webhooks/{webhook}")),
+            ("POST", format!("/v1/webhooks/deliveries/{delivery}/replay")),
+        ] {
+            let mut request = app
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", app.address));
+            request = match credential.split_once('|') {
+                Some((cookie, csrf)) => request
+                    .header("cookie", cookie)
+                    .header("x-csrf-token", csrf),
+                None => request.header("authorization", credential),
+            };
+            if method == "POST" {
+                request = request.json(&json!({"url": url, "topics": ["points.earned"]}));
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            assert_eq!(status, 403, "{who}: {method} {path} → {text}");
+            assert!(!text.contains(&url), "{who}: {method} {path} → {text}");
+        }
+    }
+    let (status, list) = app.get("/v1/webhooks").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        list[0]["url"],
+        url.as_str(),
+        "the owner's admin key sees it"
+    );
+}
+
+async fn a_slow_tenant_does_not_hold_up_another(postgres: bool) {
+    // Requests may hang for a minute, so only concurrency can let tenant B through while
+    // tenant A's receiver hangs.
+    let app = spawn_with(
+        postgres,
+        true,
+        DispatcherConfig {
+            request_timeout: Duration::from_secs(60),
+            ..quick_dispatcher()
+        },
+    )
+    .await;
+    let slow = Receiver::new(0);
+    slow.open.send_replace(false);
+    let (slow_webhook, _) = app.subscribe(&slow.start().await, &["points.earned"]).await;
+    // More of tenant A's deliveries than the dispatcher has slots, all due before B's.
+    for n in 0..6 {
+        app.purchase(&format!("A-{n}"), &format!("0912 000 00{n}"), 100000)
+            .await;
+    }
+    eventually("tenant A's first deliveries hang", || async {
+        !slow.received().is_empty()
+    })
+    .await;
+
+    let (tenant_b, key_b) = cafe_tenant(&app.store, "Trà sữa B").await;
+    let b = App {
+        key: key_b,
+        tenant: tenant_b,
+        dispatcher: None,
+        store: app.store.clone(),
+        address: app.address.clone(),
+        client: app.client.clone(),
+    };
+    let prompt = Receiver::new(0);
+    let (prompt_webhook, _) = b.subscribe(&prompt.start().await, &["points.earned"]).await;
+    b.purchase("B-1", "0987 654 321", 100000).await;
+    eventually("tenant B's delivery arrives", || async {
+        !prompt.received().is_empty()
+    })
+    .await;
+    // The ordering fact: B's arrived while every one of A's requests was still hanging.
+    assert_eq!(slow.ended.load(Ordering::SeqCst), 0);
+    let hanging = slow.received().len();
+    assert!(
+        (1..=2).contains(&hanging),
+        "at most sends_per_tenant_max of A's in flight: {hanging}"
+    );
+    eventually("B's recorded delivered", || {
+        all_delivered(&b, &prompt_webhook, 1)
+    })
+    .await;
+
+    slow.open.send_replace(true);
+    eventually("all of A's delivered once it answers", || {
+        all_delivered(&app, &slow_webhook, 6)
+    })
+    .await;
 }

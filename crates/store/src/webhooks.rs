@@ -44,8 +44,51 @@ pub const DELIVERY_PAGE_MAX: i64 = 200;
 pub const ATTEMPTS_MAX: i64 = 30;
 /// The longest wait between two attempts.
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(3600);
-/// Longest `last_error` kept, in bytes.
-const ERROR_LENGTH_MAX: usize = 500;
+
+/// Why an attempt failed, as recorded in the delivery log. The log holds the receiver's status
+/// code or one of three fixed reasons, never the transport's error text: that text tells open
+/// ports from closed ones ("invalid HTTP version parsed" is a database's port), which would
+/// make the log a port scanner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// The receiver answered with this status (not 2xx).
+    Status(u16),
+    /// No answer within the request timeout.
+    Timeout,
+    /// Anything else on the way: name, connection, TLS or a reply that is not HTTP.
+    ConnectionFailed,
+    /// The URL's address (or one its name resolves to) is not one Patron sends to.
+    AddressNotAllowed,
+}
+
+/// The reasons `last_error` may hold, as shown in the delivery log.
+pub const FAILURE_REASONS: [&str; 3] = ["timeout", "connection failed", "address not allowed"];
+
+impl DeliveryFailure {
+    /// The status code and the reason recorded for this failure.
+    fn recorded(self) -> (Option<i64>, Option<&'static str>) {
+        match self {
+            DeliveryFailure::Status(code) => (Some(i64::from(code)), None),
+            DeliveryFailure::Timeout => (None, Some(FAILURE_REASONS[0])),
+            DeliveryFailure::ConnectionFailed => (None, Some(FAILURE_REASONS[1])),
+            DeliveryFailure::AddressNotAllowed => (None, Some(FAILURE_REASONS[2])),
+        }
+    }
+}
+
+/// The reason to show for a stored `last_error`: rows written before reasons were fixed hold
+/// the transport's text, which is shown as "connection failed" (or nothing, when the receiver
+/// answered with a status).
+fn shown_reason(stored: Option<String>, status_code: Option<i64>) -> Option<String> {
+    let stored = stored?;
+    if FAILURE_REASONS.contains(&stored.as_str()) {
+        return Some(stored);
+    }
+    match status_code {
+        Some(_) => None,
+        None => Some(FAILURE_REASONS[1].to_owned()),
+    }
+}
 
 /// A subscription as listed (the secret is shown only at creation).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -70,6 +113,8 @@ pub struct Delivery {
     pub attempts: i64,
     pub next_attempt_at: String,
     pub last_status_code: Option<i64>,
+    /// Why the last attempt failed when the receiver gave no status: one of
+    /// [`FAILURE_REASONS`].
     pub last_error: Option<String>,
     pub created_at: String,
     pub delivered_at: Option<String>,
@@ -88,6 +133,21 @@ pub struct DueDelivery {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: i64,
+}
+
+/// What a dispatcher asks of [`Store::claim_due_deliveries`].
+#[derive(Clone, Debug)]
+pub struct Claim<'a> {
+    /// Deliveries whose next attempt is not after this are due.
+    pub now: Timestamp,
+    /// How long a claimed delivery is left to its claimer.
+    pub lease: Duration,
+    /// Most deliveries claimed (the dispatcher's free send slots).
+    pub limit: usize,
+    /// Most deliveries of one tenant in flight at once.
+    pub per_tenant_max: usize,
+    /// The claimer's deliveries in flight, by tenant id.
+    pub in_flight: &'a HashMap<String, usize>,
 }
 
 /// How far behind webhook delivery is.
@@ -258,7 +318,7 @@ fn delivery_from_row(row: &DbRow, zone: chrono_tz::Tz) -> Delivery {
         attempts: row.int(5),
         next_attempt_at: at(row.int(6)),
         last_status_code: row.opt_int(7),
-        last_error: row.opt_text(8),
+        last_error: shown_reason(row.opt_text(8), row.opt_int(7)),
         created_at: at(row.int(9)),
         delivered_at: row.opt_int(10).map(at),
     }
@@ -615,37 +675,80 @@ impl Store {
         Ok(claimed.len())
     }
 
-    /// Claims up to `limit` due deliveries (pending, next attempt not after `now`), oldest
-    /// first, of live subscriptions. A claimed delivery's next attempt moves to `now + lease`,
-    /// so another dispatcher does not take it, and a dispatcher that dies mid-send leaves it to
-    /// be retried after the lease.
+    /// Claims due deliveries (pending, next attempt not after `now`) of live subscriptions,
+    /// fairly across tenants: each tenant's oldest first, taken in turns (every tenant's first,
+    /// then every tenant's second, …), and never more than `per_tenant_max` in flight for one
+    /// tenant, counting those the caller already has (`in_flight`). So one tenant's backlog or
+    /// slow receiver cannot hold up another's deliveries. A claimed delivery's next attempt
+    /// moves to `now + lease`, so another dispatcher does not take it, and a dispatcher that
+    /// dies mid-send leaves it to be retried after the lease.
     pub async fn claim_due_deliveries(
         &self,
-        now: Timestamp,
-        lease: Duration,
-        limit: i64,
+        claim: &Claim<'_>,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let now_micros = to_micros(now);
-        let lease_until = now_micros + lease.as_micros() as i64;
+        if claim.limit == 0 || claim.per_tenant_max == 0 {
+            return Ok(Vec::new());
+        }
+        let now_micros = to_micros(claim.now);
+        let lease_until =
+            now_micros.saturating_add(claim.lease.as_micros().try_into().unwrap_or(i64::MAX));
+        // A tenant at its cap has at most `in_flight` of its candidates skipped, so this many
+        // candidates always hold `limit` takeable ones when there are that many.
+        let skippable: usize = claim.in_flight.values().sum();
+        let candidates = self
+            .read(
+                "SELECT id, tenant_id FROM (SELECT id, tenant_id, next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn \
+                 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1) due \
+                 WHERE turn <= $2 ORDER BY turn, next_attempt_at, id LIMIT $3",
+                vec![
+                    now_micros.into(),
+                    (claim.per_tenant_max as i64).into(),
+                    ((claim.limit + skippable) as i64).into(),
+                ],
+            )
+            .await?;
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        let mut chosen = Vec::new();
+        for row in &candidates {
+            let tenant = row.text(1);
+            let busy = claim.in_flight.get(&tenant).copied().unwrap_or(0);
+            let count = taken.entry(tenant).or_default();
+            if busy + *count >= claim.per_tenant_max {
+                continue;
+            }
+            *count += 1;
+            chosen.push(row.text(0));
+            if chosen.len() == claim.limit {
+                break;
+            }
+        }
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.backend;
         let mut transaction = self.pool.begin().await?;
+        // The `status` and `next_attempt_at` conditions again: another dispatcher may have
+        // claimed some of these since they were read; it keeps them. (SQLite numbers `?` apart
+        // from `$n`, so one kind of placeholder per statement.)
+        let mut values: Vec<Bind> = vec![lease_until.into(), now_micros.into()];
+        values.extend(chosen.iter().map(|id| Bind::from(id.as_str())));
         let claimed = fetch_in(
             &mut transaction,
-            "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at <= $2 \
-             AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
-             ORDER BY next_attempt_at, id LIMIT $4) RETURNING id",
-            vec![
-                lease_until.into(),
-                now_micros.into(),
-                now_micros.into(),
-                limit.max(1).into(),
-            ],
+            &format!(
+                "UPDATE webhook_deliveries SET next_attempt_at = {} WHERE status = 'pending' AND next_attempt_at <= {} \
+                 AND id IN ({}) RETURNING id",
+                placeholders(backend, 1, 1),
+                placeholders(backend, 2, 1),
+                placeholders(backend, 3, chosen.len())
+            ),
+            values,
         )
         .await?;
         if claimed.is_empty() {
             transaction.rollback().await?;
             return Ok(Vec::new());
         }
-        let backend = self.backend;
         let sql = format!(
             "SELECT d.id, d.tenant_id, d.subscription_id, d.topic, s.url, s.secret, o.payload, d.attempts \
              FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id \
@@ -694,8 +797,7 @@ impl Store {
     pub async fn delivery_failed(
         &self,
         delivery: &DueDelivery,
-        status_code: Option<u16>,
-        error: &str,
+        failure: DeliveryFailure,
         at: Timestamp,
         base_delay: Duration,
     ) -> Result<(), StoreError> {
@@ -708,14 +810,7 @@ impl Store {
         let next = at
             + chrono::Duration::from_std(retry_delay(base_delay, attempts))
                 .unwrap_or(chrono::Duration::hours(1));
-        let mut error = error.to_owned();
-        if error.len() > ERROR_LENGTH_MAX {
-            let mut end = ERROR_LENGTH_MAX;
-            while !error.is_char_boundary(end) {
-                end -= 1;
-            }
-            error.truncate(end);
-        }
+        let (status_code, reason) = failure.recorded();
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_status_code = $4, \
              last_error = $5 WHERE id = $6 AND status = 'pending'",
@@ -723,8 +818,8 @@ impl Store {
         .bind(status)
         .bind(attempts)
         .bind(to_micros(next))
-        .bind(status_code.map(i64::from))
-        .bind(error)
+        .bind(status_code)
+        .bind(reason)
         .bind(delivery.id.clone())
         .execute(&self.pool)
         .await?;

@@ -328,6 +328,8 @@ async fn a_webhook_delivery_is_logged_and_replayed() {
             poll_interval: Duration::from_millis(20),
             concurrency: 2,
             request_timeout: Duration::from_secs(2),
+            allow_private_targets: true,
+            ..patron_server::DispatcherConfig::default()
         },
     );
     let (status, body) = site

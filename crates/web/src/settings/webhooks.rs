@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use patron_server::auth::Permission;
+use patron_server::webhook_targets::{self, UrlRefusal};
 use patron_server::AppState;
 use patron_store::audit::Actor;
 use patron_store::webhooks::TOPICS;
@@ -81,7 +82,8 @@ struct DeliveryRow {
     status: String,
     attempts: i64,
     last_status_code: Option<i64>,
-    last_error: Option<String>,
+    /// The message key of why the last attempt got no answer.
+    last_error: Option<&'static str>,
     created_at: String,
     /// "Delivered …".
     delivered: Option<String>,
@@ -108,6 +110,15 @@ impl DeliveriesPage {
             "failed" => "settings.webhooks.status_failed",
             _ => "settings.webhooks.status_cancelled",
         }
+    }
+}
+
+/// The message key of a delivery's failure reason (one of the store's `FAILURE_REASONS`).
+fn reason_key(reason: &str) -> &'static str {
+    match reason {
+        "timeout" => "settings.webhooks.reason_timeout",
+        "address not allowed" => "settings.webhooks.reason_address_not_allowed",
+        _ => "settings.webhooks.reason_connection_failed",
     }
 }
 
@@ -199,6 +210,14 @@ async fn create(
         .collect();
     let fault = if chosen.is_empty() {
         FieldFault::new("topics", t.get("settings.webhooks.no_topics"))
+    } else if let Err(refusal) =
+        webhook_targets::check_url(&url, state.webhooks_allow_private_targets).await
+    {
+        let key = match refusal {
+            UrlRefusal::Malformed => "settings.webhooks.bad_url",
+            UrlRefusal::AddressNotAllowed => "settings.webhooks.url_not_allowed",
+        };
+        FieldFault::new("url", t.get(key))
     } else {
         let actor = Actor::user(&staff.user.id);
         match state
@@ -284,7 +303,7 @@ async fn deliveries(
             status: delivery.status,
             attempts: delivery.attempts,
             last_status_code: delivery.last_status_code,
-            last_error: delivery.last_error,
+            last_error: delivery.last_error.as_deref().map(reason_key),
         })
         .collect();
     render(&DeliveriesPage {

@@ -53,6 +53,12 @@ impl Site {
     /// Starts the API and the pages on port 0, over a fresh database with a tenant, store
     /// `HN01`, the café programme (in force for a year back), and a user per staff role.
     pub async fn start(postgres: bool) -> Site {
+        // The tests' webhook receivers (`Inbox`) are on 127.0.0.1.
+        Site::start_allowing_private_webhooks(postgres, true).await
+    }
+
+    /// As `start`, with the server's `webhooks_allow_private_targets` given.
+    pub async fn start_allowing_private_webhooks(postgres: bool, allow: bool) -> Site {
         let store = fresh_store(postgres).await;
         let tenant = store
             .create_tenant(&NewTenant::vietnamese("Cà Phê Thử"))
@@ -96,6 +102,7 @@ impl Site {
         let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
         let options = patron_server::ServerOptions {
             pages: Some(patron_web::router()),
+            webhooks_allow_private_targets: allow,
             ..patron_server::ServerOptions::default()
         };
         let application = patron_server::Application::build_with(
@@ -443,6 +450,7 @@ pub fn dispatcher(site: &Site) -> patron_server::Dispatcher {
         patron_server::DispatcherConfig {
             base_delay: Duration::from_millis(100),
             poll_interval: Duration::from_millis(20),
+            allow_private_targets: true,
             ..patron_server::DispatcherConfig::default()
         },
     )
