@@ -7,7 +7,7 @@
 //! vouchers and their history. Codes, links and sessions live in
 //! `patron_store::member_access`; a redemption goes through the journal like any event.
 
-use crate::cashier::{new_event_id, query_escape};
+use crate::cashier::query_escape;
 use crate::format;
 use crate::i18n::{Locale, Texts};
 use crate::page::{self, render, render_with};
@@ -43,6 +43,21 @@ const HISTORY_SHOWN_MAX: i64 = 20;
 const REWARDS_SHOWN_MAX: usize = 20;
 /// Vouchers listed on the card page (newest first).
 const VOUCHERS_SHOWN_MAX: usize = 20;
+/// The namespace of event ids the member page makes: `member-page:<member id>:<form token>`.
+/// The form carries only the token (a UUID, so a resent form is the same event); the server
+/// puts the prefix and the member in front, so a member can never take an id a till will use
+/// (a future receipt number) nor another member's.
+pub const MEMBER_EVENT_ID_PREFIX: &str = "member-page:";
+
+/// The event id of a redemption sent from the member page with form token `token`; `None`
+/// when the token is not one the page made.
+fn member_event_id(member_id: patron_core::MemberId, token: &str) -> Option<String> {
+    let token = uuid::Uuid::try_parse(token.trim()).ok()?;
+    Some(format!(
+        "{MEMBER_EVENT_ID_PREFIX}{member_id}:{}",
+        token.simple()
+    ))
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -630,7 +645,7 @@ async fn card_page(
         .take(REWARDS_SHOWN_MAX)
         .map(|reward| RewardLine {
             missing: (reward.cost - available).max(0),
-            event_id: new_event_id("member-redeem"),
+            event_id: uuid::Uuid::now_v7().simple().to_string(),
             error: redeem_error
                 .as_ref()
                 .filter(|(id, _)| *id == reward.id)
@@ -731,15 +746,21 @@ async fn redeem(
             "common.csrf_invalid",
         );
     }
-    let event = serde_json::json!({
-        "id": form.event_id,
-        "type": "redemption",
-        "member": {"id": session.member_id.to_string()},
-        "reward_id": form.reward_id,
-    });
-    let submitted = match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
-        Ok(event) => state.journal.submit(event).await,
-        Err(_) => Err(EventError::RewardNotFound),
+    let submitted = match member_event_id(session.member_id, &form.event_id) {
+        Some(event_id) => {
+            let event = serde_json::json!({
+                "id": event_id,
+                "type": "redemption",
+                "member": {"id": session.member_id.to_string()},
+                "reward_id": form.reward_id,
+            });
+            match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
+                Ok(event) => state.journal.submit(event).await,
+                Err(_) => Err(EventError::RewardNotFound),
+            }
+        }
+        // Not a token the page made (a typed receipt number, say): nothing is redeemed.
+        None => Err(EventError::RewardNotFound),
     };
     let message = match submitted {
         Ok(result) => {

@@ -109,7 +109,9 @@ pub async fn choose_language(Path(code): Path<String>, headers: HeaderMap) -> Re
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
 
-/// The path of a same-site address, so a redirect never leaves the site.
+/// The path of a same-site address, so a redirect never leaves the site: it starts with one
+/// `/` and holds no `\` (some browsers read `/\evil.example` as `//evil.example`) nor any
+/// control character or space (which browsers strip before reading the address).
 pub fn local_path(address: &str) -> Option<&str> {
     let path = match address.find("://") {
         Some(scheme_end) => {
@@ -118,7 +120,8 @@ pub fn local_path(address: &str) -> Option<&str> {
         }
         None => address,
     };
-    (path.starts_with('/') && !path.starts_with("//")).then_some(path)
+    let plain = !path.contains('\\') && !path.chars().any(|c| c.is_control() || c == ' ');
+    (path.starts_with('/') && !path.starts_with("//") && plain).then_some(path)
 }
 
 #[cfg(test)]
@@ -132,5 +135,10 @@ mod tests {
         assert_eq!(local_path("//evil.example/"), None);
         assert_eq!(local_path("https://evil.example"), None);
         assert_eq!(local_path("javascript:alert(1)"), None);
+        assert_eq!(local_path("/\\evil.example"), None);
+        assert_eq!(local_path("http://x:1/\\evil.example"), None);
+        assert_eq!(local_path("/admin\\..\\x"), None);
+        assert_eq!(local_path("/\t/evil.example"), None);
+        assert_eq!(local_path("/ /evil.example"), None);
     }
 }
