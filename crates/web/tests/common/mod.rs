@@ -53,6 +53,11 @@ impl Site {
     /// Starts the API and the pages on port 0, over a fresh database with a tenant, store
     /// `HN01`, the café programme (in force for a year back), and a user per staff role.
     pub async fn start(postgres: bool) -> Site {
+        Site::start_with(postgres, patron_server::ServerOptions::default()).await
+    }
+
+    /// As `start`, with server `options` (the pages are added).
+    pub async fn start_with(postgres: bool, options: patron_server::ServerOptions) -> Site {
         let store = fresh_store(postgres).await;
         let tenant = store
             .create_tenant(&NewTenant::vietnamese("Cà Phê Thử"))
@@ -96,7 +101,7 @@ impl Site {
         let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
         let options = patron_server::ServerOptions {
             pages: Some(patron_web::router()),
-            ..patron_server::ServerOptions::default()
+            ..options
         };
         let application = patron_server::Application::build_with(
             store.clone(),
