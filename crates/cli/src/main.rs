@@ -338,7 +338,11 @@ pub(crate) async fn serve(
     if let Some(banner) = banner {
         println!("{banner}");
     }
-    let scheme = if application.is_tls() { "https" } else { "http" };
+    let scheme = if application.is_tls() {
+        "https"
+    } else {
+        "http"
+    };
     println!("Patron is listening on {scheme}://{address}");
     if args.public_url.is_none() && !address.ip().is_loopback() {
         tracing::warn!(

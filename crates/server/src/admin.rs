@@ -1,9 +1,7 @@
 //! Administration: tenants (platform operator), API keys, staff users, staff sessions and the
 //! audit log.
 
-use crate::auth::{
-    cookie_value, session_cookie, Caller, Permission, SignInAnswer, SESSION_COOKIE,
-};
+use crate::auth::{cookie_value, session_cookie, Caller, Permission, SignInAnswer, SESSION_COOKIE};
 use crate::error::{body_json, parse_json, ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
@@ -354,14 +352,8 @@ async fn sign_in(
         .map(TenantId::parse)
         .transpose()
         .map_err(|_| ApiError::invalid("tenant_id", "not a tenant id"))?;
-    let answer = crate::auth::sign_in(
-        &state,
-        client,
-        tenant_id,
-        &request.email,
-        &request.password,
-    )
-    .await?;
+    let answer =
+        crate::auth::sign_in(&state, client, tenant_id, &request.email, &request.password).await?;
     let (user, session) = match answer {
         SignInAnswer::SignedIn(user, session) => (user, session),
         SignInAnswer::Refused => {

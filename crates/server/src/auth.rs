@@ -142,7 +142,10 @@ fn unauthorized() -> ApiError {
 }
 
 /// The `Set-Cookie` value that starts a staff session (HttpOnly, Secure, SameSite=Lax, for
-/// the session's lifetime); with `None`, the one that clears it.
+/// the session's lifetime); with `None`, the one that clears it. `Secure` always, even over
+/// plain HTTP: a session must never cross a café's Wi-Fi in clear, and browsers keep `Secure`
+/// cookies over plain HTTP at `localhost` (the demo) anyway. Elsewhere the login page says why
+/// signing in cannot work and what to open instead.
 pub fn session_cookie(token: Option<&str>) -> String {
     let (value, max_age) = match token {
         Some(token) => (token, patron_store::users::SESSION_TTL.num_seconds()),
@@ -317,11 +320,11 @@ pub async fn sign_in(
             return Ok(SignInAnswer::Throttled(wait));
         }
     };
-    let answer = state.store.sign_in_staff(tenant_id, email, password).await?;
-    attempt.finish(
-        !matches!(answer, StaffSignIn::Refused),
-        Instant::now(),
-    );
+    let answer = state
+        .store
+        .sign_in_staff(tenant_id, email, password)
+        .await?;
+    attempt.finish(!matches!(answer, StaffSignIn::Refused), Instant::now());
     Ok(match answer {
         StaffSignIn::SignedIn(user, session) => SignInAnswer::SignedIn(user, session),
         StaffSignIn::Refused => SignInAnswer::Refused,
@@ -383,7 +386,11 @@ mod tests {
             "198.51.100.1, 192.0.2.7".parse().unwrap(),
         );
         let direct = ClientInfo::from_parts(Some(stranger), &headers, &[proxy], false);
-        assert_eq!(direct.address, stranger.ip(), "an untrusted peer's header is ignored");
+        assert_eq!(
+            direct.address,
+            stranger.ip(),
+            "an untrusted peer's header is ignored"
+        );
         assert!(!direct.https);
         let behind = ClientInfo::from_parts(
             Some(SocketAddr::new(proxy, 4000)),

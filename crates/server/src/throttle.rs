@@ -226,11 +226,18 @@ mod tests {
             .expect("locked, whatever the case of the e-mail");
         assert_eq!(wait, LOCKOUT_BASE);
         assert!(throttle
-            .begin("owner@cafe.test", HOME, start + LOCKOUT_BASE - Duration::from_millis(1))
+            .begin(
+                "owner@cafe.test",
+                HOME,
+                start + LOCKOUT_BASE - Duration::from_millis(1)
+            )
             .is_err());
         let later = start + LOCKOUT_BASE;
         fail(&throttle, "owner@cafe.test", HOME, later);
-        let wait = throttle.begin("owner@cafe.test", HOME, later).err().unwrap();
+        let wait = throttle
+            .begin("owner@cafe.test", HOME, later)
+            .err()
+            .unwrap();
         assert_eq!(wait, LOCKOUT_BASE * 2, "the next lock-out is twice as long");
         // The right password after the lock-out: the account is its owner's again.
         let after = later + LOCKOUT_BASE * 2;

@@ -183,8 +183,13 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored(postgres: bool) {
 async fn two_tenants_with_the_same_email_each_sign_in_to_their_own(postgres: bool) {
     let store = fresh_store(postgres).await;
     let first = tenant_with_owner(&store, "Cà phê Một", "lan@cafe.test", PASSWORD).await;
-    let second =
-        tenant_with_owner(&store, "Trà sữa Hai", "lan@cafe.test", "another long password").await;
+    let second = tenant_with_owner(
+        &store,
+        "Trà sữa Hai",
+        "lan@cafe.test",
+        "another long password",
+    )
+    .await;
     let address = serve(store.clone(), ServerOptions::default()).await;
     let (status, body, _) = sign_in(
         &address,
@@ -290,7 +295,10 @@ async fn staff_sign_in_over_https_with_a_certificate_made_here() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.contains("; Secure"), "{cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
     let me: Value = http
@@ -339,7 +347,10 @@ async fn the_api_docs_may_not_be_framed() {
         assert_eq!(response.status(), 200, "{path}");
         let headers = response.headers();
         let policy = headers["content-security-policy"].to_str().unwrap();
-        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
     }

@@ -340,10 +340,12 @@ impl Store {
         email: &str,
         password: &str,
     ) -> Result<Option<(User, NewSession)>, StoreError> {
-        Ok(match self.sign_in_staff(tenant_id, email, password).await? {
-            StaffSignIn::SignedIn(user, session) => Some((user, session)),
-            StaffSignIn::Refused | StaffSignIn::ChooseTenant(_) => None,
-        })
+        Ok(
+            match self.sign_in_staff(tenant_id, email, password).await? {
+                StaffSignIn::SignedIn(user, session) => Some((user, session)),
+                StaffSignIn::Refused | StaffSignIn::ChooseTenant(_) => None,
+            },
+        )
     }
 
     /// Signs a member of staff in by e-mail and password. An e-mail may be staff at several

@@ -21,7 +21,7 @@ use axum::{Form, Router};
 use patron_core::programme::QualificationMetric;
 use patron_core::time::Timestamp;
 use patron_core::{Phone, TenantId};
-use patron_server::auth::{cookie_value, tokens_match};
+use patron_server::auth::{cookie_value, tokens_match, ClientInfo};
 use patron_server::{parse_page_event, AppState};
 use patron_store::member_access::{
     display_card_code, CodeCheck, MemberSession, NewMemberSession, SignedLink, MEMBER_SESSION_TTL,
@@ -156,6 +156,9 @@ struct SignInPage {
     base: String,
     phone: String,
     error: Option<String>,
+    /// The session cookie would not be kept on this connection (see
+    /// [`page::secure_cookies_dropped`]).
+    insecure: bool,
 }
 
 #[derive(Deserialize)]
@@ -164,7 +167,12 @@ struct PhoneQuery {
     phone: String,
 }
 
-async fn sign_in_page(visit: Visit, Query(query): Query<PhoneQuery>) -> Response {
+async fn sign_in_page(
+    visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Query(query): Query<PhoneQuery>,
+) -> Response {
     render(&SignInPage {
         t: visit.t,
         tenant_name: visit.tenant.name.clone(),
@@ -173,6 +181,7 @@ async fn sign_in_page(visit: Visit, Query(query): Query<PhoneQuery>) -> Response
             .map(|phone| phone.national())
             .unwrap_or_default(),
         error: None,
+        insecure: page::secure_cookies_dropped(client.https, &headers),
     })
 }
 
@@ -185,6 +194,8 @@ struct PhoneForm {
 async fn send_code(
     State(state): State<AppState>,
     visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> Response {
     let again = |key: &str| {
@@ -196,6 +207,7 @@ async fn send_code(
                 base: visit.base(),
                 phone: form.phone.clone(),
                 error: Some(visit.t.get(key).to_owned()),
+                insecure: page::secure_cookies_dropped(client.https, &headers),
             },
         )
     };

@@ -178,27 +178,6 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-/// Whether the browser reached us by a loopback name (`localhost`, `127.0.0.1`, `[::1]`),
-/// where it keeps `Secure` cookies even over plain HTTP.
-fn is_loopback_host(headers: &HeaderMap) -> bool {
-    let Some(host) = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return true;
-    };
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
-    let name = name.to_ascii_lowercase();
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
-}
-
 /// The warning shown when the session cookie (`Secure`, so a session is never sent in clear
 /// over the café's Wi-Fi) will not be kept: plain HTTP at a network address. It names the
 /// configured address when that is HTTPS.
@@ -208,7 +187,7 @@ fn insecure_warning(
     client: ClientInfo,
     headers: &HeaderMap,
 ) -> Option<String> {
-    if client.https || is_loopback_host(headers) {
+    if !page::secure_cookies_dropped(client.https, headers) {
         return None;
     }
     let mut warning = t.get("login.insecure").to_owned();

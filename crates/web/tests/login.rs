@@ -80,17 +80,17 @@ async fn login_page_with(site: &Site, headers: &[(&str, &str)]) -> (u16, String)
         request = request.header(*name, *value);
     }
     let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.text().await.unwrap(),
-    )
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 #[tokio::test]
 async fn the_web_login_is_throttled_with_a_clear_message() {
     let site = Site::start(false).await;
     let pages = Pages::new(&site.address);
-    let wrong = [("email", "owner@cafe.test"), ("password", "not the password")];
+    let wrong = [
+        ("email", "owner@cafe.test"),
+        ("password", "not the password"),
+    ];
     for _ in 0..patron_server::throttle::ACCOUNT_FAILURES_FREE {
         assert_eq!(pages.post_form("/admin/login", &wrong).await.0, 401);
     }
@@ -153,16 +153,25 @@ async fn an_email_at_two_tenants_signs_in_to_each_and_chooses_when_one_password_
         )
         .await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Cà Phê Thử"), "the first tenant's admin: {html}");
+    assert!(
+        html.contains("Cà Phê Thử"),
+        "the first tenant's admin: {html}"
+    );
     let second = Pages::new(&site.address);
     let (status, html) = second
         .post_form(
             "/admin/login",
-            &[("email", "owner@cafe.test"), ("password", "another long password")],
+            &[
+                ("email", "owner@cafe.test"),
+                ("password", "another long password"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Trà Sữa Hai"), "the second tenant's admin: {html}");
+    assert!(
+        html.contains("Trà Sữa Hai"),
+        "the second tenant's admin: {html}"
+    );
     // One password at two tenants: the person chooses, then types it again.
     let third = add_tenant("Bánh Mì Ba", common::PASSWORD).await;
     let pages = Pages::new(&site.address);
@@ -174,9 +183,15 @@ async fn an_email_at_two_tenants_signs_in_to_each_and_chooses_when_one_password_
         .await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("id=\"login-tenant\""), "{html}");
-    assert!(html.contains("Cà Phê Thử") && html.contains("Bánh Mì Ba"), "{html}");
+    assert!(
+        html.contains("Cà Phê Thử") && html.contains("Bánh Mì Ba"),
+        "{html}"
+    );
     assert!(!html.contains("Trà Sữa Hai"), "{html}");
-    assert!(!html.contains(common::PASSWORD), "the password is not kept in the page");
+    assert!(
+        !html.contains(common::PASSWORD),
+        "the password is not kept in the page"
+    );
     let (status, html) = pages
         .post_form(
             "/admin/login",
@@ -188,7 +203,10 @@ async fn an_email_at_two_tenants_signs_in_to_each_and_chooses_when_one_password_
         )
         .await;
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("Bánh Mì Ba"), "the chosen tenant's admin: {html}");
+    assert!(
+        html.contains("Bánh Mì Ba"),
+        "the chosen tenant's admin: {html}"
+    );
 }
 
 #[tokio::test]
@@ -202,7 +220,10 @@ async fn the_login_page_says_why_plain_http_at_a_network_address_cannot_keep_a_s
     // A forwarded scheme from a peer that is not a trusted proxy changes nothing.
     let (_, html) = login_page_with(
         &site,
-        &[("host", "192.168.1.20:8080"), ("x-forwarded-proto", "https")],
+        &[
+            ("host", "192.168.1.20:8080"),
+            ("x-forwarded-proto", "https"),
+        ],
     )
     .await;
     assert!(html.contains("id=\"login-insecure\""), "{html}");

@@ -715,7 +715,11 @@ async fn a_member_cannot_take_a_receipt_number_as_a_redemptions_event_id() {
                 .as_u16()
         }
     };
-    assert_eq!(redeem("R-1001".into()).await, 422, "not a token the page made");
+    assert_eq!(
+        redeem("R-1001".into()).await,
+        422,
+        "not a token the page made"
+    );
     assert!(site
         .store
         .vouchers(site.tenant, member)
@@ -793,4 +797,24 @@ async fn the_member_link_names_the_public_address_not_the_host_header() {
         assert!(html.contains(&expected), "{expected}: {html}");
         assert!(!html.contains("evil.example"), "{html}");
     }
+}
+
+#[tokio::test]
+async fn the_sign_in_page_says_why_plain_http_at_a_network_address_cannot_keep_a_session() {
+    let site = Site::start(false).await;
+    let page = |host: Option<&'static str>| {
+        let address = format!("{}/m/{}/sign-in", site.address, site.tenant);
+        async move {
+            let mut request = reqwest::Client::new().get(address);
+            if let Some(host) = host {
+                request = request.header("host", host);
+            }
+            request.send().await.unwrap().text().await.unwrap()
+        }
+    };
+    let html = page(Some("192.168.1.20:8080")).await;
+    assert!(html.contains("id=\"member-insecure\""), "{html}");
+    assert!(html.contains("địa chỉ https://"), "{html}");
+    let html = page(None).await;
+    assert!(!html.contains("id=\"member-insecure\""), "{html}");
 }
