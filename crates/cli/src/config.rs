@@ -141,21 +141,21 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, Box<
         .merge(Serialized::defaults(overrides))
         .extract()
         .map_err(Box::new)?;
-    settings.check().map_err(Box::new)?;
+    settings.check()?;
     Ok(settings)
 }
 
 impl Settings {
     /// What the types cannot say: the public address's form, certificate and key together.
-    fn check(&self) -> Result<(), figment::Error> {
+    fn check(&self) -> Result<(), Box<figment::Error>> {
         if let Some(url) = &self.public_url {
             patron_server::parse_public_url(url)
-                .map_err(|error| figment::Error::from(format!("public_url: {error}")))?;
+                .map_err(|error| Box::new(figment::Error::from(format!("public_url: {error}"))))?;
         }
         if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
-            return Err(figment::Error::from(
+            return Err(Box::new(figment::Error::from(
                 "tls_cert_path and tls_key_path: give both or neither".to_owned(),
-            ));
+            )));
         }
         Ok(())
     }
