@@ -127,6 +127,13 @@ impl SignInThrottle {
         if strikes.len() + keys.len() > KEYS_MAX {
             strikes.retain(|_, entry| !entry.is_idle(now));
         }
+        if strikes.len() + keys.len() > KEYS_MAX {
+            // Still full (failures from very many addresses): keep only what holds a
+            // lock-out or a try in flight, so memory stays bounded.
+            strikes.retain(|_, entry| {
+                entry.in_flight > 0 || entry.locked_until.is_some_and(|until| until > now)
+            });
+        }
         let mut wait = None;
         for (key, free) in &keys {
             let entry = strikes.entry(key.clone()).or_default();
