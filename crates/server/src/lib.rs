@@ -230,3 +230,31 @@ impl Application {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_are_plain_http_or_https_urls() {
+        assert_eq!(
+            parse_public_url(" https://loyalty.example/ ").as_deref(),
+            Ok("https://loyalty.example")
+        );
+        assert!(parse_public_url("http://192.168.1.20:8080/patron").is_ok());
+        assert!(parse_public_url("loyalty.example").is_err());
+        assert!(parse_public_url("javascript:alert(1)").is_err());
+        assert!(parse_public_url("https://").is_err());
+        assert!(parse_public_url("https://user@evil.example").is_err());
+        assert!(parse_public_url("https://loyalty.example/?next=x").is_err());
+        assert!(parse_public_url("https://loyalty.example/#x").is_err());
+    }
+
+    #[test]
+    fn a_derived_public_address_never_names_every_interface() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(derived_public_url(any, false), "http://127.0.0.1:8080");
+        let lan: SocketAddr = "192.168.1.20:8443".parse().unwrap();
+        assert_eq!(derived_public_url(lan, true), "https://192.168.1.20:8443");
+    }
+}
