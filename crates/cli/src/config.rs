@@ -3,7 +3,7 @@
 //! in the file are errors that name the key, so a typo never silently falls back to a default.
 
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The file read when no other is named, if it exists.
@@ -20,6 +20,10 @@ const ENV_KEYS: &[&str] = &[
     "platform_token",
     "log_format",
     "webhooks_allow_private_targets",
+    "public_url",
+    "trusted_proxies",
+    "tls_cert_path",
+    "tls_key_path",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +55,18 @@ pub struct Settings {
     /// Let webhooks be subscribed and sent to loopback, private and link-local addresses
     /// (tests, closed networks). Off, only public addresses are allowed.
     pub webhooks_allow_private_targets: bool,
+    /// The site's address as visitors reach it (`https://loyalty.example`): links handed to
+    /// members start with it. Absent: `http://` and the listen address (loopback when
+    /// listening on every interface), which suits a demo on one machine.
+    pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed
+    /// (`["10.0.0.2"]`; in the environment `PATRON_TRUSTED_PROXIES='["10.0.0.2"]'`). Others'
+    /// are ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key_path` too.
+    pub tls_cert_path: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key_path: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -65,6 +81,10 @@ impl Default for Settings {
             platform_token: None,
             log_format: LogFormat::Text,
             webhooks_allow_private_targets: false,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            tls_cert_path: None,
+            tls_key_path: None,
         }
     }
 }
@@ -125,14 +145,38 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, Box<
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment
+    let settings: Settings = figment
         .merge(Env::prefixed("PATRON_").only(ENV_KEYS))
         .merge(Serialized::defaults(overrides))
         .extract()
-        .map_err(Box::new)
+        .map_err(Box::new)?;
+    settings.check()?;
+    Ok(settings)
 }
 
 impl Settings {
+    /// What the types cannot say: the public address's form, certificate and key together.
+    fn check(&self) -> Result<(), Box<figment::Error>> {
+        if let Some(url) = &self.public_url {
+            patron_server::parse_public_url(url)
+                .map_err(|error| Box::new(figment::Error::from(format!("public_url: {error}"))))?;
+        }
+        if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
+            return Err(Box::new(figment::Error::from(
+                "tls_cert_path and tls_key_path: give both or neither".to_owned(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// The certificate and key to serve HTTPS with, when configured.
+    pub fn tls_files(&self) -> Option<patron_server::tls::TlsFiles> {
+        Some(patron_server::tls::TlsFiles {
+            cert_path: self.tls_cert_path.clone()?,
+            key_path: self.tls_key_path.clone()?,
+        })
+    }
+
     /// The settings as TOML, with secrets hidden.
     pub fn describe(&self) -> String {
         let mut shown = self.clone();
@@ -175,6 +219,21 @@ impl Settings {
         ];
         if let Some(token) = &shown.platform_token {
             lines.push(format!("platform_token = {token:?}"));
+        }
+        if let Some(url) = &shown.public_url {
+            lines.push(format!("public_url = {url:?}"));
+        }
+        if !shown.trusted_proxies.is_empty() {
+            let proxies: Vec<String> = shown
+                .trusted_proxies
+                .iter()
+                .map(|proxy| format!("\"{proxy}\""))
+                .collect();
+            lines.push(format!("trusted_proxies = [{}]", proxies.join(", ")));
+        }
+        if let (Some(cert), Some(key)) = (&shown.tls_cert_path, &shown.tls_key_path) {
+            lines.push(format!("tls_cert_path = {:?}", cert.display().to_string()));
+            lines.push(format!("tls_key_path = {:?}", key.display().to_string()));
         }
         lines.join("\n")
     }
@@ -223,6 +282,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn public_address_proxies_and_tls_are_read_and_checked() {
+        let path = write(
+            "public_url = \"https://loyalty.example/\"\ntrusted_proxies = [\"10.0.0.2\"]\n\
+             tls_cert_path = \"cert.pem\"\ntls_key_path = \"key.pem\"\n",
+        );
+        let settings = load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(
+            settings.public_url.as_deref(),
+            Some("https://loyalty.example/")
+        );
+        assert_eq!(
+            settings.trusted_proxies,
+            vec!["10.0.0.2".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            settings.tls_files().unwrap().key_path,
+            PathBuf::from("key.pem")
+        );
+        let text = settings.describe();
+        assert!(text.contains("trusted_proxies = [\"10.0.0.2\"]"), "{text}");
+        let path = write("public_url = \"loyalty.example\"\n");
+        let error = load(Some(&path), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("public_url"), "{error}");
+        let path = write("tls_cert_path = \"cert.pem\"\n");
+        let error = load(Some(&path), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("tls_key_path"), "{error}");
     }
 
     #[test]

@@ -322,6 +322,10 @@ pub(crate) async fn serve(
         platform_token: args.platform_token.clone(),
         pages: Some(patron_web::router()),
         webhooks_allow_private_targets: args.webhooks_allow_private_targets,
+        public_url: args.public_url.clone(),
+        trusted_proxies: args.trusted_proxies.clone(),
+        tls: args.tls_files(),
+        ..patron_server::ServerOptions::default()
     };
     let application = patron_server::Application::build_with(
         store.clone(),
@@ -335,7 +339,18 @@ pub(crate) async fn serve(
     if let Some(banner) = banner {
         println!("{banner}");
     }
-    println!("Patron is listening on http://{address}");
+    let scheme = if application.is_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("Patron is listening on {scheme}://{address}");
+    if args.public_url.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(
+            "public_url is not set: member links will name this machine's loopback address; \
+             set public_url (PATRON_PUBLIC_URL) to the address phones reach"
+        );
+    }
     tracing::info!(%address, backend = ?store.backend(), "serving");
     let scheduler = (args.jobs_interval_seconds > 0).then(|| {
         let journal = journal.clone();

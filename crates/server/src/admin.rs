@@ -1,7 +1,7 @@
 //! Administration: tenants (platform operator), API keys, staff users, staff sessions and the
 //! audit log.
 
-use crate::auth::{cookie_value, session_cookie, Caller, Permission, SESSION_COOKIE};
+use crate::auth::{cookie_value, session_cookie, Caller, Permission, SignInAnswer, SESSION_COOKIE};
 use crate::error::{body_json, parse_json, ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
@@ -318,7 +318,8 @@ async fn current_session(caller: Caller) -> Json<SessionView> {
 struct SignInRequest {
     email: String,
     password: String,
-    /// Needed only when the e-mail is staff at several tenants.
+    /// Needed only when the e-mail and password open accounts at several tenants (the answer
+    /// is then 422 `tenant_required`, listing them).
     tenant_id: Option<String>,
 }
 
@@ -329,12 +330,21 @@ struct SignedIn {
     csrf_token: String,
 }
 
-/// Signs a staff user in: sets the session cookie (HttpOnly, Secure, SameSite=Lax).
+/// Signs a staff user in: sets the session cookie (HttpOnly, Secure, SameSite=Lax). An e-mail
+/// may be staff at several tenants, each account with its own password; when the password is
+/// right at several, `tenant_id` must name one (422 `tenant_required` lists them). After
+/// `ACCOUNT_FAILURES_FREE` (5) failures for an e-mail, or `ADDRESS_FAILURES_FREE` (20) from one
+/// address, sign-ins are refused (429 `sign_in_throttled`, `Retry-After`) for a lock-out that
+/// doubles with each further failure.
 #[utoipa::path(post, path = "/v1/session", tag = "admin", request_body = SignInRequest,
     security(()),
     responses((status = 200, body = SignedIn), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
-async fn sign_in(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn sign_in(
+    State(state): State<AppState>,
+    client: crate::auth::ClientInfo,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: SignInRequest = parse_json(body_json(&body)?)?;
     let tenant_id = request
         .tenant_id
@@ -342,17 +352,43 @@ async fn sign_in(State(state): State<AppState>, body: Bytes) -> Result<Response,
         .map(TenantId::parse)
         .transpose()
         .map_err(|_| ApiError::invalid("tenant_id", "not a tenant id"))?;
-    let Some((user, session)) = state
-        .store
-        .sign_in(tenant_id, &request.email, &request.password)
-        .await?
-    else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sign_in_failed",
-            "wrong e-mail or password",
-            None,
-        ));
+    let answer =
+        crate::auth::sign_in(&state, client, tenant_id, &request.email, &request.password).await?;
+    let (user, session) = match answer {
+        SignInAnswer::SignedIn(user, session) => (user, session),
+        SignInAnswer::Refused => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_failed",
+                "wrong e-mail or password",
+                None,
+            ))
+        }
+        SignInAnswer::ChooseTenant(choices) => {
+            let named: Vec<String> = choices
+                .iter()
+                .map(|choice| format!("{} ({})", choice.tenant_id, choice.name))
+                .collect();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "tenant_required",
+                format!(
+                    "this e-mail and password are staff at several tenants; name one in tenant_id: {}",
+                    named.join(", ")
+                ),
+                Some("tenant_id"),
+            ));
+        }
+        SignInAnswer::Throttled(wait) => {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "sign_in_throttled",
+                "too many failed sign-ins for this e-mail or from this address; retry after the given seconds",
+                None,
+            );
+            error.retry_after_seconds = Some(crate::auth::retry_after_seconds(wait));
+            return Err(error);
+        }
     };
     let cookie = session_cookie(Some(&session.token));
     let mut response = Json(SignedIn {

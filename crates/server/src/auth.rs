@@ -3,6 +3,11 @@
 //! they make must also carry the session's CSRF token in `X-CSRF-Token`. Both become a
 //! [`Grant`]: a tenant, a role, and who to name in the audit log. Key grants are cached briefly
 //! so a busy till does not hash-and-query on every request.
+//!
+//! Staff sign-in ([`sign_in`], shared by the API and the web's login page) is throttled by
+//! account and client address (`throttle.rs`). The client's address and whether it came over
+//! HTTPS are read by [`ClientInfo`]: from the connection, and from `X-Forwarded-For` and
+//! `X-Forwarded-Proto` only when the connection comes from a configured trusted proxy.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -13,7 +18,10 @@ use patron_core::TenantId;
 use patron_store::admin::KeyGrant;
 use patron_store::audit::Actor;
 use patron_store::users::Role;
+use patron_store::users::{NewSession, StaffSignIn, TenantChoice, User};
+use patron_store::StoreError;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -134,7 +142,10 @@ fn unauthorized() -> ApiError {
 }
 
 /// The `Set-Cookie` value that starts a staff session (HttpOnly, Secure, SameSite=Lax, for
-/// the session's lifetime); with `None`, the one that clears it.
+/// the session's lifetime); with `None`, the one that clears it. `Secure` always, even over
+/// plain HTTP: a session must never cross a café's Wi-Fi in clear, and browsers keep `Secure`
+/// cookies over plain HTTP at `localhost` (the demo) anyway. Elsewhere the login page says why
+/// signing in cannot work and what to open instead.
 pub fn session_cookie(token: Option<&str>) -> String {
     let (value, max_age) = match token {
         Some(token) => (token, patron_store::users::SESSION_TTL.num_seconds()),
@@ -209,6 +220,123 @@ async fn session_grant(state: &AppState, parts: &Parts, token: &str) -> Result<G
     })
 }
 
+/// Who is at the other end of the connection: their address (for throttling) and whether the
+/// page reached them over HTTPS (so a `Secure` cookie is kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub address: IpAddr,
+    pub https: bool,
+}
+
+impl ClientInfo {
+    /// Reads the client from the connection's peer and, only when that peer is one of
+    /// `trusted_proxies`, from the proxy's `X-Forwarded-For` (the nearest address not itself a
+    /// trusted proxy) and `X-Forwarded-Proto` (its last value). `tls`: this server serves
+    /// HTTPS itself.
+    pub fn from_parts(
+        peer: Option<SocketAddr>,
+        headers: &axum::http::HeaderMap,
+        trusted_proxies: &[IpAddr],
+        tls: bool,
+    ) -> ClientInfo {
+        let peer = peer
+            .map(|peer| peer.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let direct = ClientInfo {
+            address: peer,
+            https: tls,
+        };
+        if !trusted_proxies.contains(&peer) {
+            return direct;
+        }
+        let header_values = |name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+                .collect()
+        };
+        let address = header_values("x-forwarded-for")
+            .iter()
+            .rev()
+            .filter_map(|value| value.parse::<IpAddr>().ok())
+            .find(|address| !trusted_proxies.contains(address))
+            .unwrap_or(peer);
+        let https = match header_values("x-forwarded-proto").last() {
+            Some(scheme) => scheme.eq_ignore_ascii_case("https"),
+            None => tls,
+        };
+        ClientInfo { address, https }
+    }
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<ClientInfo, std::convert::Infallible> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        Ok(ClientInfo::from_parts(
+            peer,
+            &parts.headers,
+            &state.trusted_proxies,
+            state.tls,
+        ))
+    }
+}
+
+/// The answer to a staff sign-in.
+pub enum SignInAnswer {
+    SignedIn(User, NewSession),
+    /// Wrong e-mail or password.
+    Refused,
+    /// Right at several tenants: the person chooses one.
+    ChooseTenant(Vec<TenantChoice>),
+    /// Too many failures for this account or address: try again after this long.
+    Throttled(Duration),
+}
+
+/// Signs a member of staff in, throttled by account and address (the API's `POST /v1/session`
+/// and the web's login page both come here).
+pub async fn sign_in(
+    state: &AppState,
+    client: ClientInfo,
+    tenant_id: Option<TenantId>,
+    email: &str,
+    password: &str,
+) -> Result<SignInAnswer, StoreError> {
+    let attempt = match state.throttle.begin(email, client.address, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::warn!(address = %client.address, "staff sign-in throttled");
+            return Ok(SignInAnswer::Throttled(wait));
+        }
+    };
+    let answer = state
+        .store
+        .sign_in_staff(tenant_id, email, password)
+        .await?;
+    attempt.finish(!matches!(answer, StaffSignIn::Refused), Instant::now());
+    Ok(match answer {
+        StaffSignIn::SignedIn(user, session) => SignInAnswer::SignedIn(user, session),
+        StaffSignIn::Refused => SignInAnswer::Refused,
+        StaffSignIn::ChooseTenant(choices) => SignInAnswer::ChooseTenant(choices),
+    })
+}
+
+/// Whole seconds to send in `Retry-After` for a wait (at least 1).
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    (wait.as_millis().div_ceil(1000) as u64).max(1)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -246,6 +374,46 @@ impl FromRequestParts<AppState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_headers_count_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 192.0.2.7".parse().unwrap(),
+        );
+        let direct = ClientInfo::from_parts(Some(stranger), &headers, &[proxy], false);
+        assert_eq!(
+            direct.address,
+            stranger.ip(),
+            "an untrusted peer's header is ignored"
+        );
+        assert!(!direct.https);
+        let behind = ClientInfo::from_parts(
+            Some(SocketAddr::new(proxy, 4000)),
+            &headers,
+            &[proxy],
+            false,
+        );
+        assert_eq!(
+            behind.address,
+            "192.0.2.7".parse::<IpAddr>().unwrap(),
+            "the nearest address the proxy saw, not one the client wrote"
+        );
+        assert!(behind.https);
+        let served_tls = ClientInfo::from_parts(Some(stranger), &headers, &[], true);
+        assert!(served_tls.https);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_seconds(Duration::from_secs(30)), 30);
+    }
 
     #[test]
     fn roles_hold_what_they_should() {

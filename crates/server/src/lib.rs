@@ -14,6 +14,8 @@ mod openapi;
 mod programme;
 mod rate;
 mod rewards;
+pub mod throttle;
+pub mod tls;
 mod webhooks;
 
 pub use error::ApiError;
@@ -51,6 +53,15 @@ pub struct AppState {
     pub platform_token: Option<Arc<str>>,
     /// Webhooks may be subscribed to loopback, private and link-local addresses.
     pub webhooks_allow_private_targets: bool,
+    /// Staff sign-in throttling by account and address.
+    pub throttle: Arc<throttle::SignInThrottle>,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// This server serves HTTPS itself.
+    pub tls: bool,
+    /// The site's address as visitors reach it (`https://loyalty.example`, no trailing `/`):
+    /// links handed to members start with it, never with a request's `Host`.
+    pub public_url: Arc<str>,
 }
 
 /// Compares secrets in time that does not depend on where they differ.
@@ -68,6 +79,43 @@ pub struct ServerOptions {
     /// Accept webhook URLs at loopback, private and link-local addresses (tests, closed
     /// networks); the dispatcher has its own switch (`DispatcherConfig`) for sending to them.
     pub webhooks_allow_private_targets: bool,
+    /// Staff sign-in throttling.
+    pub sign_in_limits: throttle::SignInLimits,
+    /// Peers (reverse proxies) whose forwarded client address and scheme are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The site's public address (see [`parse_public_url`]); none: derived from the bound
+    /// address, which suits the demo on one machine.
+    pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<tls::TlsFiles>,
+}
+
+/// A public address as configured: `http://` or `https://`, a host, maybe a port and a path
+/// prefix, no query; answered without its trailing `/`.
+pub fn parse_public_url(text: &str) -> Result<String, String> {
+    let text = text.trim().trim_end_matches('/');
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let acceptable = |c: char| c.is_ascii_alphanumeric() || "-._:[]/~%".contains(c);
+    if host.is_empty() || !rest.chars().all(acceptable) {
+        return Err("must be http(s)://host[:port][/path] with no query or fragment".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// The public address of a server bound to `bound` when none is configured: its own address,
+/// or the loopback one when bound to every interface (a link to `0.0.0.0` goes nowhere).
+fn derived_public_url(bound: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let address = if bound.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+    } else {
+        bound
+    };
+    format!("{scheme}://{address}")
 }
 
 /// The whole router: the API, and the web pages when given.
@@ -100,6 +148,7 @@ pub fn router(state: AppState, pages: Option<Router<AppState>>) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    tls: Option<tls::Acceptor>,
 }
 
 impl Application {
@@ -132,7 +181,13 @@ impl Application {
         listen: SocketAddr,
         options: ServerOptions,
     ) -> std::io::Result<Application> {
+        let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
         let listener = TcpListener::bind(listen).await?;
+        let public_url = match &options.public_url {
+            Some(text) => parse_public_url(text)
+                .map_err(|error| std::io::Error::other(format!("public_url: {error}")))?,
+            None => derived_public_url(listener.local_addr()?, acceptor.is_some()),
+        };
         let state = AppState {
             store,
             journal,
@@ -141,10 +196,15 @@ impl Application {
             http: Arc::new(metrics::HttpMetrics::default()),
             platform_token: options.platform_token.map(Arc::from),
             webhooks_allow_private_targets: options.webhooks_allow_private_targets,
+            throttle: Arc::new(throttle::SignInThrottle::new(options.sign_in_limits)),
+            trusted_proxies: options.trusted_proxies.into(),
+            tls: acceptor.is_some(),
+            public_url: public_url.into(),
         };
         Ok(Application {
             listener,
             router: router(state, options.pages),
+            tls: acceptor,
         })
     }
 
@@ -154,13 +214,55 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        match self.tls {
+            Some(acceptor) => tls::serve(self.listener, self.router, acceptor, shutdown).await,
+            None => {
+                axum::serve(
+                    self.listener,
+                    self.router
+                        .into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_are_plain_http_or_https_urls() {
+        assert_eq!(
+            parse_public_url(" https://loyalty.example/ ").as_deref(),
+            Ok("https://loyalty.example")
+        );
+        assert!(parse_public_url("http://192.168.1.20:8080/patron").is_ok());
+        assert!(parse_public_url("loyalty.example").is_err());
+        assert!(parse_public_url("javascript:alert(1)").is_err());
+        assert!(parse_public_url("https://").is_err());
+        assert!(parse_public_url("https://user@evil.example").is_err());
+        assert!(parse_public_url("https://loyalty.example/?next=x").is_err());
+        assert!(parse_public_url("https://loyalty.example/#x").is_err());
+    }
+
+    #[test]
+    fn a_derived_public_address_never_names_every_interface() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(derived_public_url(any, false), "http://127.0.0.1:8080");
+        let lan: SocketAddr = "192.168.1.20:8443".parse().unwrap();
+        assert_eq!(derived_public_url(lan, true), "https://192.168.1.20:8443");
     }
 }

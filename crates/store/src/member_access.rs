@@ -205,28 +205,20 @@ impl Store {
             tracing::info!(tenant_id = %tenant_id, "member sign-in code asked for a phone that is no member's");
             return Ok(None);
         };
-        let recent = self
-            .read(
-                "SELECT COUNT(*) FROM member_sign_in_codes WHERE member_id = $1 AND created_at > $2",
-                vec![
-                    member_id.to_string().into(),
-                    to_micros(now - chrono::Duration::hours(1)).into(),
-                ],
-            )
-            .await?
-            .first()
-            .map(|row| row.int(0))
-            .unwrap_or(0);
-        if recent >= SIGN_IN_CODES_PER_HOUR_MAX {
-            return Err(StoreError::invalid(
-                "phone",
-                format!("at most {SIGN_IN_CODES_PER_HOUR_MAX} codes an hour"),
-            ));
-        }
         let id = uuid::Uuid::now_v7().to_string();
         let code = new_sign_in_code();
         let expires_at = now + SIGN_IN_CODE_TTL;
         let mut transaction = self.pool.begin().await?;
+        // Count and insert must be one step, or requests sent at once all see room under the
+        // limit. On PostgreSQL the member's row is locked first, so requests for one member
+        // take turns; on SQLite the insert comes first, which takes the database's write lock
+        // until commit. Either way the count below sees every code issued before ours.
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM members WHERE id = $1 FOR UPDATE")
+                .bind(member_id.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO member_sign_in_codes (id, tenant_id, member_id, code_hash, attempts, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, 0, $5, $6)",
@@ -239,6 +231,20 @@ impl Store {
         .bind(to_micros(expires_at))
         .execute(&mut *transaction)
         .await?;
+        let issued: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM member_sign_in_codes WHERE member_id = $1 AND created_at > $2",
+        )
+        .bind(member_id.to_string())
+        .bind(to_micros(now - chrono::Duration::hours(1)))
+        .fetch_one(&mut *transaction)
+        .await?;
+        if issued > SIGN_IN_CODES_PER_HOUR_MAX {
+            transaction.rollback().await?;
+            return Err(StoreError::invalid(
+                "phone",
+                format!("at most {SIGN_IN_CODES_PER_HOUR_MAX} codes an hour"),
+            ));
+        }
         let has_channel = settings.webhook_topics.contains(SIGN_IN_CODE_TOPIC);
         if has_channel {
             let outbox_id = uuid::Uuid::now_v7().to_string();

@@ -18,6 +18,31 @@ pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 pub const PASSWORD_LENGTH_MIN: usize = 10;
 /// Longest password accepted (argon2 hashes anything, but a megabyte password is an attack).
 pub const PASSWORD_LENGTH_MAX: usize = 256;
+/// Passwords hashed or checked at once. Each argon2 run takes about 19 MiB and a core for tens
+/// of milliseconds, so a burst of sign-ins waits its turn on the blocking threads instead of
+/// taking every core (and the async threads that answer `/healthz` and the tills).
+pub const PASSWORD_HASHES_AT_ONCE_MAX: usize = 2;
+/// Accounts (one per tenant) whose password one sign-in checks when the e-mail is staff at
+/// several tenants and none is named; the oldest accounts first.
+pub const SIGN_IN_ACCOUNTS_MAX: usize = 8;
+
+/// The permits for argon2 runs, see [`PASSWORD_HASHES_AT_ONCE_MAX`].
+static PASSWORD_HASHING: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(PASSWORD_HASHES_AT_ONCE_MAX);
+
+/// Runs `work` (argon2) on the blocking threads, at most [`PASSWORD_HASHES_AT_ONCE_MAX`] at
+/// once.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    let _permit = PASSWORD_HASHING
+        .acquire()
+        .await
+        .map_err(|_| StoreError::Config("the password hashing permits are closed".into()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Config(format!("password hashing: {error}")))
+}
 
 /// What a person may do. Keys map onto the same scale (see `KeyScope::role`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,6 +100,23 @@ pub struct NewSession {
     pub token: String,
     pub csrf_token: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A tenant a person may choose when their e-mail and password open accounts at several.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TenantChoice {
+    pub tenant_id: String,
+    pub name: String,
+}
+
+/// The answer to an e-mail and password.
+#[derive(Clone, Debug)]
+pub enum StaffSignIn {
+    SignedIn(User, NewSession),
+    /// Wrong e-mail or password (the two look the same).
+    Refused,
+    /// The password is right at several tenants and none was named: the person chooses.
+    ChooseTenant(Vec<TenantChoice>),
 }
 
 /// Who a session belongs to.
@@ -170,7 +212,8 @@ impl Store {
         check_password(password)?;
         self.tenant(tenant_id).await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let hash = hash_password(password)?;
+        let owned = password.to_owned();
+        let hash = hashing(move || hash_password(&owned)).await??;
         let mut transaction = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -288,18 +331,40 @@ impl Store {
         self.user(tenant_id, id).await
     }
 
-    /// Signs a user in by e-mail and password. With several tenants under one e-mail, the
-    /// tenant must be named. A wrong e-mail and a wrong password look the same.
+    /// Signs a user in by e-mail and password; `None` for a wrong e-mail or password, and when
+    /// the password is right at several tenants and `tenant_id` names none of them (see
+    /// [`Store::sign_in_staff`], which tells that case apart).
     pub async fn sign_in(
         &self,
         tenant_id: Option<TenantId>,
         email: &str,
         password: &str,
     ) -> Result<Option<(User, NewSession)>, StoreError> {
+        Ok(
+            match self.sign_in_staff(tenant_id, email, password).await? {
+                StaffSignIn::SignedIn(user, session) => Some((user, session)),
+                StaffSignIn::Refused | StaffSignIn::ChooseTenant(_) => None,
+            },
+        )
+    }
+
+    /// Signs a member of staff in by e-mail and password. An e-mail may be staff at several
+    /// tenants, each account with its own password: the password picks the account, so a
+    /// tenant that adds a user with someone else's e-mail cannot lock them out. When it is
+    /// right at several and `tenant_id` names none, the person chooses. A wrong e-mail and a
+    /// wrong password look the same and take as long. Passwords are checked on the blocking
+    /// threads (see [`PASSWORD_HASHES_AT_ONCE_MAX`]).
+    pub async fn sign_in_staff(
+        &self,
+        tenant_id: Option<TenantId>,
+        email: &str,
+        password: &str,
+    ) -> Result<StaffSignIn, StoreError> {
         let email = email.trim().to_lowercase();
         let rows = sqlx::query(
-            "SELECT id, tenant_id, email, name, role, created_at, disabled_at, password_hash FROM users \
-             WHERE email = $1 AND disabled_at IS NULL",
+            "SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.created_at, u.disabled_at, \
+             u.password_hash, t.name FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             WHERE u.email = $1 AND u.disabled_at IS NULL ORDER BY u.created_at, u.id",
         )
         .bind(email)
         .fetch_all(&self.pool)
@@ -309,15 +374,44 @@ impl Store {
             .filter(|row| {
                 tenant_id.is_none_or(|tenant| row.get::<String, _>(1) == tenant.to_string())
             })
+            .take(SIGN_IN_ACCOUNTS_MAX)
             .collect();
-        let [row] = candidates.as_slice() else {
-            // Hash anyway so a wrong e-mail takes as long as a wrong password.
-            let _ = hash_password(password);
-            return Ok(None);
+        let hashes: Vec<String> = candidates
+            .iter()
+            .map(|row| row.get::<String, _>(7))
+            .collect();
+        let password = password.to_owned();
+        let matching = hashing(move || {
+            if hashes.is_empty() {
+                // Hash anyway so a wrong e-mail takes as long as a wrong password.
+                let _ = hash_password(&password);
+            }
+            hashes
+                .iter()
+                .map(|hash| password_matches(&password, hash))
+                .collect::<Vec<bool>>()
+        })
+        .await?;
+        let matched: Vec<_> = candidates
+            .iter()
+            .zip(matching)
+            .filter(|(_, matches)| *matches)
+            .map(|(row, _)| *row)
+            .collect();
+        let row = match matched.as_slice() {
+            [] => return Ok(StaffSignIn::Refused),
+            [row] => *row,
+            several => {
+                let choices = several
+                    .iter()
+                    .map(|row| TenantChoice {
+                        tenant_id: row.get(1),
+                        name: row.get(8),
+                    })
+                    .collect();
+                return Ok(StaffSignIn::ChooseTenant(choices));
+            }
         };
-        if !password_matches(password, &row.get::<String, _>(7)) {
-            return Ok(None);
-        }
         let user = user_from_row(row)?;
         let session = NewSession {
             token: random_token("ps_"),
@@ -334,7 +428,7 @@ impl Store {
         .bind(to_micros(session.expires_at))
         .execute(&self.pool)
         .await?;
-        Ok(Some((user, session)))
+        Ok(StaffSignIn::SignedIn(user, session))
     }
 
     /// The live session behind a cookie's token.

@@ -18,7 +18,7 @@ use crate::page::{self, render, render_with};
 use crate::staff::Staff;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -1163,26 +1163,10 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// The site's own address as the browser reached it (behind a proxy, its forwarded scheme).
-fn site_origin(headers: &HeaderMap) -> String {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    let host = header("host").unwrap_or_else(|| "localhost".into());
-    let scheme = header("x-forwarded-proto")
-        .filter(|scheme| scheme == "https" || scheme == "http")
-        .unwrap_or_else(|| "http".into());
-    format!("{scheme}://{host}")
-}
-
 async fn member_link(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-    headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = staff.require(Permission::RecordEvents) {
@@ -1205,9 +1189,11 @@ async fn member_link(
         Err(StoreError::NotFound { .. }) => return page::not_found(t),
         Err(error) => return page::failed(t, error),
     };
+    // The configured public address, never the request's Host: a forged Host must not put
+    // another site in a link the member trusts.
     let link = format!(
         "{}{}",
-        site_origin(&headers),
+        state.public_url,
         crate::member_page::link_path(staff.tenant_id, &signed)
     );
     render(&LinkPage {

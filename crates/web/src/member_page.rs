@@ -7,7 +7,7 @@
 //! vouchers and their history. Codes, links and sessions live in
 //! `patron_store::member_access`; a redemption goes through the journal like any event.
 
-use crate::cashier::{new_event_id, query_escape};
+use crate::cashier::query_escape;
 use crate::format;
 use crate::i18n::{Locale, Texts};
 use crate::page::{self, render, render_with};
@@ -21,7 +21,7 @@ use axum::{Form, Router};
 use patron_core::programme::QualificationMetric;
 use patron_core::time::Timestamp;
 use patron_core::{Phone, TenantId};
-use patron_server::auth::{cookie_value, tokens_match};
+use patron_server::auth::{cookie_value, tokens_match, ClientInfo};
 use patron_server::{parse_page_event, AppState};
 use patron_store::member_access::{
     display_card_code, CodeCheck, MemberSession, NewMemberSession, SignedLink, MEMBER_SESSION_TTL,
@@ -43,6 +43,21 @@ const HISTORY_SHOWN_MAX: i64 = 20;
 const REWARDS_SHOWN_MAX: usize = 20;
 /// Vouchers listed on the card page (newest first).
 const VOUCHERS_SHOWN_MAX: usize = 20;
+/// The namespace of event ids the member page makes: `member-page:<member id>:<form token>`.
+/// The form carries only the token (a UUID, so a resent form is the same event); the server
+/// puts the prefix and the member in front, so a member can never take an id a till will use
+/// (a future receipt number) nor another member's.
+pub const MEMBER_EVENT_ID_PREFIX: &str = "member-page:";
+
+/// The event id of a redemption sent from the member page with form token `token`; `None`
+/// when the token is not one the page made.
+fn member_event_id(member_id: patron_core::MemberId, token: &str) -> Option<String> {
+    let token = uuid::Uuid::try_parse(token.trim()).ok()?;
+    Some(format!(
+        "{MEMBER_EVENT_ID_PREFIX}{member_id}:{}",
+        token.simple()
+    ))
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -141,6 +156,9 @@ struct SignInPage {
     base: String,
     phone: String,
     error: Option<String>,
+    /// The session cookie would not be kept on this connection (see
+    /// [`page::secure_cookies_dropped`]).
+    insecure: bool,
 }
 
 #[derive(Deserialize)]
@@ -149,7 +167,12 @@ struct PhoneQuery {
     phone: String,
 }
 
-async fn sign_in_page(visit: Visit, Query(query): Query<PhoneQuery>) -> Response {
+async fn sign_in_page(
+    visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Query(query): Query<PhoneQuery>,
+) -> Response {
     render(&SignInPage {
         t: visit.t,
         tenant_name: visit.tenant.name.clone(),
@@ -158,6 +181,7 @@ async fn sign_in_page(visit: Visit, Query(query): Query<PhoneQuery>) -> Response
             .map(|phone| phone.national())
             .unwrap_or_default(),
         error: None,
+        insecure: page::secure_cookies_dropped(client.https, &headers),
     })
 }
 
@@ -170,6 +194,8 @@ struct PhoneForm {
 async fn send_code(
     State(state): State<AppState>,
     visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
     Form(form): Form<PhoneForm>,
 ) -> Response {
     let again = |key: &str| {
@@ -181,6 +207,7 @@ async fn send_code(
                 base: visit.base(),
                 phone: form.phone.clone(),
                 error: Some(visit.t.get(key).to_owned()),
+                insecure: page::secure_cookies_dropped(client.https, &headers),
             },
         )
     };
@@ -631,7 +658,7 @@ async fn card_page(
         .take(REWARDS_SHOWN_MAX)
         .map(|reward| RewardLine {
             missing: (reward.cost - available).max(0),
-            event_id: new_event_id("member-redeem"),
+            event_id: uuid::Uuid::now_v7().simple().to_string(),
             error: redeem_error
                 .as_ref()
                 .filter(|(id, _)| *id == reward.id)
@@ -732,18 +759,24 @@ async fn redeem(
             "common.csrf_invalid",
         );
     }
-    let event = serde_json::json!({
-        "id": form.event_id,
-        "type": "redemption",
-        "member": {"id": session.member_id.to_string()},
-        "reward_id": form.reward_id,
-    });
-    let submitted = match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
-        Ok(mut event) => {
-            event.actor = Some(format!("member:{}", session.member_id));
-            state.journal.submit(event).await
+    let submitted = match member_event_id(session.member_id, &form.event_id) {
+        Some(event_id) => {
+            let event = serde_json::json!({
+                "id": event_id,
+                "type": "redemption",
+                "member": {"id": session.member_id.to_string()},
+                "reward_id": form.reward_id,
+            });
+            match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
+                Ok(mut event) => {
+                    event.actor = Some(format!("member:{}", session.member_id));
+                    state.journal.submit(event).await
+                }
+                Err(_) => Err(EventError::RewardNotFound),
+            }
         }
-        Err(_) => Err(EventError::RewardNotFound),
+        // Not a token the page made (a typed receipt number, say): nothing is redeemed.
+        None => Err(EventError::RewardNotFound),
     };
     let message = match submitted {
         Ok(result) => {

@@ -109,7 +109,36 @@ pub async fn choose_language(Path(code): Path<String>, headers: HeaderMap) -> Re
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
 
-/// The path of a same-site address, so a redirect never leaves the site.
+/// Whether a `Secure` cookie set now would be dropped by the browser: the page came over plain
+/// HTTP, at an address other than a loopback one (`localhost`, `127.0.0.1`, `[::1]`, where
+/// browsers keep such cookies anyway). Sessions keep `Secure` so they never cross a café's
+/// Wi-Fi in clear; the pages say why signing in cannot work instead of failing silently.
+pub fn secure_cookies_dropped(https: bool, headers: &HeaderMap) -> bool {
+    if https {
+        return false;
+    }
+    let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let name = name.to_ascii_lowercase();
+    let loopback = name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback());
+    !loopback
+}
+
+/// The path of a same-site address, so a redirect never leaves the site: it starts with one
+/// `/` and holds no `\` (some browsers read `/\evil.example` as `//evil.example`) nor any
+/// control character or space (which browsers strip before reading the address).
 pub fn local_path(address: &str) -> Option<&str> {
     let path = match address.find("://") {
         Some(scheme_end) => {
@@ -118,12 +147,30 @@ pub fn local_path(address: &str) -> Option<&str> {
         }
         None => address,
     };
-    (path.starts_with('/') && !path.starts_with("//")).then_some(path)
+    let plain = !path.contains('\\') && !path.chars().any(|c| c.is_control() || c == ' ');
+    (path.starts_with('/') && !path.starts_with("//") && plain).then_some(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secure_cookies_are_dropped_over_plain_http_at_network_addresses() {
+        let host = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, value.parse().unwrap());
+            headers
+        };
+        assert!(secure_cookies_dropped(false, &host("192.168.1.20:8080")));
+        assert!(secure_cookies_dropped(false, &host("patron.lan")));
+        assert!(!secure_cookies_dropped(true, &host("192.168.1.20:8080")));
+        assert!(!secure_cookies_dropped(false, &host("localhost:8080")));
+        assert!(!secure_cookies_dropped(false, &host("127.0.0.1:8080")));
+        assert!(!secure_cookies_dropped(false, &host("[::1]:8080")));
+        assert!(!secure_cookies_dropped(false, &host("till.localhost")));
+        assert!(!secure_cookies_dropped(false, &HeaderMap::new()));
+    }
 
     #[test]
     fn redirects_stay_on_the_site() {
@@ -132,5 +179,10 @@ mod tests {
         assert_eq!(local_path("//evil.example/"), None);
         assert_eq!(local_path("https://evil.example"), None);
         assert_eq!(local_path("javascript:alert(1)"), None);
+        assert_eq!(local_path("/\\evil.example"), None);
+        assert_eq!(local_path("http://x:1/\\evil.example"), None);
+        assert_eq!(local_path("/admin\\..\\x"), None);
+        assert_eq!(local_path("/\t/evil.example"), None);
+        assert_eq!(local_path("/ /evil.example"), None);
     }
 }

@@ -12,9 +12,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use patron_core::TenantId;
-use patron_server::auth::{allows, cookie_value, session_cookie, Permission, SESSION_COOKIE};
+use patron_server::auth::{
+    allows, cookie_value, retry_after_seconds, session_cookie, sign_in, ClientInfo, Permission,
+    SignInAnswer, SESSION_COOKIE,
+};
 use patron_server::AppState;
-use patron_store::users::{Role, User};
+use patron_store::users::{Role, TenantChoice, User};
 use patron_store::TenantSettings;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -163,7 +166,11 @@ struct LoginPage {
     t: Texts,
     next: String,
     email: String,
-    error: Option<&'static str>,
+    error: Option<String>,
+    /// Why a sign-in cannot be kept on this connection, when it cannot.
+    insecure: Option<String>,
+    /// The tenants to choose from, when the password is right at several.
+    choices: Vec<TenantChoice>,
 }
 
 #[derive(Deserialize)]
@@ -171,12 +178,43 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login_page(headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
+/// The warning shown when the session cookie (`Secure`, so a session is never sent in clear
+/// over the café's Wi-Fi) will not be kept: plain HTTP at a network address. It names the
+/// configured address when that is HTTPS.
+fn insecure_warning(
+    t: Texts,
+    state: &AppState,
+    client: ClientInfo,
+    headers: &HeaderMap,
+) -> Option<String> {
+    if !page::secure_cookies_dropped(client.https, headers) {
+        return None;
+    }
+    let mut warning = t.get("login.insecure").to_owned();
+    if state.public_url.starts_with("https://") {
+        warning.push(' ');
+        warning.push_str(&t.fill(
+            "login.insecure_address",
+            &[("address", &format!("{}/admin/login", state.public_url))],
+        ));
+    }
+    Some(warning)
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let t = Locale::from_headers(&headers).texts();
     render(&LoginPage {
-        t: Locale::from_headers(&headers).texts(),
+        t,
         next: query.next.unwrap_or_default(),
         email: String::new(),
         error: None,
+        insecure: insecure_warning(t, &state, client, &headers),
+        choices: Vec::new(),
     })
 }
 
@@ -186,6 +224,9 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+    /// The tenant chosen when the password is right at several.
+    #[serde(default)]
+    tenant: String,
 }
 
 /// Where a role lands after signing in.
@@ -198,25 +239,45 @@ fn home_of(role: Role) -> &'static str {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let t = Locale::from_headers(&headers).texts();
-    let again = |error| LoginPage {
+    let again = |error: String, choices: Vec<TenantChoice>| LoginPage {
         t,
         next: form.next.clone(),
         email: form.email.clone(),
         error: Some(error),
+        insecure: insecure_warning(t, &state, client, &headers),
+        choices,
     };
     if form.email.trim().is_empty() || form.password.is_empty() {
-        return render_with(StatusCode::UNPROCESSABLE_ENTITY, &again("login.missing"));
+        let page = again(t.get("login.missing").to_owned(), Vec::new());
+        return render_with(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    let signed_in = match state.store.sign_in(None, &form.email, &form.password).await {
-        Ok(signed_in) => signed_in,
+    let tenant = TenantId::parse(form.tenant.trim()).ok();
+    let answer = sign_in(&state, client, tenant, &form.email, &form.password).await;
+    let (user, session) = match answer {
+        Ok(SignInAnswer::SignedIn(user, session)) => (user, session),
+        Ok(SignInAnswer::Refused) => {
+            let page = again(t.get("login.wrong").to_owned(), Vec::new());
+            return render_with(StatusCode::UNAUTHORIZED, &page);
+        }
+        Ok(SignInAnswer::ChooseTenant(choices)) => {
+            return render(&again(t.get("login.choose_tenant").to_owned(), choices));
+        }
+        Ok(SignInAnswer::Throttled(wait)) => {
+            let seconds = retry_after_seconds(wait);
+            let message = t.fill("login.throttled", &[("seconds", &seconds.to_string())]);
+            let mut response =
+                render_with(StatusCode::TOO_MANY_REQUESTS, &again(message, Vec::new()));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+            return response;
+        }
         Err(error) => return page::failed(t, error),
-    };
-    let Some((user, session)) = signed_in else {
-        return render_with(StatusCode::UNAUTHORIZED, &again("login.wrong"));
     };
     let target = local_path(&form.next)
         .filter(|path| path.starts_with("/admin") || path.starts_with("/cashier"))

@@ -627,3 +627,194 @@ async fn a_member_named_script_shows_as_text_on_their_page() {
     );
     assert!(!html.contains(name), "{html}");
 }
+
+/// The issue: 40 requests at once got 38 codes past a limit of 5 an hour.
+async fn forty_code_requests_at_once_issue_exactly_the_hourly_limit(postgres: bool) {
+    let site = Site::start(postgres).await;
+    member_with_points(&site, "0912345678", "Lan", 150_000).await;
+    let address = format!("{}/m/{}/sign-in", site.address, site.tenant);
+    let requests: Vec<_> = (0..40)
+        .map(|_| {
+            let address = address.clone();
+            tokio::spawn(async move {
+                no_redirects()
+                    .post(address)
+                    .form(&[("phone", "0912345678")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    let issued = statuses.iter().filter(|status| **status == 303).count();
+    let refused = statuses.iter().filter(|status| **status == 422).count();
+    assert_eq!(issued, SIGN_IN_CODES_PER_HOUR_MAX as usize, "{statuses:?}");
+    assert_eq!(issued + refused, 40, "{statuses:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_sign_in_codes")
+        .fetch_one(&any_pool(&site))
+        .await
+        .unwrap();
+    assert_eq!(stored, SIGN_IN_CODES_PER_HOUR_MAX);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_code_requests_at_once_issue_exactly_the_hourly_limit_on_sqlite() {
+    forty_code_requests_at_once_issue_exactly_the_hourly_limit(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_code_requests_at_once_issue_exactly_the_hourly_limit_on_postgres() {
+    forty_code_requests_at_once_issue_exactly_the_hourly_limit(true).await;
+}
+
+/// The issue: a member sent a future receipt number as the redemption's event id, and the
+/// till's purchase with that number was then refused (409).
+#[tokio::test]
+async fn a_member_cannot_take_a_receipt_number_as_a_redemptions_event_id() {
+    let site = Site::start(false).await;
+    let (status, reward) = site
+        .api(
+            "POST",
+            "/v1/rewards",
+            Some(json!({"name": "Bánh flan", "cost": 10})),
+        )
+        .await;
+    assert_eq!(status, 201, "{reward}");
+    let member = member_with_points(&site, "0912345678", "Lan", 150_000).await;
+    let session = site
+        .store
+        .start_member_session(site.tenant, member, chrono::Utc::now())
+        .await
+        .unwrap();
+    let cookie = format!("patron_member={}", session.token);
+    let http = no_redirects();
+    let card = format!("{}/m/{}", site.address, site.tenant);
+    let redeem = |event_id: String| {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        let address = format!("{card}/redeem");
+        let fields = [
+            ("csrf", session.csrf_token.clone()),
+            ("event_id", event_id),
+            ("reward_id", reward["id"].as_str().unwrap().to_owned()),
+        ];
+        async move {
+            http.post(address)
+                .header("cookie", cookie)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        redeem("R-1001".into()).await,
+        422,
+        "not a token the page made"
+    );
+    assert!(site
+        .store
+        .vouchers(site.tenant, member)
+        .await
+        .unwrap()
+        .is_empty());
+    // The page's own token redeems, under an id in the member page's namespace.
+    let html = http
+        .get(&card)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"event_id\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let token = html[start..start + html[start..].find('"').unwrap()].to_owned();
+    assert_eq!(redeem(token.clone()).await, 303);
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM events WHERE event_id NOT LIKE 'sale-%'")
+            .fetch_all(&any_pool(&site))
+            .await
+            .unwrap();
+    assert_eq!(
+        ids,
+        vec![format!("member-page:{member}:{token}")],
+        "prefixed by the server with the member"
+    );
+    // The till's sale with that receipt number goes through.
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(json!({"id": "R-1001", "type": "purchase", "store": "HN01",
+                        "member": {"phone": "0912345678"}, "amount": 50_000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The issue: the till's member link was built from the request's `Host`.
+#[tokio::test]
+async fn the_member_link_names_the_public_address_not_the_host_header() {
+    for public_url in [Some("https://loyalty.example"), None] {
+        let site = Site::start_with(
+            false,
+            patron_server::ServerOptions {
+                public_url: public_url.map(str::to_owned),
+                ..patron_server::ServerOptions::default()
+            },
+        )
+        .await;
+        let member = member_with_points(&site, "0912345678", "Lan", 150_000).await;
+        let cashier = site.signed_in(Role::Cashier).await;
+        let (_, html) = cashier.get(&format!("/cashier/member/{member}")).await;
+        let html = cashier
+            .http
+            .post(format!("{}/cashier/member/{member}/link", site.address))
+            .header("host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .form(&[("csrf", csrf_in(&html))])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let expected = format!(
+            "{}/m/{}/link?",
+            public_url.unwrap_or(&site.address),
+            site.tenant
+        );
+        assert!(html.contains(&expected), "{expected}: {html}");
+        assert!(!html.contains("evil.example"), "{html}");
+    }
+}
+
+#[tokio::test]
+async fn the_sign_in_page_says_why_plain_http_at_a_network_address_cannot_keep_a_session() {
+    let site = Site::start(false).await;
+    let page = |host: Option<&'static str>| {
+        let address = format!("{}/m/{}/sign-in", site.address, site.tenant);
+        async move {
+            let mut request = reqwest::Client::new().get(address);
+            if let Some(host) = host {
+                request = request.header("host", host);
+            }
+            request.send().await.unwrap().text().await.unwrap()
+        }
+    };
+    let html = page(Some("192.168.1.20:8080")).await;
+    assert!(html.contains("id=\"member-insecure\""), "{html}");
+    assert!(html.contains("địa chỉ https://"), "{html}");
+    let html = page(None).await;
+    assert!(!html.contains("id=\"member-insecure\""), "{html}");
+}

@@ -59,6 +59,16 @@ impl Site {
 
     /// As `start`, with the server's `webhooks_allow_private_targets` given.
     pub async fn start_allowing_private_webhooks(postgres: bool, allow: bool) -> Site {
+        let options = patron_server::ServerOptions {
+            webhooks_allow_private_targets: allow,
+            ..patron_server::ServerOptions::default()
+        };
+        Site::start_with(postgres, options).await
+    }
+
+    /// As `start`, with server `options` (the pages are added; webhooks to 127.0.0.1 only if
+    /// `options` allow them).
+    pub async fn start_with(postgres: bool, options: patron_server::ServerOptions) -> Site {
         let store = fresh_store(postgres).await;
         let tenant = store
             .create_tenant(&NewTenant::vietnamese("Cà Phê Thử"))
@@ -102,8 +112,7 @@ impl Site {
         let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
         let options = patron_server::ServerOptions {
             pages: Some(patron_web::router()),
-            webhooks_allow_private_targets: allow,
-            ..patron_server::ServerOptions::default()
+            ..options
         };
         let application = patron_server::Application::build_with(
             store.clone(),
