@@ -152,6 +152,15 @@ async fn a_huge_rule_result_is_capped_not_wrapped(postgres: bool) {
 async fn ten_thousand_purchases_at_the_largest_amount(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
     let amount_max = patron_server::AMOUNT_MAX;
+    // The tenant first raises its own largest purchase (1,000,000,000đ by default) to the API's.
+    let (status, body) = cafe
+        .admin
+        .put(
+            "/v1/settings/purchase-limits",
+            json!({"maximum": amount_max, "confirm": amount_max}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     for batch in 0..10 {
         let events: Vec<Value> = (0..patron_server::BATCH_EVENTS_MAX)
             .map(|index| purchase(&format!("MAX-{batch}-{index}"), "0916000003", amount_max))
