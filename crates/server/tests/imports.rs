@@ -168,8 +168,16 @@ fn members_csv() -> String {
 
 async fn imports_run_as_jobs_and_exports_add_up(postgres: bool) {
     let store = fresh_store(postgres).await;
-    let (_, key, read_key) = tenant(&store, "Cà phê API").await;
-    let (_, other_key, _) = tenant(&store, "Another Café").await;
+    let (tenant_id, key, read_key) = tenant(&store, "Cà phê API").await;
+    let (other_id, _, _) = tenant(&store, "Another Café").await;
+    let admin_key = store
+        .create_api_key(tenant_id, "admin", KeyScope::Admin)
+        .await
+        .unwrap();
+    let other_key = store
+        .create_api_key(other_id, "admin", KeyScope::Admin)
+        .await
+        .unwrap();
     let app = serve(store).await;
     let (status, document) = app.get(&key, "/openapi.json").await;
     assert_eq!(status, 200);
@@ -265,7 +273,7 @@ async fn imports_run_as_jobs_and_exports_add_up(postgres: bool) {
     );
     assert_eq!(job["errors"][0]["line"], 4);
 
-    let members = app.csv(&key, "/v1/exports/members.csv").await;
+    let members = app.csv(&admin_key, "/v1/exports/members.csv").await;
     assert_eq!(members.len(), MEMBERS + 1, "the purchase enrolled one more");
     let gold = members
         .iter()
@@ -279,7 +287,7 @@ async fn imports_run_as_jobs_and_exports_add_up(postgres: bool) {
         "exports are the caller's tenant only"
     );
 
-    let ledger = app.csv(&read_key, "/v1/exports/ledger.csv").await;
+    let ledger = app.csv(&admin_key, "/v1/exports/ledger.csv").await;
     assert_eq!(
         ledger.len() as i64,
         app.count("SELECT COUNT(*) FROM ledger_entries").await

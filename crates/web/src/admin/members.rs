@@ -17,12 +17,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::{DateTime, Utc};
 use patron_core::programme::QualificationMetric;
-use patron_core::time::{from_micros, to_micros};
 use patron_core::{MemberId, Phone};
 use patron_server::auth::{Caller, Grant, Permission};
 use patron_server::AppState;
 use patron_store::audit::Actor;
 use patron_store::members::{MemberFilter, MergeRequest, SEARCH_LENGTH_MAX};
+use patron_store::queries::HistoryCursor;
 use patron_store::stats::MemberFigures;
 use patron_store::{HistoryEntry, MemberRef, MemberView, StoreError, VoucherView};
 use serde::Deserialize;
@@ -159,7 +159,7 @@ pub async fn list(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ProfileQuery {
-    /// The history page's cursor: microseconds of the last entry shown.
+    /// The history page's cursor: [`HistoryCursor::encode`] of the last entry shown.
     before: Option<String>,
     /// What was just done, for the notice after a redirect.
     done: Option<String>,
@@ -355,7 +355,7 @@ async fn load(
     state: &AppState,
     staff: &Staff,
     member_id: MemberId,
-    before: Option<i64>,
+    before: Option<HistoryCursor>,
 ) -> Result<Loaded, StoreError> {
     let tenant = staff.tenant_id;
     let member = state
@@ -366,12 +366,7 @@ async fn load(
         figures: state.store.member_figures(tenant, member_id).await?,
         history: state
             .store
-            .history(
-                tenant,
-                member_id,
-                HISTORY_PAGE_SIZE,
-                before.map(from_micros),
-            )
+            .history(tenant, member_id, HISTORY_PAGE_SIZE, before.as_ref())
             .await?,
         vouchers: state.store.vouchers(tenant, member_id).await?,
         member,
@@ -407,12 +402,11 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
     let history_next = (history.len() as i64 == HISTORY_PAGE_SIZE)
         .then(|| history.last())
         .flatten()
-        .and_then(|entry| DateTime::parse_from_rfc3339(&entry.occurred_at).ok())
-        .map(|at| {
+        .map(|entry| {
             format!(
                 "{}?before={}#history",
                 member_path(&member.id),
-                to_micros(at.with_timezone(&Utc))
+                entry.cursor.encode()
             )
         });
     let history = history
@@ -515,10 +509,7 @@ pub async fn profile(
         Ok(member_id) => member_id,
         Err(refused) => return refused,
     };
-    let before = query
-        .before
-        .as_deref()
-        .and_then(|text| text.parse::<i64>().ok());
+    let before = query.before.as_deref().and_then(HistoryCursor::parse);
     let notice = match query.done.as_deref() {
         Some("adjusted") => Some("admin.done.adjusted"),
         Some("merged") => Some("admin.done.merged"),
