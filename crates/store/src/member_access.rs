@@ -226,7 +226,7 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let code = new_sign_in_code();
         let expires_at = now + SIGN_IN_CODE_TTL;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO member_sign_in_codes (id, tenant_id, member_id, code_hash, attempts, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, 0, $5, $6)",

@@ -166,7 +166,7 @@ impl Store {
         update: &ProfileUpdate,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let before = Store::profile_of(&mut transaction, tenant_id, member_id).await?;
         let mut after = before.clone();
         if let Some(phone) = &update.phone {
@@ -239,7 +239,7 @@ impl Store {
         member_id: MemberId,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         Store::profile_of(&mut transaction, tenant_id, member_id).await?;
         let now = to_micros(chrono::Utc::now());
         sqlx::query(

@@ -171,7 +171,7 @@ impl Store {
         self.tenant(tenant_id).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let hash = hash_password(password)?;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -246,7 +246,7 @@ impl Store {
                 "must be owner, manager, marketer, cashier or viewer",
             ));
         }
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         if let Some(role) = role {
             sqlx::query("UPDATE users SET role = $1 WHERE tenant_id = $2 AND id = $3")
                 .bind(role.as_str())
