@@ -424,12 +424,22 @@ async fn export_member(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Permission::ManageMembers)?;
     let member = own_member(&state, &caller, &id).await?;
-    Ok(Json(
-        state
-            .store
-            .member_export(caller.0.tenant_id, member)
-            .await?,
-    ))
+    let data = state
+        .store
+        .member_export(caller.0.tenant_id, member)
+        .await?;
+    state
+        .store
+        .audit(&patron_store::audit::Change {
+            tenant_id: caller.0.tenant_id,
+            actor: caller.actor(),
+            action: "member.export",
+            subject: format!("member:{member}"),
+            before: None,
+            after: None,
+        })
+        .await?;
+    Ok(Json(data))
 }
 
 /// Erases a member's personal data (Decree 13/2023); the ledger stays, anonymous. Audited.

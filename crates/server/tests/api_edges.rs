@@ -113,6 +113,14 @@ async fn personal_data_exports_are_for_owners_and_managers(postgres: bool) {
     let (status, ledger) = get_text(&manager, "/v1/exports/ledger.csv").await;
     assert_eq!(status, 200, "{ledger}");
 
+    let (_, member) = admin.get("/v1/members/by-phone/0912000001").await;
+    let id = member["id"].as_str().unwrap();
+    let (status, _) = admin.get(&format!("/v1/members/{id}/export")).await;
+    assert_eq!(status, 200);
+    let taken = audit_entries(admin, "member.export").await;
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0]["subject"], format!("member:{id}"));
+
     let taken = audit_entries(admin, "export.members").await;
     assert_eq!(taken.len(), 1, "{taken:?}");
     assert!(taken[0]["actor"].as_str().unwrap().starts_with("key:"));

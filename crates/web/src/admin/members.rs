@@ -923,6 +923,17 @@ pub async fn export(
         Err(StoreError::NotFound { .. }) => return page::not_found(staff.t),
         Err(error) => return page::failed(staff.t, error),
     };
+    let taken = patron_store::audit::Change {
+        tenant_id: staff.tenant_id,
+        actor: &Actor::user(&staff.user.id),
+        action: "member.export",
+        subject: format!("member:{member_id}"),
+        before: None,
+        after: None,
+    };
+    if let Err(error) = state.store.audit(&taken).await {
+        return page::failed(staff.t, error);
+    }
     let body = serde_json::to_string_pretty(&data).unwrap_or_else(|_| data.to_string());
     (
         [
