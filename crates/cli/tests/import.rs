@@ -359,6 +359,13 @@ async fn purchases_earn_at_their_dates_and_exports_add_up(database: String) {
         .starts_with("exists_with_different_body: "));
 
     let ledger = export(&database, tenant, "ledger");
+    let audit = store.audit_log(tenant, 50, None).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|entry| entry.action == "export.ledger" && entry.actor == "cli"),
+        "the CLI's export of personal data is audited"
+    );
     assert_eq!(
         ledger.len() as i64,
         count(&store, "SELECT COUNT(*) FROM ledger_entries").await

@@ -240,13 +240,36 @@ pub async fn export_stream(
     ))
 }
 
-/// Writes the CSV of `kind` for `tenant_id` to `out`; answers the bytes written.
+/// The audit log's name for a download of `kind`; `None` for the liability, which holds no
+/// one's personal data.
+fn audit_action(kind: ExportKind) -> Option<&'static str> {
+    match kind {
+        ExportKind::Members => Some("export.members"),
+        ExportKind::Ledger => Some("export.ledger"),
+        ExportKind::Liability => None,
+    }
+}
+
+/// Writes the CSV of `kind` for `tenant_id` to `out` (`patron export`; audited as the CLI's);
+/// answers the bytes written.
 pub async fn write_export(
     store: Store,
     tenant_id: TenantId,
     kind: ExportKind,
     out: &mut impl std::io::Write,
 ) -> Result<u64, StoreError> {
+    if let Some(action) = audit_action(kind) {
+        store
+            .audit(&patron_store::audit::Change {
+                tenant_id,
+                actor: &patron_store::audit::Actor::cli(),
+                action,
+                subject: format!("tenant:{tenant_id}"),
+                before: None,
+                after: None,
+            })
+            .await?;
+    }
     let stream = export_stream(store, tenant_id, kind).await?;
     let mut stream = std::pin::pin!(stream);
     let mut written = 0;
@@ -274,10 +297,8 @@ async fn check_and_audit(
     caller: &Caller,
     kind: ExportKind,
 ) -> Result<(), ApiError> {
-    let action = match kind {
-        ExportKind::Members => "export.members",
-        ExportKind::Ledger => "export.ledger",
-        ExportKind::Liability => return caller.require(Permission::Read),
+    let Some(action) = audit_action(kind) else {
+        return caller.require(Permission::Read);
     };
     caller.require(Permission::ExportPersonalData)?;
     state
