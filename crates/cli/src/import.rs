@@ -80,7 +80,8 @@ impl ErrorFile {
         }
         let writer = self.writer.as_mut().expect("opened above");
         for error in errors {
-            writer.write_record([error.line.to_string(), error.reason.clone()])?;
+            let reason = patron_store::exports::spreadsheet_safe(&error.reason);
+            writer.write_record([error.line.to_string(), reason.into_owned()])?;
         }
         writer.flush()
     }

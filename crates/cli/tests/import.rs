@@ -359,6 +359,13 @@ async fn purchases_earn_at_their_dates_and_exports_add_up(database: String) {
         .starts_with("exists_with_different_body: "));
 
     let ledger = export(&database, tenant, "ledger");
+    let audit = store.audit_log(tenant, 50, None).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|entry| entry.action == "export.ledger" && entry.actor == "cli"),
+        "the CLI's export of personal data is audited"
+    );
     assert_eq!(
         ledger.len() as i64,
         count(&store, "SELECT COUNT(*) FROM ledger_entries").await
@@ -411,6 +418,64 @@ async fn purchases_earn_at_their_dates_and_exports_add_up_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchases_earn_at_their_dates_and_exports_add_up_postgres() {
     purchases_earn_at_their_dates_and_exports_add_up(postgres_url().await).await;
+}
+
+/// A quote left open on line 3 and closed on line 5 took receipts P3 and P4 into one amount
+/// while the summary said nothing; the row is rejected naming lines 3 to 5, the rest imported.
+async fn a_quote_left_open_is_rejected_with_its_lines(database: String) {
+    let (store, tenant) = cafe(&database).await;
+    let at = rfc3339(chrono::Utc::now() - chrono::Duration::days(3));
+    let file = temp_path("purchases.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "receipt_id,phone,amount,store,occurred_at\n\
+             P1,0912000001,100000,HN01,{at}\n\
+             P2,0912000002,\"100000,HN01,{at}\n\
+             P3,0912000003,100000,HN01,{at}\n\
+             P4,0912000004,100000,HN01,{at}\"\n\
+             P5,0912000005,100000,HN01,{at}\n"
+        ),
+    )
+    .unwrap();
+    let errors = temp_path("purchases.errors.csv");
+    let summary = import(&database, tenant, "purchases", &file, &errors);
+    assert!(
+        summary.contains("read 3, accepted 2, duplicates 0, rejected 1"),
+        "{summary}"
+    );
+    let rows = error_rows(&errors);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, 3);
+    assert!(rows[0].1.contains("from line 3 to line 5"), "{rows:?}");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM events WHERE event_id IN ('P2', 'P3', 'P4')"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM events WHERE event_id IN ('P1', 'P5')"
+        )
+        .await,
+        2
+    );
+    let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_file(errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_left_open_is_rejected_with_its_lines_sqlite() {
+    a_quote_left_open_is_rejected_with_its_lines(sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_left_open_is_rejected_with_its_lines_postgres() {
+    a_quote_left_open_is_rejected_with_its_lines(postgres_url().await).await;
 }
 
 /// Rows in the large file: enough that holding them all would show, few enough for a debug build.

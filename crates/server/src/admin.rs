@@ -420,6 +420,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// 1 to 200; 50 when absent.
     limit: Option<i64>,

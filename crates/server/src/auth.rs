@@ -75,6 +75,9 @@ pub enum Permission {
     ManageProgramme,
     /// API keys, staff users, webhooks, the audit log.
     Administer,
+    /// Bulk downloads of members' personal data (`/v1/exports/members.csv`, `ledger.csv`):
+    /// owners and managers only, each download audited.
+    ExportPersonalData,
 }
 
 /// Whether `role` holds `permission`.
@@ -82,7 +85,8 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     use Permission::*;
     match role {
         Role::Owner => true,
-        Role::Manager | Role::Integration => permission != Administer,
+        Role::Manager => permission != Administer,
+        Role::Integration => !matches!(permission, Administer | ExportPersonalData),
         Role::Marketer => matches!(permission, Read | ManageCatalogue | ManageProgramme),
         Role::Cashier => matches!(permission, Read | RecordEvents),
         Role::Viewer => permission == Read,
@@ -427,5 +431,15 @@ mod tests {
         assert!(!allows(Role::Manager, Permission::Administer));
         assert!(!allows(Role::Integration, Permission::Administer));
         assert!(allows(Role::Owner, Permission::Administer));
+        assert!(allows(Role::Owner, Permission::ExportPersonalData));
+        assert!(allows(Role::Manager, Permission::ExportPersonalData));
+        for role in [
+            Role::Integration,
+            Role::Marketer,
+            Role::Cashier,
+            Role::Viewer,
+        ] {
+            assert!(!allows(role, Permission::ExportPersonalData), "{role:?}");
+        }
     }
 }

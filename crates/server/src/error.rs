@@ -133,6 +133,29 @@ impl From<EventError> for ApiError {
     }
 }
 
+/// Answers the body limit's plain-text 413 (axum's, when a body passes
+/// [`crate::BODY_BYTES_MAX`]) as the JSON error body `payload_too_large`, as every error is.
+pub async fn json_payload_too_large(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is larger than {} bytes", crate::BODY_BYTES_MAX),
+        None,
+    )
+    .into_response()
+}
+
 /// Parses a JSON body, naming the field at fault when it does not fit.
 pub fn parse_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {

@@ -604,6 +604,7 @@ struct BatchResponse {
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = BatchRequest,
     responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, description = "More than 1,000 events, or a body over 1 MiB", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn post_batch(
     State(state): State<AppState>,
@@ -612,10 +613,18 @@ async fn post_batch(
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require_write()?;
     let request: BatchRequest = parse_json(body_json(&body)?)?;
-    if request.events.is_empty() || request.events.len() > BATCH_EVENTS_MAX {
+    if request.events.is_empty() {
         return Err(ApiError::invalid(
             "events",
             format!("must hold 1 to {BATCH_EVENTS_MAX} events"),
+        ));
+    }
+    if request.events.len() > BATCH_EVENTS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("a batch holds at most {BATCH_EVENTS_MAX} events"),
+            Some("events"),
         ));
     }
     let now = chrono::Utc::now();

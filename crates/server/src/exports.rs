@@ -1,8 +1,8 @@
 //! CSV exports of members, ledger entries and the points liability, streamed a page at a time
 //! (keyset pagination in the store), shared by `GET /v1/exports/…` and `patron export`.
 
-use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use patron_core::time::Timestamp;
 use patron_core::TenantId;
-use patron_store::exports::EXPORT_PAGE_MAX;
+use patron_store::exports::{spreadsheet_safe, EXPORT_PAGE_MAX};
 use patron_store::{rfc3339, Store, StoreError};
 use std::collections::BTreeMap;
 use utoipa_axum::router::OpenApiRouter;
@@ -72,14 +72,22 @@ struct Export {
     cursor: Cursor,
 }
 
-fn csv_bytes<I, R, F>(rows: I, mut write: F) -> Result<Bytes, StoreError>
+/// CSV lines of `rows`, each field through [`spreadsheet_safe`] so no cell runs as a formula.
+fn csv_bytes<I, R, F, const N: usize>(rows: I, mut fields: F) -> Result<Bytes, StoreError>
 where
     I: IntoIterator<Item = R>,
-    F: FnMut(&mut csv::Writer<Vec<u8>>, R) -> csv::Result<()>,
+    F: FnMut(R) -> [String; N],
 {
     let mut writer = csv::Writer::from_writer(Vec::with_capacity(64 * 1024));
     for row in rows {
-        write(&mut writer, row).map_err(|error| StoreError::Config(error.to_string()))?;
+        let record = fields(row);
+        writer
+            .write_record(
+                record
+                    .iter()
+                    .map(|field| spreadsheet_safe(field).into_owned()),
+            )
+            .map_err(|error| StoreError::Config(error.to_string()))?;
     }
     writer
         .into_inner()
@@ -99,7 +107,14 @@ impl Export {
                     ExportKind::Ledger => &LEDGER_HEADER,
                     ExportKind::Liability => &LIABILITY_HEADER,
                 };
-                return csv_bytes([header], |writer, header| writer.write_record(header)).map(Some);
+                let mut writer = csv::Writer::from_writer(Vec::new());
+                writer
+                    .write_record(header)
+                    .map_err(|error| StoreError::Config(error.to_string()))?;
+                return writer
+                    .into_inner()
+                    .map(|bytes| Some(Bytes::from(bytes)))
+                    .map_err(|error| StoreError::Config(error.to_string()));
             }
             Cursor::After(after) => after,
         };
@@ -112,8 +127,8 @@ impl Export {
                     .await?;
                 let last = page.last().map(|member| member.id.clone());
                 let count = page.len() as i64;
-                let bytes = csv_bytes(page, |writer, member| {
-                    writer.write_record([
+                let bytes = csv_bytes(page, |member| {
+                    [
                         member.id,
                         member.phone.unwrap_or_default(),
                         member.name.unwrap_or_default(),
@@ -127,7 +142,7 @@ impl Export {
                         member.lifetime_spend.to_string(),
                         member.order_count.to_string(),
                         rfc3339(member.created_at, zone),
-                    ])
+                    ]
                 })?;
                 (bytes, last, count)
             }
@@ -145,8 +160,8 @@ impl Export {
                         previous = Some(entry.transaction_id.as_str());
                     }
                 }
-                let bytes = csv_bytes(page, |writer, entry| {
-                    writer.write_record([
+                let bytes = csv_bytes(page, |entry| {
+                    [
                         entry.transaction_id,
                         entry.member_id,
                         entry.kind,
@@ -154,7 +169,7 @@ impl Export {
                         entry.account,
                         entry.amount.to_string(),
                         rfc3339(entry.occurred_at, zone),
-                    ])
+                    ]
                 })?;
                 (bytes, last, transactions)
             }
@@ -195,12 +210,12 @@ impl Export {
         let rows = months
             .into_iter()
             .chain((never != 0).then(|| ("never".to_owned(), never)));
-        csv_bytes(rows, |writer, (month, points)| {
+        csv_bytes(rows, |(month, points)| {
             let value = point_value
                 .and_then(|value| value.checked_mul(points))
                 .map(|value| value.to_string())
                 .unwrap_or_default();
-            writer.write_record([month, points.to_string(), value])
+            [month, points.to_string(), value]
         })
     }
 }
@@ -225,13 +240,36 @@ pub async fn export_stream(
     ))
 }
 
-/// Writes the CSV of `kind` for `tenant_id` to `out`; answers the bytes written.
+/// The audit log's name for a download of `kind`; `None` for the liability, which holds no
+/// one's personal data.
+fn audit_action(kind: ExportKind) -> Option<&'static str> {
+    match kind {
+        ExportKind::Members => Some("export.members"),
+        ExportKind::Ledger => Some("export.ledger"),
+        ExportKind::Liability => None,
+    }
+}
+
+/// Writes the CSV of `kind` for `tenant_id` to `out` (`patron export`; audited as the CLI's);
+/// answers the bytes written.
 pub async fn write_export(
     store: Store,
     tenant_id: TenantId,
     kind: ExportKind,
     out: &mut impl std::io::Write,
 ) -> Result<u64, StoreError> {
+    if let Some(action) = audit_action(kind) {
+        store
+            .audit(&patron_store::audit::Change {
+                tenant_id,
+                actor: &patron_store::audit::Actor::cli(),
+                action,
+                subject: format!("tenant:{tenant_id}"),
+                before: None,
+                after: None,
+            })
+            .await?;
+    }
     let stream = export_stream(store, tenant_id, kind).await?;
     let mut stream = std::pin::pin!(stream);
     let mut written = 0;
@@ -251,12 +289,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_liability))
 }
 
+/// Members' personal data leaves in bulk only to owners and managers, and the audit log names
+/// who took which file when (`export.members`, `export.ledger`); the liability table holds no
+/// one's data and any reader may have it.
+async fn check_and_audit(
+    state: &AppState,
+    caller: &Caller,
+    kind: ExportKind,
+) -> Result<(), ApiError> {
+    let Some(action) = audit_action(kind) else {
+        return caller.require(Permission::Read);
+    };
+    caller.require(Permission::ExportPersonalData)?;
+    state
+        .store
+        .audit(&patron_store::audit::Change {
+            tenant_id: caller.0.tenant_id,
+            actor: caller.actor(),
+            action,
+            subject: format!("tenant:{}", caller.0.tenant_id),
+            before: None,
+            after: None,
+        })
+        .await?;
+    Ok(())
+}
+
 async fn csv_response(
     state: AppState,
     caller: Caller,
     kind: ExportKind,
     name: &str,
 ) -> Result<Response, ApiError> {
+    check_and_audit(&state, &caller, kind).await?;
     let stream = export_stream(state.store.clone(), caller.0.tenant_id, kind).await?;
     let stream = stream.map(|piece| {
         piece.map_err(|error| {
@@ -277,13 +342,15 @@ async fn csv_response(
         .into_response())
 }
 
-/// Every member of the tenant, by id.
+/// Every member of the tenant, by id: owners and managers (an admin key) only, audited.
 #[utoipa::path(
     get,
     path = "/v1/exports/members.csv",
     tag = "exports",
     responses((status = 200, description = "id,phone,name,email,birthday,gender,city,tags,tier,balance,\
-        lifetime_spend,order_count,created_at (tags separated by `|`)", content_type = "text/csv", body = String))
+        lifetime_spend,order_count,created_at (tags separated by `|`; a text that starts like a \
+        spreadsheet formula has an apostrophe first)", content_type = "text/csv", body = String),
+        (status = 403, description = "Only owners and managers may export personal data", body = ErrorBody))
 )]
 async fn export_members(
     State(state): State<AppState>,
@@ -292,13 +359,15 @@ async fn export_members(
     csv_response(state, caller, ExportKind::Members, "members.csv").await
 }
 
-/// Every ledger entry of the tenant, by transaction.
+/// Every ledger entry of the tenant, by transaction: owners and managers (an admin key) only,
+/// audited.
 #[utoipa::path(
     get,
     path = "/v1/exports/ledger.csv",
     tag = "exports",
     responses((status = 200, description = "transaction_id,member_id,kind,reason,account,amount,occurred_at: \
-        one row per entry; `reason` is the transaction's JSON reason", content_type = "text/csv", body = String))
+        one row per entry; `reason` is the transaction's JSON reason", content_type = "text/csv", body = String),
+        (status = 403, description = "Only owners and managers may export personal data", body = ErrorBody))
 )]
 async fn export_ledger(
     State(state): State<AppState>,

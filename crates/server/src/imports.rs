@@ -286,6 +286,7 @@ fn parse_file<R: std::io::Read>(
             message: error.to_string(),
         }),
     };
+    let columns = csv.headers().map(|header| header.len()).unwrap_or(0);
     let positions = match positions {
         Ok(positions) => positions,
         Err(error) => {
@@ -307,9 +308,10 @@ fn parse_file<R: std::io::Read>(
                         .and_then(|&index| record.get(index))
                         .filter(|value| !value.is_empty())
                 };
-                let event = match kind {
-                    ImportKind::Members => member_row(field, tenant_id, now),
-                    ImportKind::Purchases => purchase_row(field, tenant_id, zone, now),
+                let event = match (quote_left_open(&record, line, columns), kind) {
+                    (Some(error), _) => Err(error),
+                    (None, ImportKind::Members) => member_row(field, tenant_id, now),
+                    (None, ImportKind::Purchases) => purchase_row(field, tenant_id, zone, now),
                 };
                 ParsedRow { line, event }
             }
@@ -347,6 +349,31 @@ fn parse_file<R: std::io::Read>(
             bytes_read: csv.position().byte(),
         }));
     }
+}
+
+/// A quote left open swallows the lines after it (up to the next quote, or the file's end) into
+/// one field, and the rows on them silently go missing. A quoted field may hold a line break
+/// ("Two\nLines"), so a field that does is taken for a quote left open when what follows its
+/// break looks like rows (holds a comma) or when the record came out shorter than the header.
+/// Such a record is rejected, naming its line and the lines it took.
+fn quote_left_open(record: &csv::StringRecord, line: u64, columns: usize) -> Option<String> {
+    let mut breaks: u64 = 0;
+    let mut swallowed_rows = record.len() < columns;
+    for field in record {
+        let field_breaks = field.matches('\n').count().max(field.matches('\r').count());
+        if field_breaks == 0 {
+            continue;
+        }
+        breaks += field_breaks as u64;
+        swallowed_rows |= field.lines().skip(1).any(|rest| rest.contains(','));
+    }
+    (breaks > 0 && swallowed_rows).then(|| {
+        format!(
+            "row: a quoted field runs from line {line} to line {} (a quote left open?); \
+             those lines were not imported: close the quote and import the file again",
+            line + breaks
+        )
+    })
 }
 
 /// Where each known column is in the file; a required column missing is an error.

@@ -141,6 +141,7 @@ pub fn router(state: AppState, pages: Option<Router<AppState>>) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(error::json_payload_too_large))
         .with_state(state)
 }
 

@@ -14,6 +14,7 @@ use patron_store::members::{
     MemberFilter, MemberSummary, MergeReport, MergeRequest, ProfileUpdate, MEMBER_PAGE_MAX,
     SEARCH_LENGTH_MAX,
 };
+use patron_store::queries::{HistoryCursor, HISTORY_PAGE_MAX};
 use patron_store::{EventResult, HistoryEntry, MemberRef, MemberView, VoucherView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -61,6 +62,7 @@ async fn own_member(state: &AppState, caller: &Caller, id: &str) -> Result<Membe
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// A phone (any Vietnamese spelling), or part of a name or e-mail.
     q: Option<String>,
@@ -259,21 +261,26 @@ async fn update_member(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
     /// 1 to 200; 50 when absent.
     limit: Option<i64>,
-    /// `next_before` of the previous page (RFC 3339).
+    /// `next_cursor` of the previous page: the page starts after that entry.
+    cursor: Option<String>,
+    /// An RFC 3339 instant: start with the entries strictly older than it (a starting point,
+    /// not a page cursor; not with `cursor`).
     before: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct HistoryPage {
     entries: Vec<HistoryEntry>,
-    /// Pass as `before` for the next page; absent on the last page.
-    next_before: Option<String>,
+    /// Pass as `cursor` for the next page; absent on the last page. Opaque.
+    next_cursor: Option<String>,
 }
 
-/// A member's ledger history, newest first, with the reason for each entry.
+/// A member's ledger history, newest first (by instant, then transaction id), with the reason
+/// for each entry; page with `cursor`.
 #[utoipa::path(get, path = "/v1/members/{id}/history", tag = "members",
     params(("id" = String, Path), HistoryQuery),
     responses((status = 200, body = HistoryPage), (status = 404, body = ErrorBody),
@@ -287,24 +294,36 @@ async fn get_history(
     caller.require(Permission::Read)?;
     let Query(query) = query.map_err(|error| ApiError::invalid("query", error.body_text()))?;
     let limit = query.limit.unwrap_or(50);
-    if !(1..=patron_store::queries::HISTORY_PAGE_MAX).contains(&limit) {
+    if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",
-            format!("must be 1 to {}", patron_store::queries::HISTORY_PAGE_MAX),
+            format!("must be 1 to {HISTORY_PAGE_MAX}"),
         ));
     }
-    let before = parse_instant(query.before, "before")?;
+    let before = parse_instant(query.before, "before")?.map(HistoryCursor::before);
+    let after = match (query.cursor, before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "cursor",
+                "give either cursor or before, not both",
+            ))
+        }
+        (Some(text), None) => Some(HistoryCursor::parse(&text).ok_or_else(|| {
+            ApiError::invalid("cursor", "must be the next_cursor of a previous page")
+        })?),
+        (None, before) => before,
+    };
     let member = own_member(&state, &caller, &id).await?;
     let entries = state
         .store
-        .history(caller.0.tenant_id, member, limit, before)
+        .history(caller.0.tenant_id, member, limit, after.as_ref())
         .await?;
-    let next_before = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|entry| entry.occurred_at.clone()))
+    let next_cursor = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|entry| entry.cursor.encode()))
         .flatten();
     Ok(Json(HistoryPage {
         entries,
-        next_before,
+        next_cursor,
     }))
 }
 
@@ -405,12 +424,22 @@ async fn export_member(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Permission::ManageMembers)?;
     let member = own_member(&state, &caller, &id).await?;
-    Ok(Json(
-        state
-            .store
-            .member_export(caller.0.tenant_id, member)
-            .await?,
-    ))
+    let data = state
+        .store
+        .member_export(caller.0.tenant_id, member)
+        .await?;
+    state
+        .store
+        .audit(&patron_store::audit::Change {
+            tenant_id: caller.0.tenant_id,
+            actor: caller.actor(),
+            action: "member.export",
+            subject: format!("member:{member}"),
+            before: None,
+            after: None,
+        })
+        .await?;
+    Ok(Json(data))
 }
 
 /// Erases a member's personal data (Decree 13/2023); the ledger stays, anonymous. Audited.

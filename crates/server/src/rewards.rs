@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RewardsQuery {
     /// Only rewards offered now.
     offered: Option<bool>,

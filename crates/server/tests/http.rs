@@ -313,7 +313,7 @@ async fn batches_answer_each_event(app: TestApp) {
     let (status, answer) = app
         .post("/v1/events/batch", json!({"events": too_many}))
         .await;
-    assert_eq!((status, answer["field"].as_str()), (422, Some("events")));
+    assert_eq!((status, answer["field"].as_str()), (413, Some("events")));
     let (status, answer) = app.post("/v1/events/batch", json!({"events": []})).await;
     assert_eq!((status, answer["field"].as_str()), (422, Some("events")));
 }

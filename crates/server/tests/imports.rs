@@ -168,8 +168,16 @@ fn members_csv() -> String {
 
 async fn imports_run_as_jobs_and_exports_add_up(postgres: bool) {
     let store = fresh_store(postgres).await;
-    let (_, key, read_key) = tenant(&store, "Cà phê API").await;
-    let (_, other_key, _) = tenant(&store, "Another Café").await;
+    let (tenant_id, key, read_key) = tenant(&store, "Cà phê API").await;
+    let (other_id, _, _) = tenant(&store, "Another Café").await;
+    let admin_key = store
+        .create_api_key(tenant_id, "admin", KeyScope::Admin)
+        .await
+        .unwrap();
+    let other_key = store
+        .create_api_key(other_id, "admin", KeyScope::Admin)
+        .await
+        .unwrap();
     let app = serve(store).await;
     let (status, document) = app.get(&key, "/openapi.json").await;
     assert_eq!(status, 200);
@@ -265,7 +273,7 @@ async fn imports_run_as_jobs_and_exports_add_up(postgres: bool) {
     );
     assert_eq!(job["errors"][0]["line"], 4);
 
-    let members = app.csv(&key, "/v1/exports/members.csv").await;
+    let members = app.csv(&admin_key, "/v1/exports/members.csv").await;
     assert_eq!(members.len(), MEMBERS + 1, "the purchase enrolled one more");
     let gold = members
         .iter()
@@ -279,7 +287,7 @@ async fn imports_run_as_jobs_and_exports_add_up(postgres: bool) {
         "exports are the caller's tenant only"
     );
 
-    let ledger = app.csv(&read_key, "/v1/exports/ledger.csv").await;
+    let ledger = app.csv(&admin_key, "/v1/exports/ledger.csv").await;
     assert_eq!(
         ledger.len() as i64,
         app.count("SELECT COUNT(*) FROM ledger_entries").await
@@ -317,4 +325,48 @@ async fn imports_run_as_jobs_and_exports_add_up_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_run_as_jobs_and_exports_add_up_postgres() {
     imports_run_as_jobs_and_exports_add_up(true).await;
+}
+
+/// A quote left open on line 4 swallowed lines 5 to 7 into one member's name while the job said
+/// "done, no errors"; the row is now rejected naming the lines it took, and none is imported.
+async fn a_quote_left_open_is_reported_with_its_lines(postgres: bool) {
+    let store = fresh_store(postgres).await;
+    let (_, key, _) = tenant(&store, "Cà phê Quote").await;
+    let app = serve(store).await;
+    let file = "phone,name,email,birthday,gender,city,tags\n\
+                0912000001,An,,,,,\n\
+                0912000002,Bình,,,,,\n\
+                0912000003,\"Chi,,,,,\n\
+                0912000004,Dũng,,,,,\n\
+                0912000005,Em,,,,,\n\
+                0912000006,Giang,,,,,\n";
+    let (status, queued) = app
+        .upload(&key, "members", "text/csv", file.to_owned())
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let job = app.finished(&key, queued["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&job["rows_accepted"], &job["rows_rejected"]),
+        (&Value::from(2), &Value::from(1)),
+        "{job}"
+    );
+    assert_eq!(job["errors"][0]["line"], 4, "{job}");
+    let reason = job["errors"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("from line 4 to line 7"), "{reason}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM members").await, 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM members WHERE name LIKE '%Dũng%'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_left_open_is_reported_with_its_lines_sqlite() {
+    a_quote_left_open_is_reported_with_its_lines(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_left_open_is_reported_with_its_lines_postgres() {
+    a_quote_left_open_is_reported_with_its_lines(true).await;
 }

@@ -289,7 +289,7 @@ impl Store {
         })?;
         self.tenant(tenant_id).await?;
         let text = serde_json::to_string(&definition).expect("a definition serialises");
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let version: i64 = sqlx::query(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM programme_versions WHERE tenant_id = $1",
         )
@@ -489,7 +489,7 @@ impl Store {
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("pk_{}", hex::encode(bytes));
         let id = uuid::Uuid::now_v7().to_string();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, scope, created_at, store_code, created_by) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
@@ -560,7 +560,7 @@ impl Store {
         id: &str,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
@@ -638,7 +638,7 @@ impl Store {
             .map(|programme| programme.base_tier_code().to_owned())
             .unwrap_or_default();
         let mut ids = Vec::with_capacity(phones.len());
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         for chunk in phones.chunks(10_000) {
             let mut rows = crate::sql::Rows::new(23);
             for phone in chunk {

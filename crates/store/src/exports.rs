@@ -10,6 +10,20 @@ use sqlx::Row;
 /// Most rows (members, transactions, expiry instants) read in one page.
 pub const EXPORT_PAGE_MAX: i64 = 5_000;
 
+/// `text` as a CSV field a spreadsheet shows as text: a value that starts like a formula (`=`,
+/// `+`, `-`, `@`, tab or carriage return) gets an apostrophe first, unless it is a plain
+/// integer (`-500`, `+84912345678`), which a spreadsheet reads as the number it is. Every CSV
+/// Patron writes (API and CLI exports, the dashboard's downloads, rejected-row files) passes
+/// each field through here.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let formula_like = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula_like && text.parse::<i64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A member as exported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemberExport {
@@ -159,5 +173,32 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.get(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_like_text_is_defused_and_numbers_are_kept() {
+        for (text, safe) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+1+2", "'+1+2"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("-500", "-500"),
+            ("+84912345678", "+84912345678"),
+            ("Trần Thị An", "Trần Thị An"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(text), safe, "{text:?}");
+        }
     }
 }

@@ -197,6 +197,21 @@ impl Store {
         })
     }
 
+    /// A transaction on the pool for a write outside the journal (profile edits, staff, keys,
+    /// webhooks). On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken first and waited
+    /// for (`busy_timeout`), where a plain `BEGIN` that read before writing fails at once with
+    /// "database is locked" if the journal committed meanwhile (a stale snapshot cannot be
+    /// upgraded, and SQLite does not wait for that).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let transaction = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(transaction)
+    }
+
     /// The journal's own connection to the SQLite file (`None` on PostgreSQL or in memory).
     pub(crate) fn open_writer_connection(
         &self,

@@ -208,7 +208,7 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let code = new_sign_in_code();
         let expires_at = now + SIGN_IN_CODE_TTL;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         // Count and insert must be one step, or requests sent at once all see room under the
         // limit. On PostgreSQL the member's row is locked first, so requests for one member
         // take turns; on SQLite the insert comes first, which takes the database's write lock

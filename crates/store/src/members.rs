@@ -166,7 +166,7 @@ impl Store {
         update: &ProfileUpdate,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let before = Store::profile_of(&mut transaction, tenant_id, member_id).await?;
         let mut after = before.clone();
         if let Some(phone) = &update.phone {
@@ -239,7 +239,7 @@ impl Store {
         member_id: MemberId,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         Store::profile_of(&mut transaction, tenant_id, member_id).await?;
         let now = to_micros(chrono::Utc::now());
         sqlx::query(
@@ -286,29 +286,21 @@ impl Store {
         let member = self
             .member(tenant_id, &crate::MemberRef::Id(member_id), now)
             .await?;
-        let mut history = Vec::new();
-        let mut before = None;
+        let mut history: Vec<crate::HistoryEntry> = Vec::new();
         loop {
+            let after = history.last().map(|entry| entry.cursor.clone());
             let page = self
                 .history(
                     tenant_id,
                     member_id,
                     crate::queries::HISTORY_PAGE_MAX,
-                    before,
+                    after.as_ref(),
                 )
                 .await?;
-            let last = page.last().map(|entry| entry.occurred_at.clone());
             let full = page.len() as i64 == crate::queries::HISTORY_PAGE_MAX;
             history.extend(page);
-            match last {
-                Some(at) if full => {
-                    before = Some(
-                        chrono::DateTime::parse_from_rfc3339(&at)
-                            .map_err(|_| StoreError::Corrupt(at.clone()))?
-                            .with_timezone(&chrono::Utc),
-                    )
-                }
-                _ => break,
+            if !full {
+                break;
             }
         }
         let vouchers = self.vouchers(tenant_id, member_id).await?;

@@ -189,6 +189,9 @@ pub struct MemberView {
 /// One transaction of a member's history, with the reason.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
+    /// Where the page after this entry starts (not part of the answer's body).
+    #[serde(skip)]
+    pub cursor: crate::queries::HistoryCursor,
     pub transaction_id: String,
     pub kind: String,
     pub points: i64,

@@ -18,6 +18,47 @@ pub const EXPIRING_SOON_DAYS: i64 = 30;
 /// Most history entries in one page.
 pub const HISTORY_PAGE_MAX: i64 = 200;
 
+/// Where a page of a member's history starts: the entries strictly older than one entry, in
+/// the order pages are read (`occurred_at` descending, then transaction id descending). Unique
+/// and stable, unlike an instant: any number of entries may share one microsecond.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub occurred_at_micros: i64,
+    /// Empty: every entry at `occurred_at_micros` is left out too (a page before an instant).
+    pub transaction_id: String,
+}
+
+impl HistoryCursor {
+    /// The entries strictly before `at`.
+    pub fn before(at: Timestamp) -> HistoryCursor {
+        HistoryCursor {
+            occurred_at_micros: to_micros(at),
+            transaction_id: String::new(),
+        }
+    }
+
+    /// The text a client passes back: `<micros>_<transaction id>`, opaque to it.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.occurred_at_micros, self.transaction_id)
+    }
+
+    /// Reads [`HistoryCursor::encode`]'s text; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<HistoryCursor> {
+        let (micros, transaction_id) = text.split_once('_')?;
+        let valid_id = transaction_id.len() <= 64
+            && transaction_id
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+        if !valid_id {
+            return None;
+        }
+        Some(HistoryCursor {
+            occurred_at_micros: micros.parse().ok()?,
+            transaction_id: transaction_id.to_owned(),
+        })
+    }
+}
+
 /// The ledger's own audit, as the property and crash tests read it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerCheck {
@@ -148,26 +189,34 @@ impl Store {
         Ok(state)
     }
 
-    /// A member's ledger transactions, newest first, with the reason for each.
+    /// A member's ledger transactions, newest first, with the reason for each; `after` is the
+    /// [`HistoryEntry::cursor`] of the previous page's last entry.
     pub async fn history(
         &self,
         tenant_id: TenantId,
         member_id: patron_core::MemberId,
         limit: i64,
-        before: Option<Timestamp>,
+        after: Option<&HistoryCursor>,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let start = HistoryCursor {
+            occurred_at_micros: i64::MAX,
+            transaction_id: String::new(),
+        };
+        let after = after.unwrap_or(&start);
         let zone = self.tenant(tenant_id).await?.zone;
         let rows = self
             .read(
                 "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
                  (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
                   WHERE e.transaction_id = t.id AND e.member_id = t.member_id) \
-                 FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 AND t.occurred_at < $3 \
-                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT $4",
+                 FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 \
+                 AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
+                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5",
                 vec![
                     tenant_id.to_string().into(),
                     member_id.to_string().into(),
-                    before.map(to_micros).unwrap_or(i64::MAX).into(),
+                    after.occurred_at_micros.into(),
+                    after.transaction_id.clone().into(),
                     limit.clamp(1, HISTORY_PAGE_MAX).into(),
                 ],
             )
@@ -175,6 +224,10 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(HistoryEntry {
+                    cursor: HistoryCursor {
+                        occurred_at_micros: row.int(3),
+                        transaction_id: row.text(0),
+                    },
                     transaction_id: row.text(0),
                     kind: row.text(1),
                     event_id: row.opt_text(2),

@@ -214,7 +214,7 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let owned = password.to_owned();
         let hash = hashing(move || hash_password(&owned)).await??;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -289,7 +289,7 @@ impl Store {
                 "must be owner, manager, marketer, cashier or viewer",
             ));
         }
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         if let Some(role) = role {
             sqlx::query("UPDATE users SET role = $1 WHERE tenant_id = $2 AND id = $3")
                 .bind(role.as_str())

@@ -375,7 +375,7 @@ impl Store {
         let secret = new_secret();
         let now = to_micros(chrono::Utc::now());
         let topics_text = serde_json::to_string(&topics).expect("strings serialise");
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let live = fetch_in(
             &mut transaction,
             "SELECT COUNT(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND disabled_at IS NULL",
@@ -468,7 +468,7 @@ impl Store {
             return Ok(before);
         }
         let now = to_micros(chrono::Utc::now());
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE webhook_subscriptions SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3 AND disabled_at IS NULL",
         )
@@ -570,7 +570,7 @@ impl Store {
             ));
         }
         let now = to_micros(chrono::Utc::now());
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, delivered_at = NULL \
              WHERE id = $2 AND tenant_id = $3",
@@ -603,7 +603,7 @@ impl Store {
     /// Returns how many outbox rows were taken.
     pub async fn fan_out_outbox(&self, limit: i64) -> Result<usize, StoreError> {
         let now = to_micros(chrono::Utc::now());
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         // Claiming first makes this transaction a writer from its first statement (SQLite
         // then waits for the lock rather than failing to upgrade), and the `fanned_out = 0`
         // check keeps two dispatchers from taking the same row.
@@ -727,7 +727,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let backend = self.backend;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         // The `status` and `next_attempt_at` conditions again: another dispatcher may have
         // claimed some of these since they were read; it keeps them. (SQLite numbers `?` apart
         // from `$n`, so one kind of placeholder per statement.)

@@ -254,6 +254,62 @@ async fn bad_filters_are_shown_next_to_their_field() {
     );
 }
 
+/// A member's history in the admin pages by its "older" link: 120 entries of one instant come
+/// out as 120 rows over three pages (a cursor of the last entry's instant showed 50).
+async fn member_history_pages_over_entries_of_one_instant(postgres: bool) {
+    const ENTRIES: usize = 120;
+    let site = Site::start(postgres).await;
+    let at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let events: Vec<Value> = (0..ENTRIES)
+        .map(|index| {
+            json!({"id": format!("same-{index}"), "type": "purchase", "member": {"phone": "0912000077"},
+                   "amount": 100_000, "store": "HN01", "occurred_at": at})
+        })
+        .collect();
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, member) = site
+        .api("GET", "/v1/members/by-phone/0912000077", None)
+        .await;
+    let owner = site.signed_in(Role::Owner).await;
+    let mut path = format!("/admin/members/{}", member["id"].as_str().unwrap());
+    let (mut rows, mut pages) = (0, 0);
+    loop {
+        let (status, html) = owner.get(&path).await;
+        assert_eq!(status, 200, "{html}");
+        rows += html.matches("admin-credit").count();
+        pages += 1;
+        let Some(at) = html.find("rel=\"next\"") else {
+            break;
+        };
+        let link = &html[..at];
+        let start = link.rfind("href=\"").unwrap() + "href=\"".len();
+        path = link[start..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        assert!(pages < 10, "the pages never end");
+    }
+    assert_eq!((rows, pages), (ENTRIES, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_history_pages_over_entries_of_one_instant_on_sqlite() {
+    member_history_pages_over_entries_of_one_instant(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_history_pages_over_entries_of_one_instant_on_postgres() {
+    member_history_pages_over_entries_of_one_instant(true).await;
+}
+
 async fn member_flows(postgres: bool) {
     let site = Site::start(postgres).await;
     let known = known_data(&site).await;
@@ -431,6 +487,13 @@ async fn member_flows(postgres: bool) {
     assert!(disposition.starts_with("attachment;"), "{disposition}");
     let exported: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(exported["member"]["phone"], "+84912000001");
+    let audit = site.store.audit_log(site.tenant, 50, None).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|entry| entry.action == "member.export" && entry.actor.starts_with("user:")),
+        "the download is audited"
+    );
 
     // Erase: refused without the confirmation; afterwards the profile shows as erased and
     // the ledger stays.

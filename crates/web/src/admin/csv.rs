@@ -19,13 +19,13 @@ impl Csv {
         csv
     }
 
-    /// Adds a row of fields, quoting each as needed.
+    /// Adds a row of fields, each defused and quoted as needed.
     pub fn row(&mut self, fields: impl IntoIterator<Item = String>) {
         for (index, field) in fields.into_iter().enumerate() {
             if index > 0 {
                 self.text.push(',');
             }
-            self.text.push_str(&quote(&field));
+            self.text.push_str(&quote(&text_field(&field)));
         }
         self.text.push_str("\r\n");
     }
@@ -47,14 +47,10 @@ impl Csv {
     }
 }
 
-/// Text a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab, return) gets an
-/// apostrophe first, unless it is a plain number.
+/// Text a spreadsheet would read as a formula, defused by the one rule every Patron CSV uses
+/// ([`patron_store::exports::spreadsheet_safe`]).
 pub fn text_field(text: &str) -> String {
-    let is_number = text.parse::<i64>().is_ok();
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') if !is_number => format!("'{text}"),
-        _ => text.to_owned(),
-    }
+    patron_store::exports::spreadsheet_safe(text).into_owned()
 }
 
 fn quote(field: &str) -> String {

@@ -19,13 +19,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::{DateTime, Utc};
 use patron_core::programme::QualificationMetric;
-use patron_core::time::{from_micros, to_micros};
 use patron_core::{MemberId, Phone};
 use patron_server::auth::{Caller, Grant, Permission};
 use patron_server::AppState;
 use patron_store::audit::Actor;
 use patron_store::members::PurchaseState;
 use patron_store::members::{MemberFilter, MergeRequest, SEARCH_LENGTH_MAX};
+use patron_store::queries::HistoryCursor;
 use patron_store::stats::MemberFigures;
 use patron_store::{HistoryEntry, MemberRef, MemberView, StoreError, VoucherView};
 use serde::Deserialize;
@@ -163,7 +163,7 @@ pub async fn list(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ProfileQuery {
-    /// The history page's cursor: microseconds of the last entry shown.
+    /// The history page's cursor: [`HistoryCursor::encode`] of the last entry shown.
     before: Option<String>,
     /// What was just done, for the notice after a redirect.
     done: Option<String>,
@@ -392,7 +392,7 @@ async fn load(
     state: &AppState,
     staff: &Staff,
     member_id: MemberId,
-    before: Option<i64>,
+    before: Option<HistoryCursor>,
 ) -> Result<Loaded, StoreError> {
     let tenant = staff.tenant_id;
     let member = state
@@ -405,7 +405,7 @@ async fn load(
             tenant,
             member_id,
             HISTORY_PAGE_SIZE,
-            before.map(from_micros),
+            before.as_ref(),
         )
         .await?;
     let event_ids: Vec<String> = history
@@ -460,12 +460,11 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
     let history_next = (history.len() as i64 == HISTORY_PAGE_SIZE)
         .then(|| history.last())
         .flatten()
-        .and_then(|entry| DateTime::parse_from_rfc3339(&entry.occurred_at).ok())
-        .map(|at| {
+        .map(|entry| {
             format!(
                 "{}?before={}#history",
                 member_path(&member.id),
-                to_micros(at.with_timezone(&Utc))
+                entry.cursor.encode()
             )
         });
     let mut purchases_shown: HashSet<String> = HashSet::new();
@@ -582,10 +581,7 @@ pub async fn profile(
         Ok(member_id) => member_id,
         Err(refused) => return refused,
     };
-    let before = query
-        .before
-        .as_deref()
-        .and_then(|text| text.parse::<i64>().ok());
+    let before = query.before.as_deref().and_then(HistoryCursor::parse);
     let notice = match query.done.as_deref() {
         Some("adjusted") => Some("admin.done.adjusted"),
         Some("merged") => Some("admin.done.merged"),
@@ -999,6 +995,17 @@ pub async fn export(
         Err(StoreError::NotFound { .. }) => return page::not_found(staff.t),
         Err(error) => return page::failed(staff.t, error),
     };
+    let taken = patron_store::audit::Change {
+        tenant_id: staff.tenant_id,
+        actor: &Actor::user(&staff.user.id),
+        action: "member.export",
+        subject: format!("member:{member_id}"),
+        before: None,
+        after: None,
+    };
+    if let Err(error) = state.store.audit(&taken).await {
+        return page::failed(staff.t, error);
+    }
     let body = serde_json::to_string_pretty(&data).unwrap_or_else(|_| data.to_string());
     (
         [
