@@ -401,12 +401,7 @@ async fn load(
         .await?;
     let history = state
         .store
-        .history(
-            tenant,
-            member_id,
-            HISTORY_PAGE_SIZE,
-            before.as_ref(),
-        )
+        .history(tenant, member_id, HISTORY_PAGE_SIZE, before.as_ref())
         .await?;
     let event_ids: Vec<String> = history
         .iter()
