@@ -182,7 +182,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|(email, _, role, password)| format!("  {:<8} {email} / {password}\n", role.as_str()))
         .collect();
     let banner = format!(
-        "Demo tenant {tenant}\nWeb: http://{listen}/admin/login (cashier screen: /cashier)\n{staff}Member page: http://{listen}/m/{tenant} (sign in with phone 0910000001; the one-time code is printed in this log)\nAPI key: {key}\nTry: curl -H 'Authorization: Bearer {key}' 'http://{listen}/v1/members/by-phone/0910000001'",
+        "Demo tenant {tenant}\nWeb: http://{listen}/admin/login (cashier screen: /cashier)\n{staff}Member page: http://{listen}/m/{tenant} (sign in with phone 0910000001; the one-time code is printed in this log)\nAPI key: {key}\nThe examples in README.md and docs/ use these variables:\n  export PATRON=http://{listen} TENANT={tenant} KEY={key} OWNER_KEY={key}\n  export AUTH=\"Authorization: Bearer $KEY\"\nTry: curl -H 'Authorization: Bearer {key}' 'http://{listen}/v1/members/by-phone/0910000001'",
         listen = args.listen
     );
     if args.no_serve {

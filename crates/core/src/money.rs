@@ -117,7 +117,8 @@ impl fmt::Display for Points {
     }
 }
 
-/// Writes a whole amount with `.` between thousands, as Vietnamese does: `1.234.567`.
+/// Writes a whole amount with `,` between thousands, as the API's English texts do:
+/// `1,234,567` (the web writes amounts in each visitor's own language, `crates/web/src/format.rs`).
 pub fn group_thousands(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
@@ -126,7 +127,7 @@ pub fn group_thousands(value: i64) -> String {
     }
     for (index, digit) in digits.chars().enumerate() {
         if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push('.');
+            out.push(',');
         }
         out.push(digit);
     }
@@ -144,12 +145,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_thousands_vietnamese_style() {
+    fn groups_thousands_english_style() {
         assert_eq!(group_thousands(0), "0");
         assert_eq!(group_thousands(999), "999");
-        assert_eq!(group_thousands(1000), "1.000");
-        assert_eq!(group_thousands(1_234_567), "1.234.567");
-        assert_eq!(group_thousands(-45_000), "-45.000");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-45_000), "-45,000");
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn base_rate_truncates_and_explains_itself() {
         .purchase(&mut state, &id("A"), &buy(359_999), at(0))
         .unwrap();
     assert_eq!(outcome.points_earned, Points(35));
-    assert_eq!(outcome.lines[0].detail, "1 point per 10.000đ of 359.999đ");
+    assert_eq!(outcome.lines[0].detail, "1 point per 10,000đ of 359,999đ");
     assert!(record.lot_id.is_some());
     assert_eq!(state.lots.pending(at(6)), Points(35));
     assert_eq!(state.lots.available(at(7)), Points(35));
@@ -229,7 +229,7 @@ fn once_per_ever_and_tier_multiplied_rules() {
         .unwrap();
     assert_eq!(
         (base.points, base.detail.as_str()),
-        (10, "1 point per 10.000đ of 70.000đ × Gold 150%")
+        (10, "1 point per 10,000đ of 70,000đ × Gold 150%")
     );
 }
 

@@ -176,7 +176,7 @@ async fn purchase_member_and_history(app: TestApp) {
     assert_eq!(history["entries"][0]["points"], 55);
     assert_eq!(
         history["entries"][0]["reason"]["lines"][0]["detail"],
-        "1 point per 10.000đ of 359.000đ"
+        "1 point per 10,000đ of 359,000đ"
     );
 }
 

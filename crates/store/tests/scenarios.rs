@@ -343,7 +343,7 @@ async fn lots_expire_as_breakage(store: Store) {
     assert_eq!(history[1].reason["lines"][0]["rule"], "base");
     assert_eq!(
         history[1].reason["lines"][0]["detail"],
-        "1 point per 10.000đ of 420.000đ"
+        "1 point per 10,000đ of 420,000đ"
     );
     sound(&cafe.store).await;
 }
