@@ -78,7 +78,8 @@ fn free_port() -> u16 {
 
 /// Starts `patron demo` on a fresh file and reads the variables its banner exports.
 fn start_demo(directory: &Path) -> Demo {
-    let database = directory.join("demo.db");
+    // The demo's default file name, in the blocks' working directory, as in a reader's.
+    let database = directory.join("patron-demo.db");
     let listen = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_patron"))
         .args(["demo", "--database", &database.display().to_string()])
