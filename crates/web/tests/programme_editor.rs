@@ -224,6 +224,107 @@ async fn tier_impact(postgres: bool) {
     assert!(html.contains("Thành viên có thật"), "{html}");
 }
 
+async fn refund(site: &Site, id: &str, original: &str, amount: i64) {
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(json!({"id": id, "type": "refund", "original_id": original, "amount": amount})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The preview once said "175 of 9,979 members will change tier" for a draft identical to the
+/// version in force: it compared each member's tier held with the tier their value reaches,
+/// so members in a grace period (below their tier, not yet lowered by a review) counted as
+/// moving. A: Gold on 6,000,000đ. E and F: Gold, then a refund leaves 4,000,000đ and the review
+/// starts their grace period (still Gold). B: 3,000,000đ, C: 10,000đ, Member.
+async fn tier_impact_counts_grace_alike(postgres: bool) {
+    let site = Site::start(postgres).await;
+    purchase(&site, "A-1", "0900000001", 6_000_000).await;
+    purchase(&site, "B-1", "0900000002", 3_000_000).await;
+    purchase(&site, "C-1", "0900000003", 10_000).await;
+    purchase(&site, "E-1", "0900000005", 6_000_000).await;
+    refund(&site, "E-R", "E-1", 2_000_000).await;
+    purchase(&site, "F-1", "0900000006", 6_000_000).await;
+    refund(&site, "F-R", "F-1", 2_000_000).await;
+    site.journal
+        .run_job(patron_store::jobs::JobKind::ReviewTiers, chrono::Utc::now())
+        .await
+        .unwrap();
+    let (_, member) = site
+        .api("GET", "/v1/members/by-phone/0900000005", None)
+        .await;
+    assert_eq!(member["tier"]["tier"], "gold", "E is still Gold: {member}");
+    assert!(
+        member["tier"]["grace_ends_at"].is_string(),
+        "in grace: {member}"
+    );
+
+    // A draft identical to the version in force moves nobody.
+    let identical = site
+        .store
+        .tier_impact(site.tenant, &common::programme(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            identical.members,
+            identical.changed,
+            identical.up,
+            identical.down
+        ),
+        (5, 0, 0, 0)
+    );
+    // Gold raised to 6,500,000đ: only A would hold another tier (E and F land in Member
+    // under either programme).
+    let mut raised = common::programme();
+    raised.tiers[1].threshold = 6_500_000;
+    let impact = site
+        .store
+        .tier_impact(site.tenant, &raised, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (impact.members, impact.changed, impact.up, impact.down),
+        (5, 1, 0, 1)
+    );
+    // Gold lowered to 3,000,000đ: B rises, and E and F keep Gold instead of losing it.
+    let mut lowered = common::programme();
+    lowered.tiers[1].threshold = 3_000_000;
+    let impact = site
+        .store
+        .tier_impact(site.tenant, &lowered, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((impact.changed, impact.up, impact.down), (3, 3, 0));
+
+    // Through the editor: the draft as saved from the version in force changes no one.
+    let owner = site.signed_in(Role::Owner).await;
+    let csrf = open_editor(&owner).await;
+    let (status, html) = post(&owner, "/admin/programme/draft", &cafe_form(&csrf)).await;
+    assert_eq!(status, 200, "{html}");
+    let (status, html) = owner
+        .get("/admin/programme/preview?amount=100000&phone=0900000002")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("0 trên 5 thành viên sẽ đổi hạng (0 lên, 0 xuống)"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn tier_impact_of_an_identical_draft_is_zero_on_sqlite() {
+    tier_impact_counts_grace_alike(false).await;
+}
+
+#[tokio::test]
+async fn tier_impact_of_an_identical_draft_is_zero_on_postgres() {
+    tier_impact_counts_grace_alike(true).await;
+}
+
 #[tokio::test]
 async fn tier_impact_is_exact_on_sqlite() {
     tier_impact(false).await;
