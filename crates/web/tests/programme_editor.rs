@@ -644,3 +644,75 @@ async fn a_cashier_cannot_open_the_editor_in_a_browser() {
     assert!(!browser.source().await.contains("id=\"save-draft\""));
     browser.close().await;
 }
+
+/// Rewards could not be retired from the admin, and a 0-point reward was accepted.
+async fn a_marketer_retires_and_offers_again(postgres: bool) {
+    let site = Site::start(postgres).await;
+    let marketer = site.signed_in(Role::Marketer).await;
+    let csrf = open_editor(&marketer).await;
+    let (status, html) = marketer
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Miễn phí"), ("cost", "0")],
+        )
+        .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("Phải từ 1 trở lên."), "{html}");
+    let (status, html) = marketer
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Bánh flan"), ("cost", "20")],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    let id = rewards[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        html.contains(&format!("/admin/programme/rewards/{id}/retire")),
+        "{html}"
+    );
+    assert!(html.contains("Ngừng đổi"), "{html}");
+
+    let path = format!("/admin/programme/rewards/{id}/retire");
+    let (status, html) = marketer
+        .post_form(&path, &[("csrf", &csrf), ("retired", "true")])
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Đã ngừng phần thưởng"), "{html}");
+    assert!(html.contains("Cho đổi lại"), "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    assert_eq!(rewards[0]["active"], false);
+    let (status, html) = marketer
+        .post_form(&path, &[("csrf", &csrf), ("retired", "false")])
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    assert_eq!(rewards[0]["active"], true);
+    // Without the session's token nothing changes; the audit log names the user.
+    let (status, _) = marketer
+        .post_form(&path, &[("csrf", "forged"), ("retired", "true")])
+        .await;
+    assert_eq!(status, 403);
+    let (_, log) = site.api("GET", "/v1/audit", None).await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["subject"] == format!("reward:{id}"))
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["reward.unretire", "reward.retire", "reward.create"]
+    );
+}
+
+#[tokio::test]
+async fn a_marketer_retires_and_offers_again_on_sqlite() {
+    a_marketer_retires_and_offers_again(false).await;
+}
+
+#[tokio::test]
+async fn a_marketer_retires_and_offers_again_on_postgres() {
+    a_marketer_retires_and_offers_again(true).await;
+}

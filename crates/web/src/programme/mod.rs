@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/programme/preview", get(preview))
         .route("/admin/programme/publish", post(publish))
         .route("/admin/programme/rewards", post(add_reward))
+        .route("/admin/programme/rewards/{id}/retire", post(retire_reward))
 }
 
 /// Sample items a preview may list.
@@ -47,6 +48,7 @@ struct VersionRow {
 }
 
 struct RewardRow {
+    id: String,
     name: String,
     cost: String,
     stock: String,
@@ -262,6 +264,7 @@ async fn load(state: &AppState, staff: Staff) -> Result<EditorPage, Response> {
     let rewards = rewards
         .iter()
         .map(|reward| RewardRow {
+            id: reward.id.clone(),
             name: reward.name.clone(),
             cost: staff.points(reward.cost),
             stock: reward
@@ -329,6 +332,7 @@ struct EditorQuery {
     saved: Option<String>,
     published: Option<i64>,
     reward: Option<String>,
+    retired: Option<bool>,
 }
 
 async fn editor(
@@ -354,7 +358,14 @@ async fn editor(
     } else if query.reward.is_some() {
         Some(t.get("programme.notice.reward_added").to_owned())
     } else {
-        None
+        query.retired.map(|retired| {
+            let key = if retired {
+                "programme.notice.reward_retired"
+            } else {
+                "programme.notice.reward_offered"
+            };
+            t.get(key).to_owned()
+        })
     };
     render(&page)
 }
@@ -854,7 +865,11 @@ async fn add_reward(
     }
     let fault = match reward_of(&form) {
         Err(fault) => fault,
-        Ok(reward) => match state.store.create_reward(staff.tenant_id, &reward).await {
+        Ok(reward) => match state
+            .store
+            .create_reward_as(staff.tenant_id, &reward, &Actor::user(&staff.user.id))
+            .await
+        {
             Ok(_) => return Redirect::to("/admin/programme?reward=1").into_response(),
             Err(StoreError::Invalid { field, message }) => Fault::from_validation(&field, &message),
             Err(error) => return page::failed(staff.t, error),
@@ -867,4 +882,51 @@ async fn add_reward(
     page.reward_form = form;
     page.reward_fault = Some(fault);
     render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
+#[derive(serde::Deserialize)]
+struct RetireForm {
+    #[serde(default)]
+    csrf: String,
+    /// `true` retires the reward, `false` offers it again.
+    retired: bool,
+}
+
+/// Retires a reward (no new redemptions; issued vouchers stay usable) or offers it again.
+async fn retire_reward(
+    State(state): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<RetireForm>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::ManageCatalogue) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let Ok(reward_id) = RewardId::parse(&id) else {
+        return page::failed(staff.t, StoreError::NotFound { what: "reward" });
+    };
+    let change = patron_store::admin::RewardChange {
+        active: Some(!form.retired),
+        ..Default::default()
+    };
+    match state
+        .store
+        .update_reward(
+            staff.tenant_id,
+            reward_id,
+            &change,
+            &Actor::user(&staff.user.id),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/admin/programme?retired={}#rewards",
+            form.retired
+        ))
+        .into_response(),
+        Err(error) => page::failed(staff.t, error),
+    }
 }
