@@ -716,3 +716,51 @@ async fn a_marketer_retires_and_offers_again_on_sqlite() {
 async fn a_marketer_retires_and_offers_again_on_postgres() {
     a_marketer_retires_and_offers_again(true).await;
 }
+
+/// On the long editor a refusal showed only next to its field, far below the fold: a summary
+/// at the top links to the field (a CEL error: a Vietnamese lead sentence, the parser's detail
+/// after it).
+#[tokio::test]
+async fn faults_are_summed_up_at_the_top_with_links() {
+    let site = Site::start(false).await;
+    let owner = site.signed_in(Role::Owner).await;
+    let csrf = open_editor(&owner).await;
+    let (status, html) = owner.get("/admin/programme").await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("id=\"error-summary\""), "{html}");
+    let mut fields = cafe_form(&csrf);
+    set(
+        &mut fields,
+        "rules[0].when",
+        "'cake' in event.categories &&",
+    );
+    let (status, html) = post(&owner, "/admin/programme/draft", &fields).await;
+    assert_eq!(status, 422, "{html}");
+    let summary = html.find("id=\"error-summary\"").expect("a summary");
+    assert!(
+        summary < html.find("id=\"draft\"").unwrap(),
+        "above the form"
+    );
+    let block = &html[summary..];
+    assert!(block.contains("Cần sửa trước khi tiếp tục:"), "{block}");
+    assert!(
+        block.contains("<a href=\"#rules-0-when\">Điều kiện CEL không hợp lệ"),
+        "{block}"
+    );
+    assert!(
+        html.contains("id=\"rules-0-when\""),
+        "the link's target: {html}"
+    );
+
+    let (status, html) = owner
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Bánh"), ("cost", "0")],
+        )
+        .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("<a href=\"#reward-cost\">Phải từ 1 trở lên.</a>"),
+        "{html}"
+    );
+}

@@ -165,6 +165,39 @@ impl EditorPage {
             .map(|fault| fault.message(&self.t))
     }
 
+    /// Every fault of the page, for the summary at its top: the id of the field to go to and
+    /// the message. The editor is long; a fault next to its field may be far below the fold.
+    fn fault_summary(&self) -> Vec<(String, String)> {
+        let field_id = |field: &str| {
+            field
+                .replace("].", "-")
+                .replace(['[', '.'], "-")
+                .replace(']', "")
+        };
+        let mut summary = Vec::new();
+        if let Some(fault) = &self.fault {
+            let anchor = if self.general_fault().is_some() {
+                "draft-error".to_owned()
+            } else {
+                field_id(&fault.field)
+            };
+            summary.push((anchor, fault.message(&self.t)));
+        }
+        if let Some(fault) = &self.reward_fault {
+            summary.push((
+                format!("reward-{}", field_id(&fault.field)),
+                fault.message(&self.t),
+            ));
+        }
+        if let Some(fault) = &self.preview_fault {
+            summary.push(("preview".to_owned(), fault.message(&self.t)));
+        }
+        if let Some(fault) = &self.publish_fault {
+            summary.push(("publish".to_owned(), fault.message(&self.t)));
+        }
+        summary
+    }
+
     /// A fault of the programme form that no field shows (a whole list, e.g. too many rules).
     fn general_fault(&self) -> Option<String> {
         let fault = self.fault.as_ref()?;
