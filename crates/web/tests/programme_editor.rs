@@ -764,3 +764,74 @@ async fn faults_are_summed_up_at_the_top_with_links() {
         "{html}"
     );
 }
+
+/// A reward's own page edits it; the change is refused field by field like the add form.
+#[tokio::test]
+async fn a_reward_is_edited_on_its_page() {
+    let site = Site::start(false).await;
+    let marketer = site.signed_in(Role::Marketer).await;
+    let csrf = open_editor(&marketer).await;
+    let (status, html) = marketer
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Bánh flan"), ("cost", "20")],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    let id = rewards[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/programme/rewards/{id}");
+    assert!(html.contains(&format!("href=\"{path}\"")), "{html}");
+    let (status, html) = marketer.get(&path).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Sửa phần thưởng"), "{html}");
+    assert!(html.contains("value=\"Bánh flan\""), "{html}");
+
+    let (status, html) = marketer
+        .post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "Bánh flan caramel"),
+                ("cost", "0"),
+                ("stock", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("<a href=\"#reward-cost\">Phải từ 1 trở lên.</a>"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"Bánh flan caramel\""), "kept: {html}");
+
+    let (status, html) = marketer
+        .post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "Bánh flan caramel"),
+                ("cost", "25"),
+                ("stock", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Đã lưu phần thưởng."), "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    assert_eq!(
+        (
+            &rewards[0]["name"],
+            &rewards[0]["cost"],
+            &rewards[0]["stock"]
+        ),
+        (&json!("Bánh flan caramel"), &json!(25), &json!(3))
+    );
+    let (status, _) = marketer
+        .post_form(&path, &[("csrf", "forged"), ("name", "x"), ("cost", "5")])
+        .await;
+    assert_eq!(status, 403);
+    let cashier = site.signed_in(Role::Cashier).await;
+    let (status, _) = cashier.get(&path).await;
+    assert_eq!(status, 403);
+}

@@ -35,6 +35,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/programme/publish", post(publish))
         .route("/admin/programme/rewards", post(add_reward))
         .route("/admin/programme/rewards/{id}/retire", post(retire_reward))
+        .route(
+            "/admin/programme/rewards/{id}",
+            get(reward_editor).post(save_reward),
+        )
 }
 
 /// Sample items a preview may list.
@@ -366,6 +370,7 @@ struct EditorQuery {
     published: Option<i64>,
     reward: Option<String>,
     retired: Option<bool>,
+    saved_reward: Option<String>,
 }
 
 async fn editor(
@@ -390,6 +395,8 @@ async fn editor(
         Some(t.get("programme.notice.saved").to_owned())
     } else if query.reward.is_some() {
         Some(t.get("programme.notice.reward_added").to_owned())
+    } else if query.saved_reward.is_some() {
+        Some(t.get("programme.notice.reward_saved").to_owned())
     } else {
         query.retired.map(|retired| {
             let key = if retired {
@@ -962,4 +969,116 @@ async fn retire_reward(
         .into_response(),
         Err(error) => page::failed(staff.t, error),
     }
+}
+
+/// `/admin/programme/rewards/{id}`: one reward's form.
+#[derive(Template)]
+#[template(path = "programme/reward.html")]
+struct RewardPage {
+    t: Texts,
+    staff: Staff,
+    id: String,
+    form: RewardForm,
+    fault: Option<Fault>,
+}
+
+impl RewardPage {
+    fn fault_at(&self, field: &str) -> Option<String> {
+        self.fault
+            .as_ref()
+            .filter(|fault| fault.field == field)
+            .map(|fault| fault.message(&self.t))
+    }
+}
+
+async fn reward_editor(
+    State(state): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::ManageCatalogue) {
+        return refused;
+    }
+    let Ok(reward_id) = RewardId::parse(&id) else {
+        return page::not_found(staff.t);
+    };
+    let reward = match state.store.reward(staff.tenant_id, reward_id).await {
+        Ok(reward) => reward,
+        Err(StoreError::NotFound { .. }) => return page::not_found(staff.t),
+        Err(error) => return page::failed(staff.t, error),
+    };
+    let number = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
+    let form = RewardForm {
+        csrf: String::new(),
+        name: reward.name,
+        description: reward.description,
+        cost: reward.cost.0.to_string(),
+        stock: number(reward.stock),
+        per_member_limit: number(reward.per_member_limit),
+        voucher_valid_days: reward.voucher_valid_days.to_string(),
+    };
+    render(&RewardPage {
+        t: staff.t,
+        staff,
+        id,
+        form,
+        fault: None,
+    })
+}
+
+/// Saves a reward's name, description, cost, stock, limit and voucher days.
+async fn save_reward(
+    State(state): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<RewardForm>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::ManageCatalogue) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let Ok(reward_id) = RewardId::parse(&id) else {
+        return page::not_found(staff.t);
+    };
+    let fault = match reward_of(&form) {
+        Err(fault) => fault,
+        Ok(typed) => {
+            let change = patron_store::admin::RewardChange {
+                name: Some(typed.name),
+                description: Some(typed.description),
+                cost: Some(typed.cost.0),
+                stock: Some(typed.stock),
+                per_member_limit: Some(typed.per_member_limit),
+                voucher_valid_days: Some(typed.voucher_valid_days),
+                ..Default::default()
+            };
+            let actor = Actor::user(&staff.user.id);
+            match state
+                .store
+                .update_reward(staff.tenant_id, reward_id, &change, &actor)
+                .await
+            {
+                Ok(_) => {
+                    return Redirect::to("/admin/programme?saved_reward=1#rewards").into_response()
+                }
+                Err(StoreError::Invalid { field, message }) => {
+                    Fault::from_validation(&field, &message)
+                }
+                Err(StoreError::NotFound { .. }) => return page::not_found(staff.t),
+                Err(error) => return page::failed(staff.t, error),
+            }
+        }
+    };
+    render_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &RewardPage {
+            t: staff.t,
+            staff,
+            id,
+            form,
+            fault: Some(fault),
+        },
+    )
 }
