@@ -64,7 +64,8 @@ async fn own_member(state: &AppState, caller: &Caller, id: &str) -> Result<Membe
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// A phone (any Vietnamese spelling), or part of a name or e-mail.
+    /// A phone (any Vietnamese spelling), part of a phone (at least 4 digits: "5678",
+    /// "0912 345"), or words of a name or e-mail, with or without diacritics ("tran thi an").
     q: Option<String>,
     /// Only members in this tier.
     tier: Option<String>,

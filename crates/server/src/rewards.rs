@@ -1,16 +1,16 @@
-//! The rewards catalogue, stores and tiers: `GET/POST /v1/rewards`, `GET/POST /v1/stores`,
-//! `GET /v1/tiers`.
+//! The rewards catalogue, stores and tiers: `GET/POST /v1/rewards`, `PATCH /v1/rewards/{id}`,
+//! `GET/POST /v1/stores`, `GET /v1/tiers`.
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use patron_core::reward::Reward;
 use patron_core::{Points, RewardId};
-use patron_store::admin::{StoreView, TierView};
+use patron_store::admin::{RewardChange, StoreView, TierView};
 use patron_store::RewardView;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_rewards, create_reward))
+        .routes(routes!(update_reward))
         .routes(routes!(list_stores, create_store))
         .routes(routes!(list_tiers))
 }
@@ -94,15 +95,104 @@ async fn create_reward(
         active: true,
     };
     let tenant_id = caller.0.tenant_id;
-    let id = state.store.create_reward(tenant_id, &reward).await?;
-    let view = state
+    let id = state
+        .store
+        .create_reward_as(tenant_id, &reward, caller.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(reward_view(&state, tenant_id, id).await?),
+    ))
+}
+
+async fn reward_view(
+    state: &AppState,
+    tenant_id: patron_core::TenantId,
+    id: RewardId,
+) -> Result<RewardView, ApiError> {
+    state
         .store
         .rewards(tenant_id, None)
         .await?
         .into_iter()
         .find(|view| view.id == id.to_string())
-        .ok_or_else(|| ApiError::internal("created reward not found"))?;
-    Ok((StatusCode::CREATED, Json(view)))
+        .ok_or_else(|| ApiError::internal("reward not found after writing it"))
+}
+
+/// A field that may be absent (unchanged), `null` (cleared) or a value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A change to a reward: fields left out stay as they are; `null` clears a limit or a date.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RewardPatch {
+    name: Option<String>,
+    description: Option<String>,
+    /// Points, at least 1.
+    cost: Option<i64>,
+    /// Vouchers left to issue; `null` is unlimited.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable)]
+    stock: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable)]
+    per_member_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    valid_from: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    valid_until: Option<Option<String>>,
+    /// Store codes where its vouchers can be used; empty is everywhere.
+    stores: Option<Vec<String>>,
+    voucher_valid_days: Option<u32>,
+    /// `true` retires the reward (no new redemptions; vouchers already issued stay usable),
+    /// `false` offers it again.
+    retired: Option<bool>,
+}
+
+/// Changes a reward, or retires it (`{"retired": true}`).
+#[utoipa::path(patch, path = "/v1/rewards/{id}", tag = "rewards", request_body = RewardPatch,
+    params(("id" = String, Path, description = "The reward's id")),
+    responses((status = 200, body = RewardView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_reward(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<RewardView>, ApiError> {
+    caller.require(Permission::ManageCatalogue)?;
+    let id = RewardId::parse(&id).map_err(|_| ApiError::not_found("reward"))?;
+    let patch: RewardPatch = parse_json(body_json(&body)?)?;
+    let instant = |value: Option<Option<String>>, field: &str| match value {
+        Some(text) => parse_instant(text, field).map(Some),
+        None => Ok(None),
+    };
+    let change = RewardChange {
+        name: patch.name,
+        description: patch.description,
+        cost: patch.cost,
+        stock: patch.stock,
+        per_member_limit: patch.per_member_limit,
+        valid_from: instant(patch.valid_from, "valid_from")?,
+        valid_until: instant(patch.valid_until, "valid_until")?,
+        stores: patch.stores,
+        voucher_valid_days: patch.voucher_valid_days,
+        active: patch.retired.map(|retired| !retired),
+    };
+    let tenant_id = caller.0.tenant_id;
+    state
+        .store
+        .update_reward(tenant_id, id, &change, caller.actor())
+        .await?;
+    Ok(Json(reward_view(&state, tenant_id, id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

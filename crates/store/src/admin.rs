@@ -400,33 +400,26 @@ impl Store {
             .collect())
     }
 
-    /// Adds a reward to the catalogue.
+    /// Adds a reward to the catalogue, recorded in the audit log as the system's (setup: the
+    /// demo, tests). Staff and keys go through [`Store::create_reward_as`].
     pub async fn create_reward(
         &self,
         tenant_id: TenantId,
         reward: &Reward,
     ) -> Result<RewardId, StoreError> {
-        if reward.name.trim().is_empty() {
-            return Err(StoreError::invalid("name", "must not be empty"));
-        }
-        if reward.cost.is_negative() {
-            return Err(StoreError::invalid("cost", "must be 0 or more"));
-        }
-        if reward.stock.is_some_and(|stock| stock < 0) {
-            return Err(StoreError::invalid("stock", "must be 0 or more"));
-        }
-        if reward.per_member_limit.is_some_and(|limit| limit < 1) {
-            return Err(StoreError::invalid(
-                "per_member_limit",
-                "must be at least 1",
-            ));
-        }
-        if reward.voucher_valid_days == 0 || reward.voucher_valid_days > 3650 {
-            return Err(StoreError::invalid(
-                "voucher_valid_days",
-                "must be between 1 and 3650",
-            ));
-        }
+        self.create_reward_as(tenant_id, reward, &Actor("system".into()))
+            .await
+    }
+
+    /// Adds a reward to the catalogue; the audit log names `actor`.
+    pub async fn create_reward_as(
+        &self,
+        tenant_id: TenantId,
+        reward: &Reward,
+        actor: &Actor,
+    ) -> Result<RewardId, StoreError> {
+        check_reward(reward)?;
+        let mut transaction = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO rewards (id, tenant_id, name, description, cost, stock, per_member_limit, valid_from, valid_until, \
              stores, voucher_valid_days, active, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
@@ -444,9 +437,100 @@ impl Store {
         .bind(reward.voucher_valid_days as i64)
         .bind(reward.active as i64)
         .bind(to_micros(chrono::Utc::now()))
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        crate::audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action: "reward.create",
+                subject: format!("reward:{}", reward.id),
+                before: None,
+                after: Some(reward_json(reward)),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
         Ok(reward.id)
+    }
+
+    /// One reward of the tenant (another tenant's is not found).
+    pub async fn reward(
+        &self,
+        tenant_id: TenantId,
+        reward_id: RewardId,
+    ) -> Result<Reward, StoreError> {
+        let sql = format!(
+            "{} WHERE tenant_id = $1 AND id = $2",
+            crate::batch::REWARD_SELECT
+        );
+        let rows = self
+            .read(
+                &sql,
+                vec![tenant_id.to_string().into(), reward_id.to_string().into()],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::NotFound { what: "reward" })?;
+        Ok(crate::batch::reward_from_row(row)?.1)
+    }
+
+    /// Changes a reward: `Some` fields are set (`Some(None)` clears a limit or a date).
+    /// Retiring (`active: Some(false)`) stops new redemptions; vouchers already issued stay
+    /// usable. The audit log keeps the reward before and after, as `reward.update`, or
+    /// `reward.retire` / `reward.unretire` when that is what changed.
+    pub async fn update_reward(
+        &self,
+        tenant_id: TenantId,
+        reward_id: RewardId,
+        change: &RewardChange,
+        actor: &Actor,
+    ) -> Result<Reward, StoreError> {
+        let before = self.reward(tenant_id, reward_id).await?;
+        let mut after = before.clone();
+        change.apply_to(&mut after);
+        check_reward(&after)?;
+        let action = match (before.active, after.active) {
+            (true, false) => "reward.retire",
+            (false, true) => "reward.unretire",
+            _ => "reward.update",
+        };
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE rewards SET name = $1, description = $2, cost = $3, stock = $4, per_member_limit = $5, \
+             valid_from = $6, valid_until = $7, stores = $8, voucher_valid_days = $9, active = $10 \
+             WHERE tenant_id = $11 AND id = $12",
+        )
+        .bind(after.name.clone())
+        .bind(after.description.clone())
+        .bind(after.cost.0)
+        .bind(after.stock)
+        .bind(after.per_member_limit)
+        .bind(after.valid_from.map(to_micros))
+        .bind(after.valid_until.map(to_micros))
+        .bind(serde_json::to_string(&after.stores).expect("strings serialise"))
+        .bind(after.voucher_valid_days as i64)
+        .bind(after.active as i64)
+        .bind(tenant_id.to_string())
+        .bind(reward_id.to_string())
+        .execute(&mut *transaction)
+        .await?;
+        crate::audit::record_in(
+            &mut transaction,
+            &Change {
+                tenant_id,
+                actor,
+                action,
+                subject: format!("reward:{reward_id}"),
+                before: Some(reward_json(&before)),
+                after: Some(reward_json(&after)),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(after)
     }
 
     /// Makes an API key for the whole tenant; the secret is returned once and only its hash is
@@ -640,7 +724,7 @@ impl Store {
         let mut ids = Vec::with_capacity(phones.len());
         let mut transaction = self.begin_write().await?;
         for chunk in phones.chunks(10_000) {
-            let mut rows = crate::sql::Rows::new(23);
+            let mut rows = crate::sql::Rows::new(25);
             for phone in chunk {
                 let id = patron_core::MemberId::new();
                 let profile = patron_core::member::Profile {
@@ -662,4 +746,110 @@ impl Store {
         sqlx::query("ANALYZE members").execute(&self.pool).await?;
         Ok(ids)
     }
+}
+
+/// Fewest points a reward may cost: a free reward with unlimited stock could be taken without
+/// end.
+pub const REWARD_COST_MIN: i64 = 1;
+/// Most days a voucher may stay usable.
+pub const VOUCHER_VALID_DAYS_MAX: u32 = 3650;
+
+/// A change to a reward: `Some` fields are set (`Some(None)` clears).
+#[derive(Clone, Debug, Default)]
+pub struct RewardChange {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub cost: Option<i64>,
+    pub stock: Option<Option<i64>>,
+    pub per_member_limit: Option<Option<i64>>,
+    pub valid_from: Option<Option<patron_core::time::Timestamp>>,
+    pub valid_until: Option<Option<patron_core::time::Timestamp>>,
+    pub stores: Option<Vec<String>>,
+    pub voucher_valid_days: Option<u32>,
+    /// `false` retires the reward, `true` offers it again.
+    pub active: Option<bool>,
+}
+
+impl RewardChange {
+    fn apply_to(&self, reward: &mut Reward) {
+        if let Some(name) = &self.name {
+            reward.name = name.trim().to_owned();
+        }
+        if let Some(description) = &self.description {
+            reward.description.clone_from(description);
+        }
+        if let Some(cost) = self.cost {
+            reward.cost = patron_core::Points(cost);
+        }
+        if let Some(stock) = self.stock {
+            reward.stock = stock;
+        }
+        if let Some(limit) = self.per_member_limit {
+            reward.per_member_limit = limit;
+        }
+        if let Some(from) = self.valid_from {
+            reward.valid_from = from;
+        }
+        if let Some(until) = self.valid_until {
+            reward.valid_until = until;
+        }
+        if let Some(stores) = &self.stores {
+            reward.stores.clone_from(stores);
+        }
+        if let Some(days) = self.voucher_valid_days {
+            reward.voucher_valid_days = days;
+        }
+        if let Some(active) = self.active {
+            reward.active = active;
+        }
+    }
+}
+
+/// Refuses a reward that cannot be offered as is, naming the field.
+fn check_reward(reward: &Reward) -> Result<(), StoreError> {
+    if reward.name.trim().is_empty() {
+        return Err(StoreError::invalid("name", "must not be empty"));
+    }
+    if reward.cost.0 < REWARD_COST_MIN {
+        return Err(StoreError::invalid("cost", "must be at least 1"));
+    }
+    if reward.stock.is_some_and(|stock| stock < 0) {
+        return Err(StoreError::invalid("stock", "must be 0 or more"));
+    }
+    if reward.per_member_limit.is_some_and(|limit| limit < 1) {
+        return Err(StoreError::invalid(
+            "per_member_limit",
+            "must be at least 1",
+        ));
+    }
+    if reward.voucher_valid_days == 0 || reward.voucher_valid_days > VOUCHER_VALID_DAYS_MAX {
+        return Err(StoreError::invalid(
+            "voucher_valid_days",
+            "must be between 1 and 3650",
+        ));
+    }
+    if let (Some(from), Some(until)) = (reward.valid_from, reward.valid_until) {
+        if until <= from {
+            return Err(StoreError::invalid(
+                "valid_until",
+                "must be after valid_from",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A reward as the audit log keeps it.
+fn reward_json(reward: &Reward) -> serde_json::Value {
+    serde_json::json!({
+        "name": reward.name,
+        "cost": reward.cost.0,
+        "stock": reward.stock,
+        "per_member_limit": reward.per_member_limit,
+        "valid_from": reward.valid_from.map(|at| crate::rfc3339(at, chrono_tz::UTC)),
+        "valid_until": reward.valid_until.map(|at| crate::rfc3339(at, chrono_tz::UTC)),
+        "stores": reward.stores,
+        "voucher_valid_days": reward.voucher_valid_days,
+        "active": reward.active,
+    })
 }

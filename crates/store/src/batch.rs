@@ -1429,7 +1429,7 @@ pub(crate) fn parse_lot_id(text: &str) -> Result<LotId, StoreError> {
 async fn write(db: &mut Db<'_>, world: &mut World, now: Timestamp) -> Result<(), StoreError> {
     let backend = db.backend();
     let recorded_at = to_micros(now);
-    let mut members = Rows::new(23);
+    let mut members = Rows::new(25);
     let mut lots = Rows::new(9);
     let mut periods = Rows::new(4);
     for (tenant_id, member_id, message) in world.quarantine.drain(..) {
@@ -1556,7 +1556,7 @@ pub(crate) async fn quarantine(
 pub(crate) const MEMBER_INSERT: &str =
     "INSERT INTO members (id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, tier, \
      tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
-     day_key, day_points, rule_hits, created_at, updated_at)";
+     day_key, day_points, rule_hits, created_at, updated_at, search_name, search_phone)";
 
 pub(crate) fn member_row(tenant_id: TenantId, state: &MemberState, recorded_at: i64) -> Vec<Bind> {
     let profile = &state.profile;
@@ -1600,6 +1600,8 @@ pub(crate) fn member_row(tenant_id: TenantId, state: &MemberState, recorded_at: 
             .into(),
         to_micros(state.created_at).into(),
         recorded_at.into(),
+        crate::members::search_name_key(profile).into(),
+        crate::members::search_phone_key(profile).into(),
     ]
 }
 

@@ -16,11 +16,102 @@ use sqlx::Row;
 pub const MEMBER_PAGE_MAX: i64 = 200;
 /// Longest search text, in characters.
 pub const SEARCH_LENGTH_MAX: usize = 100;
+/// Fewest digits a search made only of digits needs to match part of a phone ("5678",
+/// "0912 345"); shorter ones search names and e-mails only.
+pub const PHONE_DIGITS_MIN: usize = 4;
+
+/// `text` in lower case without Vietnamese diacritics ("Trần Thị Đào" -> "tran thi dao"),
+/// words separated by one space. Precomposed letters are mapped; combining marks are dropped.
+pub fn fold_for_search(text: &str) -> String {
+    const FOLDS: &[(char, &str)] = &[
+        ('a', "àáảãạăằắẳẵặâầấẩẫậ"),
+        ('e', "èéẻẽẹêềếểễệ"),
+        ('i', "ìíỉĩị"),
+        ('o', "òóỏõọôồốổỗộơờớởỡợ"),
+        ('u', "ùúủũụưừứửữự"),
+        ('y', "ỳýỷỹỵ"),
+        ('d', "đ"),
+    ];
+    let folded: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|letter| !('\u{300}'..='\u{36f}').contains(letter))
+        .map(|letter| {
+            FOLDS
+                .iter()
+                .find(|(_, accented)| accented.contains(letter))
+                .map(|(plain, _)| *plain)
+                .unwrap_or(letter)
+        })
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The member's name and e-mail as searched: folded, NULL when there is neither.
+pub(crate) fn search_name_key(profile: &Profile) -> Option<String> {
+    let parts: Vec<String> = [&profile.name, &profile.email]
+        .into_iter()
+        .flatten()
+        .map(|text| fold_for_search(text))
+        .collect();
+    (!parts.is_empty()).then(|| format!(" {} ", parts.join(" ")))
+}
+
+/// The member's phone as searched by its digits: national ("0912345678") and international
+/// ("84912345678") spellings; NULL without a phone.
+pub(crate) fn search_phone_key(profile: &Profile) -> Option<String> {
+    let international = profile.phone.as_ref()?.as_str().trim_start_matches('+');
+    Some(match international.strip_prefix("84") {
+        Some(national) => format!("0{national} {international}"),
+        None => international.to_owned(),
+    })
+}
+
+/// Fills the search keys of every member (run once, by the migration that adds them).
+pub(crate) async fn backfill_search_keys(
+    connection: &mut sqlx::AnyConnection,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query(&format!(
+        "{MEMBER_SELECT} WHERE search_name IS NULL AND search_phone IS NULL"
+    ))
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in rows {
+        let (_, state) = member_from_row(&crate::sql::DbRow::from_any(&row))?;
+        sqlx::query("UPDATE members SET search_name = $1, search_phone = $2 WHERE id = $3")
+            .bind(search_name_key(&state.profile))
+            .bind(search_phone_key(&state.profile))
+            .bind(state.id.to_string())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The digits of a search made only of digits and phone punctuation, when there are enough.
+fn phone_digits_of(query: &str) -> Option<String> {
+    let is_phone_like = query
+        .chars()
+        .all(|letter| letter.is_ascii_digit() || " +-.()".contains(letter));
+    let digits: String = query.chars().filter(char::is_ascii_digit).collect();
+    (is_phone_like && digits.len() >= PHONE_DIGITS_MIN).then_some(digits)
+}
+
+fn like_pattern(text: &str) -> String {
+    format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
 
 /// Which members to list.
 #[derive(Clone, Debug, Default)]
 pub struct MemberFilter {
-    /// Matches a phone exactly (any Vietnamese spelling), or part of a name or e-mail.
+    /// Matches a phone exactly (any Vietnamese spelling), part of a phone (at least
+    /// [`PHONE_DIGITS_MIN`] digits), or every word typed within the name or e-mail, with or
+    /// without diacritics.
     pub query: Option<String>,
     pub tier: Option<String>,
     /// The id of the last member of the previous page.
@@ -106,20 +197,21 @@ impl Store {
             if let Ok(phone) = Phone::parse(query) {
                 values.push(phone.as_str().into());
                 sql.push_str(&format!(" AND phone = ${}", values.len()));
-            } else {
-                let pattern = format!(
-                    "%{}%",
-                    query
-                        .to_lowercase()
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
-                values.push(pattern.into());
-                let n = values.len();
+            } else if let Some(digits) = phone_digits_of(query) {
+                values.push(like_pattern(&digits).into());
                 sql.push_str(&format!(
-                    " AND (LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(email) LIKE ${n} ESCAPE '\\')"
+                    " AND search_phone LIKE ${} ESCAPE '\\'",
+                    values.len()
                 ));
+            } else {
+                // Every word typed, accents or not, somewhere in the name or e-mail.
+                for word in fold_for_search(query).split(' ') {
+                    values.push(like_pattern(word).into());
+                    sql.push_str(&format!(
+                        " AND search_name LIKE ${} ESCAPE '\\'",
+                        values.len()
+                    ));
+                }
             }
         }
         values.push(filter.limit.clamp(1, MEMBER_PAGE_MAX).into());
@@ -192,7 +284,8 @@ impl Store {
         }
         let result = sqlx::query(
             "UPDATE members SET phone = $1, email = $2, name = $3, birthday = $4, gender = $5, city = $6, \
-             tags = $7, attributes = $8, updated_at = $9 WHERE tenant_id = $10 AND id = $11",
+             tags = $7, attributes = $8, updated_at = $9, search_name = $12, search_phone = $13 \
+             WHERE tenant_id = $10 AND id = $11",
         )
         .bind(after.phone.as_ref().map(|phone| phone.as_str().to_owned()))
         .bind(after.email.clone())
@@ -205,6 +298,8 @@ impl Store {
         .bind(to_micros(chrono::Utc::now()))
         .bind(tenant_id.to_string())
         .bind(member_id.to_string())
+        .bind(search_name_key(&after))
+        .bind(search_phone_key(&after))
         .execute(&mut *transaction)
         .await
         .map_err(StoreError::from);
@@ -244,7 +339,8 @@ impl Store {
         let now = to_micros(chrono::Utc::now());
         sqlx::query(
             "UPDATE members SET phone = NULL, email = NULL, name = NULL, birthday = NULL, gender = NULL, \
-             city = NULL, tags = '[]', attributes = '{}', erased_at = $1, updated_at = $1 \
+             city = NULL, tags = '[]', attributes = '{}', erased_at = $1, updated_at = $1, \
+             search_name = NULL, search_phone = NULL \
              WHERE tenant_id = $2 AND id = $3",
         )
         .bind(now)
@@ -465,8 +561,8 @@ pub(crate) async fn merge_in(
     let balance = survivor.balance.0 + source.balance.0;
     db.execute(
         "UPDATE members SET phone = $1, email = $2, name = $3, birthday = $4, gender = $5, city = $6, tier = $7, \
-         points_balance = $8, lifetime_spend = $9, lifetime_points = $10, order_count = $11, updated_at = $12 \
-         WHERE tenant_id = $13 AND id = $14",
+         points_balance = $8, lifetime_spend = $9, lifetime_points = $10, order_count = $11, updated_at = $12, \
+         search_name = $13, search_phone = $14 WHERE tenant_id = $15 AND id = $16",
         vec![
             profile.phone.as_ref().map(|phone| phone.as_str().to_owned()).into(),
             profile.email.clone().into(),
@@ -491,6 +587,8 @@ pub(crate) async fn merge_in(
                 .saturating_add(source.order_count)
                 .into(),
             to_micros(chrono::Utc::now()).into(),
+            search_name_key(&profile).into(),
+            search_phone_key(&profile).into(),
             tenant.clone().into(),
             survivor_id.clone().into(),
         ],

@@ -38,7 +38,15 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "refunds_actor",
         include_str!("../migrations/0008_refunds_actor.sql"),
     ),
+    (
+        9,
+        "admin_search",
+        include_str!("../migrations/0009_admin_search.sql"),
+    ),
 ];
+
+/// The migration that adds the members' search keys, filled in for existing members.
+const SEARCH_KEYS_MIGRATION: i64 = 9;
 
 /// Applies every migration not yet applied; returns how many were applied.
 pub async fn run(store: &Store) -> Result<usize, StoreError> {
@@ -82,6 +90,9 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         }
         for statement in statements(sql) {
             transaction.execute(statement.as_str()).await?;
+        }
+        if *version == SEARCH_KEYS_MIGRATION {
+            crate::members::backfill_search_keys(&mut transaction).await?;
         }
         transaction.commit().await?;
         count += 1;

@@ -32,10 +32,12 @@ pub struct DraftView {
     pub updated_by: String,
 }
 
-/// How many members a definition's tiers would place in another tier than the one they hold,
-/// judged by their qualifying value now under the definition's own qualification (metric and
-/// window). Grace periods and holds are not applied: this is how far the thresholds move
-/// people, not when a review would move them.
+/// How many members a definition's tiers would place in another tier than the programme in
+/// force would, each judged by their qualifying value now under each programme's own
+/// qualification (metric and window). Both sides are settled alike: upgrades at once, a
+/// manager's hold keeps the tier held, a member below their tier lands where reviews take them
+/// once grace has run. So a draft identical to the version in force moves nobody: this is how
+/// far the thresholds move people, not when a review would move them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TierImpact {
     /// Every member of the tenant.
@@ -163,40 +165,21 @@ impl Store {
         Ok(version)
     }
 
-    /// How many members `definition`'s tiers would move, at `now`: one statement over the
-    /// members and their monthly totals, on either backend.
+    /// How many members `definition`'s tiers would place in another tier than the programme in
+    /// force would, at `now`: one statement over the members and their monthly totals, on
+    /// either backend. Each member is settled under both programmes by the same rule
+    /// ([`settled_position_sql`]), so a draft identical to the version in force moves nobody,
+    /// whoever is in a grace period, on hold or not yet reviewed.
     pub async fn tier_impact(
         &self,
         tenant_id: TenantId,
         definition: &ProgrammeDefinition,
         now: Timestamp,
     ) -> Result<TierImpact, StoreError> {
-        let zone = self.tenant(tenant_id).await?.zone;
-        let mut values: Vec<Bind> = vec![tenant_id.to_string().into()];
-        let qualification = &definition.qualification;
-        let column = match qualification.metric {
-            QualificationMetric::Spend => "spend",
-            QualificationMetric::Points => "points",
-        };
-        let current = month_index(now, zone);
-        let first_month = match qualification.window {
-            QualificationWindow::Lifetime => None,
-            QualificationWindow::Rolling12Months => Some(current - 11),
-            QualificationWindow::CalendarYear => Some((year_of_month_index(current) - 1970) * 12),
-        };
-        let qualifying = match first_month {
-            None => format!("m.lifetime_{column}"),
-            Some(first) => {
-                values.push(i64::from(first).into());
-                values.push(i64::from(current).into());
-                format!(
-                    "(SELECT CAST(COALESCE(SUM(p.{column}), 0) AS BIGINT) FROM member_periods p \
-                     WHERE p.member_id = m.id AND p.month BETWEEN $2 AND $3)"
-                )
-            }
-        };
-        let tiers = &definition.tiers;
-        if tiers.is_empty() {
+        let settings = self.tenant(tenant_id).await?;
+        let zone = settings.zone;
+        let mut values: Vec<Bind> = vec![tenant_id.to_string().into(), to_micros(now).into()];
+        if definition.tiers.is_empty() {
             let rows = self
                 .read(
                     "SELECT COUNT(*) FROM members WHERE tenant_id = $1",
@@ -208,27 +191,37 @@ impl Store {
                 ..TierImpact::default()
             });
         }
-        // Positions are written into the statement (they are our own small integers); codes
-        // and thresholds are bound.
-        let mut new_position = String::from("CASE");
-        for (index, tier) in tiers.iter().enumerate().skip(1).rev() {
-            values.push(tier.threshold.into());
-            new_position.push_str(&format!(" WHEN q >= ${} THEN {index}", values.len()));
-        }
-        new_position.push_str(" ELSE 0 END");
-        let mut old_position = String::from("CASE tier");
-        for (index, tier) in tiers.iter().enumerate() {
-            values.push(tier.code.clone().into());
-            old_position.push_str(&format!(" WHEN ${} THEN {index}", values.len()));
-        }
-        old_position.push_str(" ELSE -1 END");
+        let draft_qualifying = qualifying_sql(definition, now, zone, &mut values);
+        let draft = settled_position_sql(definition, "q_draft", &mut values);
+        // Where the programme in force would settle each member, as a position in the draft's
+        // tiers (-1: a tier the draft does not have). Without tiers in force, the tier held.
+        let in_force = settings
+            .programme_at(now)
+            .filter(|programme| !programme.definition.tiers.is_empty());
+        let mut current_qualifying = String::from("0");
+        let current = match in_force {
+            Some(programme) => {
+                current_qualifying = qualifying_sql(&programme.definition, now, zone, &mut values);
+                let settled = settled_position_sql(&programme.definition, "q_current", &mut values);
+                let mut translated = format!("CASE {settled}");
+                for (index, tier) in programme.definition.tiers.iter().enumerate() {
+                    let in_draft = draft_position(definition, &tier.code);
+                    translated.push_str(&format!(" WHEN {index} THEN {in_draft}"));
+                }
+                translated.push_str(" ELSE -1 END");
+                translated
+            }
+            None => held_position_sql(definition, &mut values),
+        };
         let sql = format!(
             "SELECT COUNT(*), \
              COALESCE(SUM(CASE WHEN new_position <> old_position THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN old_position >= 0 AND new_position > old_position THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN old_position < 0 OR new_position < old_position THEN 1 ELSE 0 END), 0) \
-             FROM (SELECT {new_position} AS new_position, {old_position} AS old_position FROM \
-             (SELECT m.tier AS tier, {qualifying} AS q FROM members m WHERE m.tenant_id = $1) qualified) positions"
+             FROM (SELECT {draft} AS new_position, {current} AS old_position \
+             FROM (SELECT m.tier AS tier, m.tier_held_until AS held_until, \
+             {draft_qualifying} AS q_draft, {current_qualifying} AS q_current \
+             FROM members m WHERE m.tenant_id = $1) qualified) positions"
         );
         let rows = self.read(&sql, values).await?;
         let row = rows
@@ -241,4 +234,81 @@ impl Store {
             down: row.int(3),
         })
     }
+}
+
+/// The position of the tier `code` in `definition` (-1 when it has no such tier). Positions are
+/// written into statements: they are our own small integers.
+fn draft_position(definition: &ProgrammeDefinition, code: &str) -> i64 {
+    definition
+        .tiers
+        .iter()
+        .position(|tier| tier.code == code)
+        .map(|index| index as i64)
+        .unwrap_or(-1)
+}
+
+/// The member's qualifying value (`m` is the member's row) under `definition`'s qualification
+/// at `now`, as an SQL expression; its bounds are bound in `values`.
+fn qualifying_sql(
+    definition: &ProgrammeDefinition,
+    now: Timestamp,
+    zone: chrono_tz::Tz,
+    values: &mut Vec<Bind>,
+) -> String {
+    let qualification = &definition.qualification;
+    let column = match qualification.metric {
+        QualificationMetric::Spend => "spend",
+        QualificationMetric::Points => "points",
+    };
+    let current = month_index(now, zone);
+    let first_month = match qualification.window {
+        QualificationWindow::Lifetime => return format!("m.lifetime_{column}"),
+        QualificationWindow::Rolling12Months => current - 11,
+        QualificationWindow::CalendarYear => (year_of_month_index(current) - 1970) * 12,
+    };
+    values.push(i64::from(first_month).into());
+    values.push(i64::from(current).into());
+    let (first, last) = (values.len() - 1, values.len());
+    format!(
+        "(SELECT CAST(COALESCE(SUM(p.{column}), 0) AS BIGINT) FROM member_periods p \
+         WHERE p.member_id = m.id AND p.month BETWEEN ${first} AND ${last})"
+    )
+}
+
+/// The position in `definition` of the tier the member holds (column `tier`) (-1 when it has no such tier).
+fn held_position_sql(definition: &ProgrammeDefinition, values: &mut Vec<Bind>) -> String {
+    let mut held = String::from("CASE tier");
+    for (index, tier) in definition.tiers.iter().enumerate() {
+        values.push(tier.code.clone().into());
+        held.push_str(&format!(" WHEN ${} THEN {index}", values.len()));
+    }
+    held.push_str(" ELSE -1 END");
+    held
+}
+
+/// Where `definition`'s tier rules settle the member, as a position in its tiers: the tier
+/// their qualifying value reaches when that is higher than the tier held (an upgrade is
+/// immediate); the tier held while a manager's hold lasts; otherwise the tier the value reaches
+/// (where reviews take them once grace periods have run, one level at a time). Reads the
+/// columns `qualifying`, `tier` and `held_until`; `$2` is `now`.
+fn settled_position_sql(
+    definition: &ProgrammeDefinition,
+    qualifying: &str,
+    values: &mut Vec<Bind>,
+) -> String {
+    let mut reached = String::from("CASE");
+    for (index, tier) in definition.tiers.iter().enumerate().skip(1).rev() {
+        values.push(tier.threshold.into());
+        reached.push_str(&format!(
+            " WHEN {qualifying} >= ${} THEN {index}",
+            values.len()
+        ));
+    }
+    reached.push_str(" ELSE 0 END");
+    let held = held_position_sql(definition, values);
+    format!(
+        "(CASE WHEN {reached} >= {held} THEN {reached} \
+         WHEN held_until IS NOT NULL AND held_until > $2 THEN {held} \
+         ELSE {reached} END)"
+    )
 }

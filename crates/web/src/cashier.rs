@@ -359,7 +359,10 @@ fn event_refusal(t: Texts, error: EventError) -> Refusal {
         _ => "",
     };
     let message = if key.is_empty() {
-        t.fill("cashier.rejected", &[("reason", &error.to_string())])
+        t.fill(
+            "cashier.rejected",
+            &[("reason", &crate::reasons::refusal(t, &error))],
+        )
     } else {
         t.get(key).to_owned()
     };

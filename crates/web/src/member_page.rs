@@ -613,11 +613,7 @@ fn history_line(t: Texts, entry: &HistoryEntry, zone: chrono_tz::Tz) -> HistoryL
     } else if let Some(reward) = reason.get("reward").and_then(|r| r.as_str()) {
         reward.to_owned()
     } else {
-        reason
-            .get("detail")
-            .and_then(|d| d.as_str())
-            .unwrap_or_default()
-            .to_owned()
+        crate::reasons::entry_detail(t, entry)
     };
     let date = chrono::DateTime::parse_from_rfc3339(&entry.occurred_at)
         .map(|at| format::date(t.locale, at.with_timezone(&chrono::Utc), zone))

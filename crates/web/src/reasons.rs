@@ -41,10 +41,97 @@ pub fn earn_lines(t: Texts, reason: &serde_json::Value) -> String {
         .join(" · ")
 }
 
+/// The engine's own note on a history entry (`reason.detail`, written in English) in the
+/// visitor's language: expiry and refund clawbacks are said from the entry's figures; a note
+/// staff typed (an adjustment's reason) is shown as typed.
+pub fn entry_detail(t: Texts, entry: &patron_store::HistoryEntry) -> String {
+    let reason = &entry.reason;
+    let text = |key: &str| {
+        reason
+            .get(key)
+            .and_then(|value| value.as_str())
+            .unwrap_or("")
+    };
+    let points = format::points(t.locale, entry.points.abs());
+    match entry.kind.as_str() {
+        "expiry" => t.fill("reason.expired", &[("points", &points)]),
+        "clawback" => t.fill(
+            "reason.clawback",
+            &[("points", &points), ("event", text("original_event_id"))],
+        ),
+        _ => text("detail").to_owned(),
+    }
+}
+
+/// Why the engine or the store refused an event, in the visitor's language (by its stable
+/// code), or the error's own text when it has no message.
+pub fn refusal(t: Texts, error: &patron_store::EventError) -> String {
+    let key = format!("reason.refused.{}", error.code());
+    match t.get(&key) {
+        text if text == key => error.to_string(),
+        text => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::i18n::Locale;
+
+    #[test]
+    fn engine_notes_are_said_in_the_visitors_language() {
+        let entry =
+            |kind: &str, points: i64, reason: serde_json::Value| patron_store::HistoryEntry {
+                transaction_id: "t".into(),
+                kind: kind.into(),
+                points,
+                event_id: None,
+                occurred_at: "2026-01-01T00:00:00+07:00".into(),
+                reason,
+            };
+        let expired = entry(
+            "expiry",
+            -1909,
+            serde_json::json!({"detail": "1909 points expired", "lots": 2}),
+        );
+        assert_eq!(
+            entry_detail(Locale::Vi.texts(), &expired),
+            "1.909 điểm đã hết hạn"
+        );
+        assert_eq!(
+            entry_detail(Locale::En.texts(), &expired),
+            "1,909 points expired"
+        );
+        let clawback = entry(
+            "clawback",
+            -20,
+            serde_json::json!({"original_event_id": "HD-1", "refunded": 200000,
+                               "detail": "20 of 40 points earned by HD-1"}),
+        );
+        assert_eq!(
+            entry_detail(Locale::Vi.texts(), &clawback),
+            "Thu lại 20 điểm do hoàn tiền đơn HD-1"
+        );
+        let adjustment = entry("adjustment", 5, serde_json::json!({"detail": "Bù lỗi máy"}));
+        assert_eq!(entry_detail(Locale::Vi.texts(), &adjustment), "Bù lỗi máy");
+    }
+
+    #[test]
+    fn refusals_are_said_in_the_visitors_language() {
+        use patron_store::EventError;
+        assert_eq!(
+            refusal(Locale::Vi.texts(), &EventError::NoProgramme),
+            "Cửa hàng chưa công bố chương trình tích điểm nào."
+        );
+        assert_eq!(
+            refusal(Locale::Vi.texts(), &EventError::OriginalNotFound),
+            "Không tìm thấy đơn gốc."
+        );
+        assert_eq!(
+            refusal(Locale::En.texts(), &EventError::NoProgramme),
+            "No loyalty programme has been published yet."
+        );
+    }
 
     #[test]
     fn engine_lines_are_named_in_the_visitors_language() {

@@ -608,3 +608,41 @@ async fn roles_that_may_not() {
         .await;
     assert_eq!(body["balance"], 10, "nothing changed");
 }
+
+/// The Vietnamese member page said "1909 points expired" (the engine's English note); the
+/// history now says it in the visitor's language, like the cashier's refusals.
+async fn engine_notes_in_vietnamese(postgres: bool) {
+    let site = Site::start(postgres).await;
+    let (status, bought) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(
+                json!({"id": "EX-1", "type": "purchase", "member": {"phone": "0912345678"},
+                        "store": "HN01", "amount": 19_090_000}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{bought}");
+    let member = bought["member_id"].as_str().unwrap().to_owned();
+    let later = chrono::Utc::now() + chrono::Duration::days(400);
+    site.journal
+        .run_job(patron_store::jobs::JobKind::ExpireLots, later)
+        .await
+        .unwrap();
+    let manager = site.signed_in(Role::Manager).await;
+    let (status, html) = manager.get(&format!("/admin/members/{member}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("1.909 điểm đã hết hạn"), "{html}");
+    assert!(!html.contains("points expired"), "{html}");
+}
+
+#[tokio::test]
+async fn engine_notes_are_vietnamese_on_the_member_page_on_sqlite() {
+    engine_notes_in_vietnamese(false).await;
+}
+
+#[tokio::test]
+async fn engine_notes_are_vietnamese_on_the_member_page_on_postgres() {
+    engine_notes_in_vietnamese(true).await;
+}

@@ -224,6 +224,107 @@ async fn tier_impact(postgres: bool) {
     assert!(html.contains("Thành viên có thật"), "{html}");
 }
 
+async fn refund(site: &Site, id: &str, original: &str, amount: i64) {
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(json!({"id": id, "type": "refund", "original_id": original, "amount": amount})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The preview once said "175 of 9,979 members will change tier" for a draft identical to the
+/// version in force: it compared each member's tier held with the tier their value reaches,
+/// so members in a grace period (below their tier, not yet lowered by a review) counted as
+/// moving. A: Gold on 6,000,000đ. E and F: Gold, then a refund leaves 4,000,000đ and the review
+/// starts their grace period (still Gold). B: 3,000,000đ, C: 10,000đ, Member.
+async fn tier_impact_counts_grace_alike(postgres: bool) {
+    let site = Site::start(postgres).await;
+    purchase(&site, "A-1", "0900000001", 6_000_000).await;
+    purchase(&site, "B-1", "0900000002", 3_000_000).await;
+    purchase(&site, "C-1", "0900000003", 10_000).await;
+    purchase(&site, "E-1", "0900000005", 6_000_000).await;
+    refund(&site, "E-R", "E-1", 2_000_000).await;
+    purchase(&site, "F-1", "0900000006", 6_000_000).await;
+    refund(&site, "F-R", "F-1", 2_000_000).await;
+    site.journal
+        .run_job(patron_store::jobs::JobKind::ReviewTiers, chrono::Utc::now())
+        .await
+        .unwrap();
+    let (_, member) = site
+        .api("GET", "/v1/members/by-phone/0900000005", None)
+        .await;
+    assert_eq!(member["tier"]["tier"], "gold", "E is still Gold: {member}");
+    assert!(
+        member["tier"]["grace_ends_at"].is_string(),
+        "in grace: {member}"
+    );
+
+    // A draft identical to the version in force moves nobody.
+    let identical = site
+        .store
+        .tier_impact(site.tenant, &common::programme(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            identical.members,
+            identical.changed,
+            identical.up,
+            identical.down
+        ),
+        (5, 0, 0, 0)
+    );
+    // Gold raised to 6,500,000đ: only A would hold another tier (E and F land in Member
+    // under either programme).
+    let mut raised = common::programme();
+    raised.tiers[1].threshold = 6_500_000;
+    let impact = site
+        .store
+        .tier_impact(site.tenant, &raised, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (impact.members, impact.changed, impact.up, impact.down),
+        (5, 1, 0, 1)
+    );
+    // Gold lowered to 3,000,000đ: B rises, and E and F keep Gold instead of losing it.
+    let mut lowered = common::programme();
+    lowered.tiers[1].threshold = 3_000_000;
+    let impact = site
+        .store
+        .tier_impact(site.tenant, &lowered, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((impact.changed, impact.up, impact.down), (3, 3, 0));
+
+    // Through the editor: the draft as saved from the version in force changes no one.
+    let owner = site.signed_in(Role::Owner).await;
+    let csrf = open_editor(&owner).await;
+    let (status, html) = post(&owner, "/admin/programme/draft", &cafe_form(&csrf)).await;
+    assert_eq!(status, 200, "{html}");
+    let (status, html) = owner
+        .get("/admin/programme/preview?amount=100000&phone=0900000002")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("0 trên 5 thành viên sẽ đổi hạng (0 lên, 0 xuống)"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn tier_impact_of_an_identical_draft_is_zero_on_sqlite() {
+    tier_impact_counts_grace_alike(false).await;
+}
+
+#[tokio::test]
+async fn tier_impact_of_an_identical_draft_is_zero_on_postgres() {
+    tier_impact_counts_grace_alike(true).await;
+}
+
 #[tokio::test]
 async fn tier_impact_is_exact_on_sqlite() {
     tier_impact(false).await;
@@ -542,4 +643,195 @@ async fn a_cashier_cannot_open_the_editor_in_a_browser() {
     );
     assert!(!browser.source().await.contains("id=\"save-draft\""));
     browser.close().await;
+}
+
+/// Rewards could not be retired from the admin, and a 0-point reward was accepted.
+async fn a_marketer_retires_and_offers_again(postgres: bool) {
+    let site = Site::start(postgres).await;
+    let marketer = site.signed_in(Role::Marketer).await;
+    let csrf = open_editor(&marketer).await;
+    let (status, html) = marketer
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Miễn phí"), ("cost", "0")],
+        )
+        .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("Phải từ 1 trở lên."), "{html}");
+    let (status, html) = marketer
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Bánh flan"), ("cost", "20")],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    let id = rewards[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        html.contains(&format!("/admin/programme/rewards/{id}/retire")),
+        "{html}"
+    );
+    assert!(html.contains("Ngừng đổi"), "{html}");
+
+    let path = format!("/admin/programme/rewards/{id}/retire");
+    let (status, html) = marketer
+        .post_form(&path, &[("csrf", &csrf), ("retired", "true")])
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Đã ngừng phần thưởng"), "{html}");
+    assert!(html.contains("Cho đổi lại"), "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    assert_eq!(rewards[0]["active"], false);
+    let (status, html) = marketer
+        .post_form(&path, &[("csrf", &csrf), ("retired", "false")])
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    assert_eq!(rewards[0]["active"], true);
+    // Without the session's token nothing changes; the audit log names the user.
+    let (status, _) = marketer
+        .post_form(&path, &[("csrf", "forged"), ("retired", "true")])
+        .await;
+    assert_eq!(status, 403);
+    let (_, log) = site.api("GET", "/v1/audit", None).await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["subject"] == format!("reward:{id}"))
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["reward.unretire", "reward.retire", "reward.create"]
+    );
+}
+
+#[tokio::test]
+async fn a_marketer_retires_and_offers_again_on_sqlite() {
+    a_marketer_retires_and_offers_again(false).await;
+}
+
+#[tokio::test]
+async fn a_marketer_retires_and_offers_again_on_postgres() {
+    a_marketer_retires_and_offers_again(true).await;
+}
+
+/// On the long editor a refusal showed only next to its field, far below the fold: a summary
+/// at the top links to the field (a CEL error: a Vietnamese lead sentence, the parser's detail
+/// after it).
+#[tokio::test]
+async fn faults_are_summed_up_at_the_top_with_links() {
+    let site = Site::start(false).await;
+    let owner = site.signed_in(Role::Owner).await;
+    let csrf = open_editor(&owner).await;
+    let (status, html) = owner.get("/admin/programme").await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("id=\"error-summary\""), "{html}");
+    let mut fields = cafe_form(&csrf);
+    set(
+        &mut fields,
+        "rules[0].when",
+        "'cake' in event.categories &&",
+    );
+    let (status, html) = post(&owner, "/admin/programme/draft", &fields).await;
+    assert_eq!(status, 422, "{html}");
+    let summary = html.find("id=\"error-summary\"").expect("a summary");
+    assert!(
+        summary < html.find("id=\"draft\"").unwrap(),
+        "above the form"
+    );
+    let block = &html[summary..];
+    assert!(block.contains("Cần sửa trước khi tiếp tục:"), "{block}");
+    assert!(
+        block.contains("<a href=\"#rules-0-when\">Điều kiện CEL không hợp lệ"),
+        "{block}"
+    );
+    assert!(
+        html.contains("id=\"rules-0-when\""),
+        "the link's target: {html}"
+    );
+
+    let (status, html) = owner
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Bánh"), ("cost", "0")],
+        )
+        .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("<a href=\"#reward-cost\">Phải từ 1 trở lên.</a>"),
+        "{html}"
+    );
+}
+
+/// A reward's own page edits it; the change is refused field by field like the add form.
+#[tokio::test]
+async fn a_reward_is_edited_on_its_page() {
+    let site = Site::start(false).await;
+    let marketer = site.signed_in(Role::Marketer).await;
+    let csrf = open_editor(&marketer).await;
+    let (status, html) = marketer
+        .post_form(
+            "/admin/programme/rewards",
+            &[("csrf", &csrf), ("name", "Bánh flan"), ("cost", "20")],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    let id = rewards[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/programme/rewards/{id}");
+    assert!(html.contains(&format!("href=\"{path}\"")), "{html}");
+    let (status, html) = marketer.get(&path).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Sửa phần thưởng"), "{html}");
+    assert!(html.contains("value=\"Bánh flan\""), "{html}");
+
+    let (status, html) = marketer
+        .post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "Bánh flan caramel"),
+                ("cost", "0"),
+                ("stock", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("<a href=\"#reward-cost\">Phải từ 1 trở lên.</a>"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"Bánh flan caramel\""), "kept: {html}");
+
+    let (status, html) = marketer
+        .post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "Bánh flan caramel"),
+                ("cost", "25"),
+                ("stock", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Đã lưu phần thưởng."), "{html}");
+    let (_, rewards) = site.api("GET", "/v1/rewards", None).await;
+    assert_eq!(
+        (
+            &rewards[0]["name"],
+            &rewards[0]["cost"],
+            &rewards[0]["stock"]
+        ),
+        (&json!("Bánh flan caramel"), &json!(25), &json!(3))
+    );
+    let (status, _) = marketer
+        .post_form(&path, &[("csrf", "forged"), ("name", "x"), ("cost", "5")])
+        .await;
+    assert_eq!(status, 403);
+    let cashier = site.signed_in(Role::Cashier).await;
+    let (status, _) = cashier.get(&path).await;
+    assert_eq!(status, 403);
 }

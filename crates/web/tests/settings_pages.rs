@@ -444,11 +444,13 @@ async fn audit_log(postgres: bool) {
         "<code class=\"action\">programme.publish</code>",
         "</tr>",
     );
-    assert!(publish.contains("programme:2"), "{publish}");
+    assert!(publish.contains("Phiên bản 2"), "{publish}");
     assert!(
-        publish.contains("&#34;version&#34;: 2"),
-        "after, as escaped JSON: {publish}"
+        publish.contains("Phiên bản: — → 2"),
+        "what changed, in words, not JSON: {publish}"
     );
+    assert!(!publish.contains("&#34;"), "no raw JSON: {publish}");
+    assert!(html.contains("Công bố chương trình"), "{html}");
     let row_start = html[..html.find("programme.publish").unwrap()]
         .rfind("<tr>")
         .unwrap();
@@ -493,6 +495,83 @@ async fn audit_log(postgres: bool) {
     );
     assert!(second.contains("Dòng lệnh"), "{second}");
     assert!(!second.contains("thing:10<"), "{second}");
+}
+
+/// The audit log showed raw JSON and ids: now the member's and the reward's names, the change
+/// field by field, in Vietnamese.
+async fn audit_log_names_and_changes(postgres: bool) {
+    let site = Site::start(postgres).await;
+    let owner = site.signed_in(Role::Owner).await;
+    let (status, bought) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(
+                json!({"id": "A-1", "type": "purchase", "member": {"phone": "0912345678"},
+                        "store": "HN01", "amount": 100000}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{bought}");
+    let member_id = bought["member_id"].as_str().unwrap().to_owned();
+    let (status, _) = site
+        .api(
+            "PATCH",
+            &format!("/v1/members/{member_id}"),
+            Some(json!({"profile": {"name": "Trần Thị An"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, reward) = site
+        .api(
+            "POST",
+            "/v1/rewards",
+            Some(json!({"name": "Bánh flan", "cost": 20})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = site
+        .api(
+            "PATCH",
+            &format!("/v1/rewards/{}", reward["id"].as_str().unwrap()),
+            Some(json!({"cost": 25})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, html) = owner.get("/admin/audit").await;
+    assert_eq!(status, 200, "{html}");
+    let member_row = between(
+        &html,
+        "<code class=\"action\">member.update</code>",
+        "</tr>",
+    );
+    assert!(html.contains("Sửa thành viên"), "{html}");
+    assert!(
+        member_row.contains("Trần Thị An (+84912345678)"),
+        "the member by name, not id: {member_row}"
+    );
+    assert!(!member_row.contains(&member_id), "{member_row}");
+    assert!(member_row.contains("Tên: — → Trần Thị An"), "{member_row}");
+    let reward_row = between(
+        &html,
+        "<code class=\"action\">reward.update</code>",
+        "</tr>",
+    );
+    assert!(html.contains("Sửa phần thưởng"), "{html}");
+    assert!(reward_row.contains("Phần thưởng Bánh flan"), "{reward_row}");
+    assert!(reward_row.contains("Số điểm: 20 → 25"), "{reward_row}");
+    assert!(!html.contains("&#34;cost&#34;"), "no raw JSON: {html}");
+}
+
+#[tokio::test]
+async fn the_audit_log_names_members_and_rewards_on_sqlite() {
+    audit_log_names_and_changes(false).await;
+}
+
+#[tokio::test]
+async fn the_audit_log_names_members_and_rewards_on_postgres() {
+    audit_log_names_and_changes(true).await;
 }
 
 #[tokio::test]

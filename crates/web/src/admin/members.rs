@@ -331,7 +331,7 @@ fn reason_text(staff: &Staff, entry: &HistoryEntry) -> String {
             "admin.reason.voucher_expiry",
             &[("voucher", text("voucher"))],
         ),
-        _ => text("detail").to_owned(),
+        _ => crate::reasons::entry_detail(t, entry),
     }
 }
 

@@ -34,6 +34,11 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/programme/preview", get(preview))
         .route("/admin/programme/publish", post(publish))
         .route("/admin/programme/rewards", post(add_reward))
+        .route("/admin/programme/rewards/{id}/retire", post(retire_reward))
+        .route(
+            "/admin/programme/rewards/{id}",
+            get(reward_editor).post(save_reward),
+        )
 }
 
 /// Sample items a preview may list.
@@ -47,6 +52,7 @@ struct VersionRow {
 }
 
 struct RewardRow {
+    id: String,
     name: String,
     cost: String,
     stock: String,
@@ -163,6 +169,39 @@ impl EditorPage {
             .map(|fault| fault.message(&self.t))
     }
 
+    /// Every fault of the page, for the summary at its top: the id of the field to go to and
+    /// the message. The editor is long; a fault next to its field may be far below the fold.
+    fn fault_summary(&self) -> Vec<(String, String)> {
+        let field_id = |field: &str| {
+            field
+                .replace("].", "-")
+                .replace(['[', '.'], "-")
+                .replace(']', "")
+        };
+        let mut summary = Vec::new();
+        if let Some(fault) = &self.fault {
+            let anchor = if self.general_fault().is_some() {
+                "draft-error".to_owned()
+            } else {
+                field_id(&fault.field)
+            };
+            summary.push((anchor, fault.message(&self.t)));
+        }
+        if let Some(fault) = &self.reward_fault {
+            summary.push((
+                format!("reward-{}", field_id(&fault.field)),
+                fault.message(&self.t),
+            ));
+        }
+        if let Some(fault) = &self.preview_fault {
+            summary.push(("preview".to_owned(), fault.message(&self.t)));
+        }
+        if let Some(fault) = &self.publish_fault {
+            summary.push(("publish".to_owned(), fault.message(&self.t)));
+        }
+        summary
+    }
+
     /// A fault of the programme form that no field shows (a whole list, e.g. too many rules).
     fn general_fault(&self) -> Option<String> {
         let fault = self.fault.as_ref()?;
@@ -262,6 +301,7 @@ async fn load(state: &AppState, staff: Staff) -> Result<EditorPage, Response> {
     let rewards = rewards
         .iter()
         .map(|reward| RewardRow {
+            id: reward.id.clone(),
             name: reward.name.clone(),
             cost: staff.points(reward.cost),
             stock: reward
@@ -329,6 +369,8 @@ struct EditorQuery {
     saved: Option<String>,
     published: Option<i64>,
     reward: Option<String>,
+    retired: Option<bool>,
+    saved_reward: Option<String>,
 }
 
 async fn editor(
@@ -353,8 +395,17 @@ async fn editor(
         Some(t.get("programme.notice.saved").to_owned())
     } else if query.reward.is_some() {
         Some(t.get("programme.notice.reward_added").to_owned())
+    } else if query.saved_reward.is_some() {
+        Some(t.get("programme.notice.reward_saved").to_owned())
     } else {
-        None
+        query.retired.map(|retired| {
+            let key = if retired {
+                "programme.notice.reward_retired"
+            } else {
+                "programme.notice.reward_offered"
+            };
+            t.get(key).to_owned()
+        })
     };
     render(&page)
 }
@@ -861,7 +912,11 @@ async fn add_reward(
     }
     let fault = match reward_of(&form) {
         Err(fault) => fault,
-        Ok(reward) => match state.store.create_reward(staff.tenant_id, &reward).await {
+        Ok(reward) => match state
+            .store
+            .create_reward_as(staff.tenant_id, &reward, &Actor::user(&staff.user.id))
+            .await
+        {
             Ok(_) => return Redirect::to("/admin/programme?reward=1").into_response(),
             Err(StoreError::Invalid { field, message }) => Fault::from_validation(&field, &message),
             Err(error) => return page::failed(staff.t, error),
@@ -874,4 +929,163 @@ async fn add_reward(
     page.reward_form = form;
     page.reward_fault = Some(fault);
     render_with(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
+#[derive(serde::Deserialize)]
+struct RetireForm {
+    #[serde(default)]
+    csrf: String,
+    /// `true` retires the reward, `false` offers it again.
+    retired: bool,
+}
+
+/// Retires a reward (no new redemptions; issued vouchers stay usable) or offers it again.
+async fn retire_reward(
+    State(state): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<RetireForm>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::ManageCatalogue) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let Ok(reward_id) = RewardId::parse(&id) else {
+        return page::failed(staff.t, StoreError::NotFound { what: "reward" });
+    };
+    let change = patron_store::admin::RewardChange {
+        active: Some(!form.retired),
+        ..Default::default()
+    };
+    match state
+        .store
+        .update_reward(
+            staff.tenant_id,
+            reward_id,
+            &change,
+            &Actor::user(&staff.user.id),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/admin/programme?retired={}#rewards",
+            form.retired
+        ))
+        .into_response(),
+        Err(error) => page::failed(staff.t, error),
+    }
+}
+
+/// `/admin/programme/rewards/{id}`: one reward's form.
+#[derive(Template)]
+#[template(path = "programme/reward.html")]
+struct RewardPage {
+    t: Texts,
+    staff: Staff,
+    id: String,
+    form: RewardForm,
+    fault: Option<Fault>,
+}
+
+impl RewardPage {
+    fn fault_at(&self, field: &str) -> Option<String> {
+        self.fault
+            .as_ref()
+            .filter(|fault| fault.field == field)
+            .map(|fault| fault.message(&self.t))
+    }
+}
+
+async fn reward_editor(
+    State(state): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::ManageCatalogue) {
+        return refused;
+    }
+    let Ok(reward_id) = RewardId::parse(&id) else {
+        return page::not_found(staff.t);
+    };
+    let reward = match state.store.reward(staff.tenant_id, reward_id).await {
+        Ok(reward) => reward,
+        Err(StoreError::NotFound { .. }) => return page::not_found(staff.t),
+        Err(error) => return page::failed(staff.t, error),
+    };
+    let number = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
+    let form = RewardForm {
+        csrf: String::new(),
+        name: reward.name,
+        description: reward.description,
+        cost: reward.cost.0.to_string(),
+        stock: number(reward.stock),
+        per_member_limit: number(reward.per_member_limit),
+        voucher_valid_days: reward.voucher_valid_days.to_string(),
+    };
+    render(&RewardPage {
+        t: staff.t,
+        staff,
+        id,
+        form,
+        fault: None,
+    })
+}
+
+/// Saves a reward's name, description, cost, stock, limit and voucher days.
+async fn save_reward(
+    State(state): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<RewardForm>,
+) -> Response {
+    if let Err(refused) = staff.require(Permission::ManageCatalogue) {
+        return refused;
+    }
+    if let Err(refused) = staff.check_csrf(&form.csrf) {
+        return refused;
+    }
+    let Ok(reward_id) = RewardId::parse(&id) else {
+        return page::not_found(staff.t);
+    };
+    let fault = match reward_of(&form) {
+        Err(fault) => fault,
+        Ok(typed) => {
+            let change = patron_store::admin::RewardChange {
+                name: Some(typed.name),
+                description: Some(typed.description),
+                cost: Some(typed.cost.0),
+                stock: Some(typed.stock),
+                per_member_limit: Some(typed.per_member_limit),
+                voucher_valid_days: Some(typed.voucher_valid_days),
+                ..Default::default()
+            };
+            let actor = Actor::user(&staff.user.id);
+            match state
+                .store
+                .update_reward(staff.tenant_id, reward_id, &change, &actor)
+                .await
+            {
+                Ok(_) => {
+                    return Redirect::to("/admin/programme?saved_reward=1#rewards").into_response()
+                }
+                Err(StoreError::Invalid { field, message }) => {
+                    Fault::from_validation(&field, &message)
+                }
+                Err(StoreError::NotFound { .. }) => return page::not_found(staff.t),
+                Err(error) => return page::failed(staff.t, error),
+            }
+        }
+    };
+    render_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &RewardPage {
+            t: staff.t,
+            staff,
+            id,
+            form,
+            fault: Some(fault),
+        },
+    )
 }

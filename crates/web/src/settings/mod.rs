@@ -51,6 +51,9 @@ pub(crate) fn actor_label(t: Texts, users: &[User], keys: &[ApiKeyView], actor: 
     if actor == "cli" {
         return t.get("settings.audit.actor_cli").to_owned();
     }
+    if actor == "system" {
+        return t.get("settings.audit.actor_system").to_owned();
+    }
     actor.to_owned()
 }
 
