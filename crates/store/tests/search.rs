@@ -154,12 +154,12 @@ fn folds_vietnamese_letters() {
 async fn existing_members_are_backfilled(store: patron_store::Store) {
     let cafe = Cafe::open(store).await;
     enrol(&cafe, "0912345678", "Trần Thị An").await;
-    // Back to the schema before 0008_admin_search.sql.
+    // Back to the schema before 0009_admin_search.sql.
     for statement in [
         "DROP INDEX members_search",
         "ALTER TABLE members DROP COLUMN search_name",
         "ALTER TABLE members DROP COLUMN search_phone",
-        "DELETE FROM schema_migrations WHERE version = 8",
+        "DELETE FROM schema_migrations WHERE version = 9",
     ] {
         sqlx::query(statement)
             .execute(cafe.store.pool())

@@ -82,6 +82,7 @@ mod tests {
     fn engine_notes_are_said_in_the_visitors_language() {
         let entry =
             |kind: &str, points: i64, reason: serde_json::Value| patron_store::HistoryEntry {
+                cursor: Default::default(),
                 transaction_id: "t".into(),
                 kind: kind.into(),
                 points,
