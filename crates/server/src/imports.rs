@@ -21,6 +21,7 @@ use axum::Json;
 use futures_util::StreamExt;
 use patron_core::time::Timestamp;
 use patron_core::{Phone, TenantId};
+use patron_store::audit::Actor;
 use patron_store::imports::{ImportCounts, ImportJob, ImportStatus};
 use patron_store::{EventError, IncomingEvent, Journal, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,8 @@ pub struct Importer {
     tenant_id: TenantId,
     chunks: mpsc::Receiver<Result<Chunk, ImportError>>,
     summary: ImportSummary,
+    /// Who sent the file: recorded with each of its events, as any event's sender is.
+    actor: Option<String>,
 }
 
 impl Importer {
@@ -157,7 +160,14 @@ impl Importer {
             tenant_id,
             chunks,
             summary: ImportSummary::default(),
+            actor: None,
         })
+    }
+
+    /// Records `actor` as the sender of the file's events.
+    pub fn by(mut self, actor: &Actor) -> Importer {
+        self.actor = Some(actor.0.clone());
+        self
     }
 
     /// Counts so far.
@@ -205,6 +215,8 @@ impl Importer {
                 None => {
                     seen.insert(id.to_owned(), event.body_hash.clone());
                     lines.push(row.line);
+                    let mut event = event;
+                    event.actor = self.actor.clone();
                     events.push(event);
                 }
             }
@@ -225,8 +237,8 @@ impl Importer {
     }
 }
 
-/// Imports a whole file; `on_progress` is told the counts (with the bytes read) and the
-/// rejected rows after each chunk.
+/// Imports a whole file sent from the command line (its events name `cli` as their sender);
+/// `on_progress` is told the counts (with the bytes read) and the rejected rows after each chunk.
 pub async fn import_csv<R: std::io::Read + Send + 'static>(
     store: Store,
     journal: Journal,
@@ -235,7 +247,9 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     reader: R,
     mut on_progress: impl FnMut(&ImportSummary, &[RowError]) -> std::io::Result<()>,
 ) -> Result<ImportSummary, ImportError> {
-    let mut importer = Importer::start(store, journal, tenant_id, kind, reader).await?;
+    let mut importer = Importer::start(store, journal, tenant_id, kind, reader)
+        .await?
+        .by(&Actor::cli());
     while let Some(errors) = importer.next_chunk().await? {
         on_progress(&importer.summary(), &errors)?;
     }
@@ -686,11 +700,15 @@ async fn queue_import(
             return Err(error.into());
         }
     };
+    let target = JobTarget {
+        tenant_id,
+        kind,
+        actor: caller.0.actor.clone(),
+    };
     tokio::spawn(run_job(
         state.store.clone(),
         state.journal.clone(),
-        tenant_id,
-        kind,
+        target,
         id.clone(),
         path,
     ));
@@ -738,16 +756,22 @@ fn counts(summary: &ImportSummary) -> ImportCounts {
 }
 
 /// Runs a queued job to its end, recording progress after each chunk; removes the file.
+/// Whose import a job is, what it holds, and who sent it.
+struct JobTarget {
+    tenant_id: TenantId,
+    kind: ImportKind,
+    actor: Actor,
+}
+
 async fn run_job(
     store: Store,
     journal: Journal,
-    tenant_id: TenantId,
-    kind: ImportKind,
+    target: JobTarget,
     id: String,
     path: std::path::PathBuf,
 ) {
     let mut kept: Vec<RowError> = Vec::new();
-    let outcome = import_job_file(&store, journal, tenant_id, kind, &id, &path, &mut kept).await;
+    let outcome = import_job_file(&store, journal, &target, &id, &path, &mut kept).await;
     let _ = tokio::fs::remove_file(&path).await;
     let (status, summary) = match outcome {
         Ok(summary) => (ImportStatus::Done, summary),
@@ -778,8 +802,7 @@ async fn run_job(
 async fn import_job_file(
     store: &Store,
     journal: Journal,
-    tenant_id: TenantId,
-    kind: ImportKind,
+    target: &JobTarget,
     id: &str,
     path: &std::path::Path,
     kept: &mut Vec<RowError>,
@@ -791,9 +814,16 @@ async fn import_job_file(
         .map_err(|error| failed(error.into()))?;
     let file = std::fs::File::open(path).map_err(|error| failed(error.into()))?;
     let reader = std::io::BufReader::with_capacity(256 * 1024, file);
-    let mut importer = Importer::start(store.clone(), journal, tenant_id, kind, reader)
-        .await
-        .map_err(failed)?;
+    let mut importer = Importer::start(
+        store.clone(),
+        journal,
+        target.tenant_id,
+        target.kind,
+        reader,
+    )
+    .await
+    .map_err(failed)?
+    .by(&target.actor);
     loop {
         let errors = match importer.next_chunk().await {
             Ok(Some(errors)) => errors,

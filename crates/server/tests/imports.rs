@@ -370,3 +370,42 @@ async fn a_quote_left_open_is_reported_with_its_lines_sqlite() {
 async fn a_quote_left_open_is_reported_with_its_lines_postgres() {
     a_quote_left_open_is_reported_with_its_lines(true).await;
 }
+
+/// An imported file's events name who sent the file, like every other event.
+async fn imported_events_name_who_sent_the_file(postgres: bool) {
+    let store = fresh_store(postgres).await;
+    let (tenant_id, key, _) = tenant(&store, "Cà phê Actor").await;
+    let key_id: String =
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant_id = $1 AND name = 'write'")
+            .bind(tenant_id.to_string())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let app = serve(store).await;
+    let file = "phone,name\n0912000001,An\n0912000002,Bình\n";
+    let (status, queued) = app
+        .upload(&key, "members", "text/csv", file.to_owned())
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let job = app.finished(&key, queued["id"].as_str().unwrap()).await;
+    assert_eq!(job["rows_accepted"], 2, "{job}");
+    let sent_by_the_key = format!(
+        "SELECT COUNT(*) FROM events WHERE actor = 'key:{key_id}' AND tenant_id = '{tenant_id}'"
+    );
+    assert_eq!(app.count(&sent_by_the_key).await, 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events WHERE actor IS NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_events_name_who_sent_the_file_sqlite() {
+    imported_events_name_who_sent_the_file(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_events_name_who_sent_the_file_postgres() {
+    imported_events_name_who_sent_the_file(true).await;
+}
