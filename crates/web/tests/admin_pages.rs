@@ -369,6 +369,22 @@ async fn member_flows(postgres: bool) {
         "{html}"
     );
     assert!(html.contains("value=\"50\""), "the points are kept: {html}");
+    // The page is long: the fault is also summed up at its top, linking down to the field.
+    let summary = html
+        .find("id=\"error-summary\"")
+        .expect("a summary at the top");
+    assert!(
+        summary < html.find("id=\"history\"").unwrap_or(usize::MAX),
+        "{html}"
+    );
+    assert!(
+        summary < html.find("id=\"reason-error\"").unwrap(),
+        "{html}"
+    );
+    assert!(
+        html.contains("<a href=\"#reason-error\">Cần ghi lý do điều chỉnh.</a>"),
+        "{html}"
+    );
     let (status, html) = owner
         .post_form(
             &format!("{profile}/adjust"),

@@ -51,6 +51,22 @@ async fn staff_are_added_changed_and_disabled() {
         "{html}"
     );
     assert!(html.contains("aria-invalid=\"true\" aria-describedby=\"staff-password-error\""));
+    // Summed up above the staff list too, linking down to the field.
+    let summary = html
+        .find("id=\"error-summary\"")
+        .expect("a summary at the top");
+    assert!(
+        summary < html.find("id=\"staff-password\"").unwrap(),
+        "{html}"
+    );
+    assert!(
+        summary < html.find(&email(Role::Manager)).unwrap(),
+        "{html}"
+    );
+    assert!(
+        html.contains("<a href=\"#staff-password\">Mật khẩu phải dài"),
+        "{html}"
+    );
     assert!(html.contains("value=\"lan@cafe.test\""), "kept: {html}");
     assert!(!html.contains("ngắn"), "a password is never sent back");
 
