@@ -20,40 +20,6 @@ async fn new_key(admin: &Client, scope: &str, store: Option<&str>) -> Client {
     admin.with(Auth::Key(body["secret"].as_str().unwrap().to_owned()))
 }
 
-/// Adds a staff user and signs them in.
-async fn staff(admin: &Client, email: &str, role: &str) -> Client {
-    let (status, body) = admin
-        .post(
-            "/v1/users",
-            json!({"email": email, "name": role, "role": role, "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let response = admin
-        .http
-        .post(format!("{}/v1/session", admin.address))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax")
-    );
-    let body: Value = response.json().await.unwrap();
-    admin.with(Auth::Session {
-        cookie: cookie.split(';').next().unwrap().to_owned(),
-        csrf: Some(body["csrf_token"].as_str().unwrap().to_owned()),
-    })
-}
-
 async fn audit_actions(admin: &Client) -> Vec<(String, String)> {
     let (status, body) = admin.get("/v1/audit?limit=200").await;
     assert_eq!(status, 200, "{body}");
@@ -150,9 +116,13 @@ async fn keys_scopes_revocation_and_store_keys(postgres: bool) {
 async fn staff_roles_sessions_and_csrf(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
     let admin = &cafe.admin;
-    let cashier = staff(admin, "thu.ngan@cafe.vn", "cashier").await;
-    let marketer = staff(admin, "marketing@cafe.vn", "marketer").await;
-    let owner = staff(admin, "chu@cafe.vn", "owner").await;
+    let cashier = signed_in_staff(admin, "thu.ngan@cafe.vn", "cashier")
+        .await
+        .0;
+    let marketer = signed_in_staff(admin, "marketing@cafe.vn", "marketer")
+        .await
+        .0;
+    let owner = signed_in_staff(admin, "chu@cafe.vn", "owner").await.0;
 
     let (status, me) = cashier.get("/v1/session").await;
     assert_eq!((status, me["role"].as_str()), (200, Some("cashier")));

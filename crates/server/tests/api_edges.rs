@@ -21,35 +21,6 @@ async fn new_key(admin: &Client, scope: &str) -> Client {
     admin.with(Auth::Key(body["secret"].as_str().unwrap().to_owned()))
 }
 
-/// Adds a staff user of `role` and signs them in.
-async fn staff(admin: &Client, role: &str) -> Client {
-    let email = format!("{role}@example.com");
-    let (status, body) = admin
-        .post(
-            "/v1/users",
-            json!({"email": email, "name": role, "role": role, "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let response = admin
-        .http
-        .post(format!("{}/v1/session", admin.address))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    admin.with(Auth::Session {
-        cookie: cookie.split(';').next().unwrap().to_owned(),
-        csrf: Some(body["csrf_token"].as_str().unwrap().to_owned()),
-    })
-}
-
 /// The status and body text of a GET (CSV answers are not JSON).
 async fn get_text(client: &Client, path: &str) -> (u16, String) {
     let mut request = client.http.get(format!("{}{path}", client.address));
@@ -88,9 +59,24 @@ async fn personal_data_exports_are_for_owners_and_managers(postgres: bool) {
     let refused = [
         ("read key", new_key(admin, "read").await),
         ("write key", new_key(admin, "write").await),
-        ("viewer", staff(admin, "viewer").await),
-        ("cashier", staff(admin, "cashier").await),
-        ("marketer", staff(admin, "marketer").await),
+        (
+            "viewer",
+            signed_in_staff(admin, "viewer@example.com", "viewer")
+                .await
+                .0,
+        ),
+        (
+            "cashier",
+            signed_in_staff(admin, "cashier@example.com", "cashier")
+                .await
+                .0,
+        ),
+        (
+            "marketer",
+            signed_in_staff(admin, "marketer@example.com", "marketer")
+                .await
+                .0,
+        ),
     ];
     for (who, client) in &refused {
         for path in ["/v1/exports/members.csv", "/v1/exports/ledger.csv"] {
@@ -109,7 +95,9 @@ async fn personal_data_exports_are_for_owners_and_managers(postgres: bool) {
     let (status, members) = get_text(admin, "/v1/exports/members.csv").await;
     assert_eq!(status, 200, "{members}");
     assert!(members.contains("Trần Thị An"));
-    let manager = staff(admin, "manager").await;
+    let manager = signed_in_staff(admin, "manager@example.com", "manager")
+        .await
+        .0;
     let (status, ledger) = get_text(&manager, "/v1/exports/ledger.csv").await;
     assert_eq!(status, 200, "{ledger}");
 

@@ -20,35 +20,6 @@ async fn new_key(admin: &Client, scope: &str, store: Option<&str>) -> (Client, S
     (key, body["id"].as_str().unwrap().to_owned())
 }
 
-/// A staff user signed in, with their id.
-async fn staff(admin: &Client, email: &str, role: &str) -> (Client, String) {
-    let (status, user) = admin
-        .post(
-            "/v1/users",
-            json!({"email": email, "name": role, "role": role, "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{user}");
-    let response = admin
-        .http
-        .post(format!("{}/v1/session", admin.address))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    let client = admin.with(Auth::Session {
-        cookie: cookie.split(';').next().unwrap().to_owned(),
-        csrf: Some(body["csrf_token"].as_str().unwrap().to_owned()),
-    });
-    (client, user["id"].as_str().unwrap().to_owned())
-}
-
 fn paid_with_points(id: &str, phone: &str, amount: i64, points_paid: i64) -> Value {
     json!({"id": id, "type": "purchase", "occurred_at": "2026-01-11T09:00:00+07:00",
            "member": {"phone": phone}, "store": "HN01", "amount": amount, "points_paid": points_paid})
@@ -124,8 +95,8 @@ async fn a_void_needs_a_manager(postgres: bool) {
         .post("/v1/events", purchase("V-1", "0912000031", 1_000_000))
         .await;
     assert_eq!(status, 200);
-    let (cashier, _) = staff(&cafe.admin, "thu.ngan@example.vn", "cashier").await;
-    let (manager, _) = staff(&cafe.admin, "quan.ly@example.vn", "manager").await;
+    let (cashier, _) = signed_in_staff(&cafe.admin, "thu.ngan@example.vn", "cashier").await;
+    let (manager, _) = signed_in_staff(&cafe.admin, "quan.ly@example.vn", "manager").await;
     let (status, refused) = cashier.post("/v1/events", void("V-1-void", "V-1")).await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
     let (status, refunded) = cashier
@@ -286,7 +257,7 @@ async fn a_purchase_above_the_tenants_maximum_is_refused(postgres: bool) {
 async fn every_event_names_who_sent_it(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
     let (till, key_id) = new_key(&cafe.admin, "write", Some("HN01")).await;
-    let (cashier, user_id) = staff(&cafe.admin, "thu.ngan@example.vn", "cashier").await;
+    let (cashier, user_id) = signed_in_staff(&cafe.admin, "thu.ngan@example.vn", "cashier").await;
     let (status, by_key) = till
         .post("/v1/events", purchase("W-1", "0912000034", 100_000))
         .await;

@@ -183,3 +183,32 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// Adds a staff user of `role` and signs them in: their session's client and their id.
+pub async fn signed_in_staff(admin: &Client, email: &str, role: &str) -> (Client, String) {
+    let (status, user) = admin
+        .post(
+            "/v1/users",
+            json!({"email": email, "name": role, "role": role, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let response = admin
+        .http
+        .post(format!("{}/v1/session", admin.address))
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    let client = admin.with(Auth::Session {
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+        csrf: Some(body["csrf_token"].as_str().unwrap().to_owned()),
+    });
+    (client, user["id"].as_str().unwrap().to_owned())
+}
