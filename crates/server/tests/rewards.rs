@@ -208,7 +208,52 @@ async fn changes_are_audited(postgres: bool) {
     assert_eq!(entries[3]["after"]["name"], "Bánh mì");
 }
 
+/// Renaming a reward while it is being redeemed never puts back stock a redemption took: the
+/// edit reads the reward under the same lock as a redemption.
+async fn edits_racing_redemptions_keep_the_stock(postgres: bool) {
+    const REDEMPTIONS: i64 = 20;
+    let cafe = cafe(postgres, ServerOptions::default()).await;
+    let (status, _) = cafe
+        .admin
+        .post("/v1/events", purchase("P-1", "0912000001", 50_000_000))
+        .await;
+    assert_eq!(status, 200);
+    let reward = create(
+        &cafe.admin,
+        json!({"name": "Bánh", "cost": 1, "stock": 100}),
+    )
+    .await;
+    let id = reward["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/rewards/{id}");
+    let redeeming = async {
+        for index in 0..REDEMPTIONS {
+            let (status, body) = redeem(&cafe.admin, &format!("RD-{index}"), &id).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let editing = async {
+        for index in 0..REDEMPTIONS {
+            let (status, body) = cafe
+                .admin
+                .patch(&path, json!({"name": format!("Bánh {index}")}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    tokio::join!(redeeming, editing);
+    let (status, rewards) = cafe.admin.get("/v1/rewards").await;
+    assert_eq!(status, 200);
+    let stock = rewards
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|reward| reward["id"] == id.as_str())
+        .map(|reward| reward["stock"].clone());
+    assert_eq!(stock, Some(json!(100 - REDEMPTIONS)));
+}
+
 on_both_backends! {
+    edits_racing_redemptions_keep_the_stock;
     cost_starts_at_one_point;
     edit_and_retire;
     changes_are_audited;

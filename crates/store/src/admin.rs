@@ -488,7 +488,28 @@ impl Store {
         change: &RewardChange,
         actor: &Actor,
     ) -> Result<Reward, StoreError> {
-        let before = self.reward(tenant_id, reward_id).await?;
+        // The reward is read inside the transaction that writes it, locked as a redemption
+        // locks it (SQLite: the write lock from `BEGIN IMMEDIATE`; PostgreSQL: the row), so a
+        // redemption between the read and the write cannot have its stock overwritten.
+        let mut transaction = self.begin_write().await?;
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM rewards WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+                .bind(tenant_id.to_string())
+                .bind(reward_id.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let sql = format!(
+            "{} WHERE tenant_id = $1 AND id = $2",
+            crate::batch::REWARD_SELECT
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant_id.to_string())
+            .bind(reward_id.to_string())
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or(StoreError::NotFound { what: "reward" })?;
+        let before = crate::batch::reward_from_row(&crate::sql::DbRow::from_any(&row))?.1;
         let mut after = before.clone();
         change.apply_to(&mut after);
         check_reward(&after)?;
@@ -497,7 +518,6 @@ impl Store {
             (false, true) => "reward.unretire",
             _ => "reward.update",
         };
-        let mut transaction = self.pool.begin().await?;
         sqlx::query(
             "UPDATE rewards SET name = $1, description = $2, cost = $3, stock = $4, per_member_limit = $5, \
              valid_from = $6, valid_until = $7, stores = $8, voucher_valid_days = $9, active = $10 \
