@@ -401,6 +401,9 @@ async fn a_webhook_delivery_is_logged_and_replayed() {
     let (_, audit) = owner.get("/admin/audit").await;
     assert!(audit.contains("webhook_delivery.replay"), "{audit}");
     assert!(audit.contains("webhook.create"), "{audit}");
+    // The subscription's fields are named in Vietnamese, not by their JSON keys.
+    assert!(audit.contains("Sự kiện: "), "{audit}");
+    assert!(audit.contains("Địa chỉ: "), "{audit}");
 
     // Disabled, it is sent nothing more and cannot be replayed.
     let (status, _) = owner
