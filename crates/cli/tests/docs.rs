@@ -12,13 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The documents whose examples run.
-const DOCUMENTS: [&str; 4] = [
-    "README.md",
-    "docs/integration.md",
-    "docs/webhooks.md",
-    "docs/benchmarks.md",
-];
+/// The documents whose examples run: README.md and every Markdown file in docs/, so a new
+/// document is tested without being listed.
+fn documents() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(repository().join("docs"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    found.sort();
+    found.insert(0, "README.md".to_owned());
+    found
+}
 /// The demo's size here: enough for members with points and vouchers, quick in a debug build.
 const DEMO_MEMBERS: &str = "300";
 const DEMO_PURCHASES: &str = "3000";
@@ -194,7 +200,9 @@ fn every_shell_example_in_the_docs_runs_against_the_demo() {
     let demo = start_demo(&directory);
     let mut failures = Vec::new();
     let mut blocks = 0;
-    for document in DOCUMENTS {
+    let documents = documents();
+    assert!(documents.len() >= 4, "{documents:?}");
+    for document in &documents {
         let text = std::fs::read_to_string(repository().join(document)).unwrap();
         blocks += runnable_blocks(&text).len();
         failures.extend(run_document(&demo, &directory, document));
