@@ -1,6 +1,7 @@
 //! Tenants, stores, programme versions, rewards and API keys: the setup around the engine.
 
 use crate::audit::{Actor, Change};
+use crate::sql::{bind_all, Bind, DbRow};
 use crate::users::Role;
 use crate::{Store, StoreError, TenantSettings};
 use patron_core::programme::{Programme, ProgrammeDefinition};
@@ -420,23 +421,20 @@ impl Store {
     ) -> Result<RewardId, StoreError> {
         check_reward(reward)?;
         let mut transaction = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO rewards (id, tenant_id, name, description, cost, stock, per_member_limit, valid_from, valid_until, \
-             stores, voucher_valid_days, active, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+        let mut values = reward_columns(reward);
+        values.extend([
+            reward.id.to_string().into(),
+            tenant_id.to_string().into(),
+            to_micros(chrono::Utc::now()).into(),
+        ]);
+        bind_all(
+            sqlx::query(
+                "INSERT INTO rewards (name, description, cost, stock, per_member_limit, valid_from, valid_until, \
+                 stores, voucher_valid_days, active, id, tenant_id, created_at) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+            ),
+            values,
         )
-        .bind(reward.id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(reward.name.clone())
-        .bind(reward.description.clone())
-        .bind(reward.cost.0)
-        .bind(reward.stock)
-        .bind(reward.per_member_limit)
-        .bind(reward.valid_from.map(to_micros))
-        .bind(reward.valid_until.map(to_micros))
-        .bind(serde_json::to_string(&reward.stores).expect("strings serialise"))
-        .bind(reward.voucher_valid_days as i64)
-        .bind(reward.active as i64)
-        .bind(to_micros(chrono::Utc::now()))
         .execute(&mut *transaction)
         .await?;
         crate::audit::record_in(
@@ -461,20 +459,8 @@ impl Store {
         tenant_id: TenantId,
         reward_id: RewardId,
     ) -> Result<Reward, StoreError> {
-        let sql = format!(
-            "{} WHERE tenant_id = $1 AND id = $2",
-            crate::batch::REWARD_SELECT
-        );
-        let rows = self
-            .read(
-                &sql,
-                vec![tenant_id.to_string().into(), reward_id.to_string().into()],
-            )
-            .await?;
-        let row = rows
-            .first()
-            .ok_or(StoreError::NotFound { what: "reward" })?;
-        Ok(crate::batch::reward_from_row(row)?.1)
+        let mut connection = self.pool.acquire().await?;
+        reward_in(&mut connection, tenant_id, reward_id).await
     }
 
     /// Changes a reward: `Some` fields are set (`Some(None)` clears a limit or a date).
@@ -499,17 +485,7 @@ impl Store {
                 .execute(&mut *transaction)
                 .await?;
         }
-        let sql = format!(
-            "{} WHERE tenant_id = $1 AND id = $2",
-            crate::batch::REWARD_SELECT
-        );
-        let row = sqlx::query(&sql)
-            .bind(tenant_id.to_string())
-            .bind(reward_id.to_string())
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or(StoreError::NotFound { what: "reward" })?;
-        let before = crate::batch::reward_from_row(&crate::sql::DbRow::from_any(&row))?.1;
+        let before = reward_in(&mut transaction, tenant_id, reward_id).await?;
         let mut after = before.clone();
         change.apply_to(&mut after);
         check_reward(&after)?;
@@ -518,23 +494,16 @@ impl Store {
             (false, true) => "reward.unretire",
             _ => "reward.update",
         };
-        sqlx::query(
-            "UPDATE rewards SET name = $1, description = $2, cost = $3, stock = $4, per_member_limit = $5, \
-             valid_from = $6, valid_until = $7, stores = $8, voucher_valid_days = $9, active = $10 \
-             WHERE tenant_id = $11 AND id = $12",
+        let mut values = reward_columns(&after);
+        values.extend([tenant_id.to_string().into(), reward_id.to_string().into()]);
+        bind_all(
+            sqlx::query(
+                "UPDATE rewards SET name = $1, description = $2, cost = $3, stock = $4, per_member_limit = $5, \
+                 valid_from = $6, valid_until = $7, stores = $8, voucher_valid_days = $9, active = $10 \
+                 WHERE tenant_id = $11 AND id = $12",
+            ),
+            values,
         )
-        .bind(after.name.clone())
-        .bind(after.description.clone())
-        .bind(after.cost.0)
-        .bind(after.stock)
-        .bind(after.per_member_limit)
-        .bind(after.valid_from.map(to_micros))
-        .bind(after.valid_until.map(to_micros))
-        .bind(serde_json::to_string(&after.stores).expect("strings serialise"))
-        .bind(after.voucher_valid_days as i64)
-        .bind(after.active as i64)
-        .bind(tenant_id.to_string())
-        .bind(reward_id.to_string())
         .execute(&mut *transaction)
         .await?;
         crate::audit::record_in(
@@ -872,4 +841,44 @@ fn reward_json(reward: &Reward) -> serde_json::Value {
         "voucher_valid_days": reward.voucher_valid_days,
         "active": reward.active,
     })
+}
+
+/// A reward's stored columns in the order its INSERT and UPDATE name them first: name,
+/// description, cost, stock, per_member_limit, valid_from, valid_until, stores,
+/// voucher_valid_days, active.
+fn reward_columns(reward: &Reward) -> Vec<Bind> {
+    vec![
+        reward.name.clone().into(),
+        reward.description.clone().into(),
+        reward.cost.0.into(),
+        reward.stock.into(),
+        reward.per_member_limit.into(),
+        reward.valid_from.map(to_micros).into(),
+        reward.valid_until.map(to_micros).into(),
+        serde_json::to_string(&reward.stores)
+            .expect("strings serialise")
+            .into(),
+        i64::from(reward.voucher_valid_days).into(),
+        i64::from(reward.active).into(),
+    ]
+}
+
+/// One reward of the tenant, read on `connection` (inside a caller's transaction, it sees
+/// what that transaction locked).
+async fn reward_in(
+    connection: &mut sqlx::AnyConnection,
+    tenant_id: TenantId,
+    reward_id: RewardId,
+) -> Result<Reward, StoreError> {
+    let sql = format!(
+        "{} WHERE tenant_id = $1 AND id = $2",
+        crate::batch::REWARD_SELECT
+    );
+    let row = sqlx::query(&sql)
+        .bind(tenant_id.to_string())
+        .bind(reward_id.to_string())
+        .fetch_optional(connection)
+        .await?
+        .ok_or(StoreError::NotFound { what: "reward" })?;
+    Ok(crate::batch::reward_from_row(&DbRow::from_any(&row))?.1)
 }
