@@ -9,17 +9,6 @@ use patron_server::ServerOptions;
 use patron_store::admin::KeyScope;
 use serde_json::{json, Value};
 
-async fn new_key(admin: &Client, scope: &str, store: Option<&str>) -> Client {
-    let (status, body) = admin
-        .post(
-            "/v1/api-keys",
-            json!({"name": format!("{scope} key"), "scope": scope, "store": store}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    admin.with(Auth::Key(body["secret"].as_str().unwrap().to_owned()))
-}
-
 async fn audit_actions(admin: &Client) -> Vec<(String, String)> {
     let (status, body) = admin.get("/v1/audit?limit=200").await;
     assert_eq!(status, 200, "{body}");
@@ -39,9 +28,9 @@ async fn audit_actions(admin: &Client) -> Vec<(String, String)> {
 async fn keys_scopes_revocation_and_store_keys(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
     let admin = &cafe.admin;
-    let reader = new_key(admin, "read", None).await;
-    let writer = new_key(admin, "write", None).await;
-    let till = new_key(admin, "write", Some("HN01")).await;
+    let reader = api_key(admin, "read", None).await.0;
+    let writer = api_key(admin, "write", None).await.0;
+    let till = api_key(admin, "write", Some("HN01")).await.0;
 
     // A read key reads but cannot write; a write key records but cannot administer.
     let (status, _) = reader

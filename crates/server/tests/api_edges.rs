@@ -10,17 +10,6 @@ use patron_server::{ServerOptions, BATCH_EVENTS_MAX, BODY_BYTES_MAX};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
-async fn new_key(admin: &Client, scope: &str) -> Client {
-    let (status, body) = admin
-        .post(
-            "/v1/api-keys",
-            json!({"name": format!("{scope} key"), "scope": scope}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    admin.with(Auth::Key(body["secret"].as_str().unwrap().to_owned()))
-}
-
 /// The status and body text of a GET (CSV answers are not JSON).
 async fn get_text(client: &Client, path: &str) -> (u16, String) {
     let mut request = client.http.get(format!("{}{path}", client.address));
@@ -57,8 +46,8 @@ async fn personal_data_exports_are_for_owners_and_managers(postgres: bool) {
     let admin = &cafe.admin;
     enrol(admin, "EN-1", "0912000001", "Trần Thị An").await;
     let refused = [
-        ("read key", new_key(admin, "read").await),
-        ("write key", new_key(admin, "write").await),
+        ("read key", api_key(admin, "read", None).await.0),
+        ("write key", api_key(admin, "write", None).await.0),
         (
             "viewer",
             signed_in_staff(admin, "viewer@example.com", "viewer")

@@ -7,19 +7,6 @@ use common::*;
 use patron_server::ServerOptions;
 use serde_json::{json, Value};
 
-/// A key made over the API, with its id.
-async fn new_key(admin: &Client, scope: &str, store: Option<&str>) -> (Client, String) {
-    let (status, body) = admin
-        .post(
-            "/v1/api-keys",
-            json!({"name": format!("{scope} key"), "scope": scope, "store": store}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let key = admin.with(Auth::Key(body["secret"].as_str().unwrap().to_owned()));
-    (key, body["id"].as_str().unwrap().to_owned())
-}
-
 fn paid_with_points(id: &str, phone: &str, amount: i64, points_paid: i64) -> Value {
     json!({"id": id, "type": "purchase", "occurred_at": "2026-01-11T09:00:00+07:00",
            "member": {"phone": phone}, "store": "HN01", "amount": amount, "points_paid": points_paid})
@@ -130,8 +117,8 @@ async fn a_void_needs_a_manager(postgres: bool) {
 /// takes; HN01's key can.
 async fn a_store_key_keeps_to_its_own_store(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
-    let (hanoi, _) = new_key(&cafe.admin, "write", Some("HN01")).await;
-    let (saigon, _) = new_key(&cafe.admin, "write", Some("HCM01")).await;
+    let (hanoi, _) = api_key(&cafe.admin, "write", Some("HN01")).await;
+    let (saigon, _) = api_key(&cafe.admin, "write", Some("HCM01")).await;
     let (status, bought) = hanoi
         .post("/v1/events", purchase("S-1", "0912000032", 1_000_000))
         .await;
@@ -243,7 +230,7 @@ async fn a_purchase_above_the_tenants_maximum_is_refused(postgres: bool) {
         )
         .await;
     assert_eq!((status, wrong["field"].as_str()), (422, Some("confirm")));
-    let (writer, _) = new_key(&cafe.admin, "write", None).await;
+    let (writer, _) = api_key(&cafe.admin, "write", None).await;
     let (status, _) = writer
         .put(
             "/v1/settings/purchase-limits",
@@ -256,7 +243,7 @@ async fn a_purchase_above_the_tenants_maximum_is_refused(postgres: bool) {
 /// A key's purchase names the key; a staff member's names the user.
 async fn every_event_names_who_sent_it(postgres: bool) {
     let cafe = cafe(postgres, ServerOptions::default()).await;
-    let (till, key_id) = new_key(&cafe.admin, "write", Some("HN01")).await;
+    let (till, key_id) = api_key(&cafe.admin, "write", Some("HN01")).await;
     let (cashier, user_id) = signed_in_staff(&cafe.admin, "thu.ngan@example.vn", "cashier").await;
     let (status, by_key) = till
         .post("/v1/events", purchase("W-1", "0912000034", 100_000))

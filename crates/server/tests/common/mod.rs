@@ -212,3 +212,16 @@ pub async fn signed_in_staff(admin: &Client, email: &str, role: &str) -> (Client
     });
     (client, user["id"].as_str().unwrap().to_owned())
 }
+
+/// A key of `scope` (for one store, if given) made over the API: its client and its id.
+pub async fn api_key(admin: &Client, scope: &str, store: Option<&str>) -> (Client, String) {
+    let (status, body) = admin
+        .post(
+            "/v1/api-keys",
+            json!({"name": format!("{scope} key"), "scope": scope, "store": store}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let key = admin.with(Auth::Key(body["secret"].as_str().unwrap().to_owned()));
+    (key, body["id"].as_str().unwrap().to_owned())
+}
