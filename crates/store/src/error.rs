@@ -10,6 +10,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     #[error("configuration: {0}")]
     Config(String),
     #[error("{what} not found")]
@@ -48,6 +50,14 @@ impl StoreError {
                 // serialization_failure, deadlock_detected, lock_not_available
                 Some("40001") | Some("40P01") | Some("55P03")
             ),
+            StoreError::Postgres(error) => error.code().is_some_and(|code| {
+                [
+                    &tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE,
+                    &tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED,
+                    &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE,
+                ]
+                .contains(&code)
+            }),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => matches!(
                 error.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
@@ -56,15 +66,100 @@ impl StoreError {
         }
     }
 
+    /// The database could not be reached or went away (a restart, a network cut): the request
+    /// may be tried again later, and nothing was half done.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Postgres(error) => {
+                error.is_closed()
+                    || error.as_db_error().is_none() && error.code().is_none()
+                    || error.code().is_some_and(|code| {
+                        code.code().starts_with("08")
+                            || [
+                                &tokio_postgres::error::SqlState::ADMIN_SHUTDOWN,
+                                &tokio_postgres::error::SqlState::CRASH_SHUTDOWN,
+                                &tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW,
+                            ]
+                            .contains(&code)
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// The unique constraint this error violated, if it is one of those Patron relies on.
+    pub fn violated(&self) -> Option<Unique> {
+        let (postgres, sqlite) = match self {
+            StoreError::Postgres(error) => {
+                let error = error.as_db_error()?;
+                if error.code() != &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+                    return None;
+                }
+                (error.constraint(), None)
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, Some(message)))
+                if error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                (None, message.strip_prefix("UNIQUE constraint failed: "))
+            }
+            _ => return None,
+        };
+        Unique::ALL.into_iter().find(|unique| {
+            let (name, columns) = unique.names();
+            postgres == Some(name) || sqlite == Some(columns)
+        })
+    }
+
     /// A unique-constraint violation: a conflict, not a fault.
     pub fn is_unique_violation(&self) -> bool {
         match self {
+            StoreError::Postgres(error) => {
+                error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
             StoreError::Database(sqlx::Error::Database(error)) => error.is_unique_violation(),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
                 error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                     || error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             }
             _ => false,
+        }
+    }
+}
+
+/// The unique constraints whose violation means something to the caller: each is known by its
+/// PostgreSQL name and by the columns SQLite's message lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unique {
+    /// Another member of the tenant has the phone.
+    MemberPhone,
+    /// The tenant has an event with the id.
+    EventId,
+    /// The tenant has a staff account with the e-mail.
+    UserEmail,
+    /// Another process applied the migration first.
+    MigrationVersion,
+    /// The member has a card already.
+    MemberCard,
+}
+
+impl Unique {
+    const ALL: [Unique; 5] = [
+        Unique::MemberPhone,
+        Unique::EventId,
+        Unique::UserEmail,
+        Unique::MigrationVersion,
+        Unique::MemberCard,
+    ];
+
+    /// (PostgreSQL's constraint or index name, SQLite's column list).
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Unique::MemberPhone => ("members_phone", "members.tenant_id, members.phone"),
+            Unique::EventId => ("events_pkey", "events.tenant_id, events.event_id"),
+            Unique::UserEmail => ("users_email", "users.tenant_id, users.email"),
+            Unique::MigrationVersion => ("schema_migrations_pkey", "schema_migrations.version"),
+            Unique::MemberCard => ("member_cards_member", "member_cards.member_id"),
         }
     }
 }

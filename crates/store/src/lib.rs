@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod audit;
 mod batch;
+pub mod db;
 pub mod error;
 pub mod exports;
 pub mod imports;
@@ -105,21 +106,29 @@ impl TenantSettings {
 /// The database and what is cached of it.
 #[derive(Clone)]
 pub struct Store {
+    /// Every read and write, on either backend.
+    pub(crate) db: db::Database,
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) tenants: Arc<RwLock<HashMap<TenantId, Arc<TenantSettings>>>>,
-    /// The SQLite file, for the journal's own connection.
-    sqlite_path: Option<String>,
     sqlite_pragmas: String,
 }
 
-/// The file of a `sqlite:` URL, or `None` for an in-memory database.
-fn sqlite_file(url: &str) -> Option<String> {
+/// The file of a `sqlite:` URL, and whether it is temporary: an in-memory database
+/// (`sqlite::memory:`) is a new file in the temporary directory, removed when the store is
+/// dropped, so that it takes the same path as any other (a connection pool over `:memory:`
+/// would give each connection a database of its own).
+fn sqlite_file(url: &str) -> (String, bool) {
     let rest = url
         .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
+    if path.is_empty() || path.contains(":memory:") {
+        let file = std::env::temp_dir().join(format!("patron-memory-{}.db", uuid::Uuid::now_v7()));
+        return (file.display().to_string(), true);
+    }
+    (path.to_owned(), false)
 }
 
 fn normalise_url(url: &str) -> String {
@@ -147,6 +156,10 @@ impl Store {
         } else {
             Backend::Postgres
         };
+        let sqlite = (backend == Backend::Sqlite).then(|| sqlite_file(&url));
+        if let Some((path, _)) = &sqlite {
+            url = format!("sqlite://{path}");
+        }
         if backend == Backend::Sqlite && !url.contains("mode=") {
             url.push_str(if url.contains('?') {
                 "&mode=rwc"
@@ -185,14 +198,19 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let sqlite_path = (backend == Backend::Sqlite)
-            .then(|| sqlite_file(&url))
-            .flatten();
+        let options = db::Options {
+            connections_max: config.connections_max.max(2) as usize,
+            sqlite_pragmas: sqlite_pragmas.clone(),
+        };
+        let db = match &sqlite {
+            Some((path, temporary)) => db::Database::sqlite(path.into(), *temporary, &options)?,
+            None => db::Database::postgres(&url, &options).await?,
+        };
         Ok(Store {
+            db,
             pool,
             backend,
             tenants: Arc::new(RwLock::new(HashMap::new())),
-            sqlite_path,
             sqlite_pragmas,
         })
     }
@@ -216,13 +234,7 @@ impl Store {
     pub(crate) fn open_writer_connection(
         &self,
     ) -> Result<Option<rusqlite::Connection>, StoreError> {
-        let Some(path) = &self.sqlite_path else {
-            return Ok(None);
-        };
-        let connection = rusqlite::Connection::open(path)?;
-        connection.execute_batch(&self.sqlite_pragmas)?;
-        connection.set_prepared_statement_cache_capacity(256);
-        Ok(Some(connection))
+        self.db.writer_connection()
     }
 
     /// The PRAGMAs every SQLite connection of this store runs (benchmarks open their own).
@@ -232,6 +244,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The database handle: every read and write goes through it.
+    pub fn db(&self) -> &db::Database {
+        &self.db
     }
 
     pub fn pool(&self) -> &AnyPool {
