@@ -79,6 +79,12 @@ pub async fn record_in(
     Ok(())
 }
 
+/// Records `change` inside an open transaction.
+pub async fn record_tx(tx: &mut crate::db::Tx<'_>, change: &Change<'_>) -> Result<(), StoreError> {
+    tx.execute(INSERT, change_values(change)).await?;
+    Ok(())
+}
+
 impl Store {
     /// Records `change` on its own.
     pub async fn audit(&self, change: &Change<'_>) -> Result<(), StoreError> {

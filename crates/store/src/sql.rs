@@ -6,44 +6,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
-/// A value to bind.
-#[derive(Clone, Debug)]
-pub(crate) enum Bind {
-    Int(i64),
-    Text(String),
-    NullInt,
-    NullText,
-}
-
-impl From<i64> for Bind {
-    fn from(value: i64) -> Bind {
-        Bind::Int(value)
-    }
-}
-
-impl From<String> for Bind {
-    fn from(value: String) -> Bind {
-        Bind::Text(value)
-    }
-}
-
-impl From<&str> for Bind {
-    fn from(value: &str) -> Bind {
-        Bind::Text(value.to_owned())
-    }
-}
-
-impl From<Option<i64>> for Bind {
-    fn from(value: Option<i64>) -> Bind {
-        value.map(Bind::Int).unwrap_or(Bind::NullInt)
-    }
-}
-
-impl From<Option<String>> for Bind {
-    fn from(value: Option<String>) -> Bind {
-        value.map(Bind::Text).unwrap_or(Bind::NullText)
-    }
-}
+pub(crate) use crate::db::Bind;
 
 pub(crate) fn bind_all<'q>(
     mut query: Query<'q, Any, AnyArguments<'q>>,
@@ -55,6 +18,9 @@ pub(crate) fn bind_all<'q>(
             Bind::Text(value) => query.bind(value),
             Bind::NullInt => query.bind(None::<i64>),
             Bind::NullText => query.bind(None::<String>),
+            Bind::Ints(_) | Bind::Texts(_) => {
+                unreachable!("sqlx's Any driver binds no arrays: lists go through db::Database")
+            }
         };
     }
     query
@@ -277,6 +243,9 @@ fn bind_sqlite(statement: &mut rusqlite::Statement<'_>, values: &[Bind]) -> rusq
             Bind::NullInt | Bind::NullText => {
                 statement.raw_bind_parameter(index + 1, rusqlite::types::Null)?
             }
+            Bind::Ints(_) | Bind::Texts(_) => {
+                unreachable!("lists go through db::Database")
+            }
         }
     }
     Ok(())
@@ -381,5 +350,16 @@ impl<'c> Db<'c> {
             }
             Db::Pool(transaction) => Ok(transaction.commit().await?),
         }
+    }
+}
+
+/// `column` is one of the list bound as `$index` ([`Bind::Ints`] or [`Bind::Texts`]):
+/// `column = ANY($index)` on PostgreSQL, `column IN rarray($index)` on SQLite. One parameter
+/// however long the list, so the statement stays prepared, and PostgreSQL plans it as an array
+/// probe on the index rather than a list of a thousand guesses.
+pub(crate) fn one_of(backend: Backend, column: &str, index: usize) -> String {
+    match backend {
+        Backend::Postgres => format!("{column} = ANY(${index})"),
+        Backend::Sqlite => format!("{column} IN rarray(${index})"),
     }
 }
