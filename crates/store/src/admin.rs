@@ -251,7 +251,7 @@ impl Store {
         confirm: i64,
     ) -> Result<(), StoreError> {
         let before = self.tenant(tenant_id).await?;
-        let mut db = crate::sql::Db::begin(&self.pool, None).await?;
+        let mut db = self.db.begin_write().await?;
         db.execute(
             "UPDATE tenants SET purchase_amount_max = $1, purchase_amount_confirm = $2 WHERE id = $3",
             vec![maximum.into(), confirm.into(), tenant_id.to_string().into()],

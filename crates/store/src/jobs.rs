@@ -6,21 +6,22 @@
 //! time, so pending points can never be released late or early.
 
 use crate::batch::{
-    lock_in_order, lot_from_row, member_from_row, parse_member_id, tier_row, voucher_from_row,
-    write_ledger_rows, LOT_SELECT, MEMBER_QUARANTINED_COLUMN, MEMBER_SELECT, TIER_INSERT,
+    is_quarantined_row, load_lots_and_periods, lock_in_order, member_from, parse_tenant_id,
+    tier_row, voucher_from, write_ledger_rows, MEMBER_SELECT, TIER_INSERT, VOUCHER_SELECT,
     VOUCHER_UPSERT,
 };
+use crate::db::{Bind, Tx};
 use crate::model::rfc3339;
-use crate::sql::{placeholders, Bind, Db, Rows};
+use crate::sql::Rows;
 use crate::webhooks::{OUTBOX_COLUMNS, OUTBOX_INSERT};
 use crate::{Backend, Store, StoreError};
 use patron_core::engine::{expire_lots, expire_voucher};
 use patron_core::ledger::Transaction;
 use patron_core::lots::Lots;
-use patron_core::member::{MemberState, PeriodTotals};
+use patron_core::member::MemberState;
 use patron_core::tiers;
 use patron_core::time::{to_micros, Timestamp};
-use patron_core::{MemberId, Money, Points, TenantId};
+use patron_core::{MemberId, TenantId};
 use std::collections::HashMap;
 
 /// A maintenance job.
@@ -72,7 +73,7 @@ pub(crate) async fn run_chunk(
     now: Timestamp,
     cursor: Option<String>,
 ) -> Result<JobReport, StoreError> {
-    let mut db = Db::begin(&store.pool, connection).await?;
+    let mut db = Tx::for_writer(&store.db, connection).await?;
     let report = match kind {
         JobKind::ExpireLots => expire_lots_chunk(&mut db, now).await?,
         JobKind::ExpireVouchers => expire_vouchers_chunk(&mut db, now).await?,
@@ -85,19 +86,18 @@ pub(crate) async fn run_chunk(
     Ok(report)
 }
 
-/// The first column of every row of a one-parameter query.
-async fn first_column(db: &mut Db<'_>, sql: &str, value: Bind) -> Result<Vec<String>, StoreError> {
-    Ok(db
-        .fetch(sql, vec![value])
+/// The column `id` of every row of a one-parameter query.
+async fn ids_of(db: &mut Tx<'_>, sql: &str, value: Bind) -> Result<Vec<String>, StoreError> {
+    db.fetch(sql, vec![value])
         .await?
         .iter()
-        .map(|row| row.text(0))
-        .collect())
+        .map(|row| row.text("id"))
+        .collect()
 }
 
 /// Loads members by id with their open lots and monthly totals.
 async fn load_members(
-    db: &mut Db<'_>,
+    db: &mut Tx<'_>,
     ids: &[String],
 ) -> Result<HashMap<MemberId, (TenantId, MemberState)>, StoreError> {
     let backend = db.backend();
@@ -110,47 +110,27 @@ async fn load_members(
     if backend == Backend::Postgres {
         lock_in_order(db, "members", "id", ids.to_vec()).await?;
     }
-    let values: Vec<Bind> = ids.iter().map(|id| Bind::from(id.as_str())).collect();
     let sql = format!(
-        "{MEMBER_SELECT} WHERE id IN ({})",
-        placeholders(backend, 1, ids.len())
+        "{MEMBER_SELECT} WHERE {}",
+        crate::sql::one_of(backend, "id", 1)
     );
-    for row in db.fetch(&sql, values.clone()).await? {
+    for row in db.fetch(&sql, vec![Bind::Texts(ids.to_vec())]).await? {
         // A quarantined member waits for an operator; jobs leave it as it is.
-        if row.opt_int(MEMBER_QUARANTINED_COLUMN).is_some() {
+        if is_quarantined_row(&row)? {
             continue;
         }
-        let (tenant_id, state) = member_from_row(&row)?;
+        let (tenant_id, state) = member_from(&row)?;
         members.insert(state.id, (tenant_id, state));
     }
-    let sql = format!(
-        "{LOT_SELECT} WHERE member_id IN ({}) AND remaining <> 0",
-        placeholders(backend, 1, ids.len())
-    );
-    let mut lots: HashMap<MemberId, Vec<_>> = HashMap::new();
-    for row in db.fetch(&sql, values.clone()).await? {
-        let (member_id, lot) = lot_from_row(&row)?;
-        lots.entry(member_id).or_default().push(lot);
-    }
+    let (lots, periods) = load_lots_and_periods(db, ids.to_vec()).await?;
     for (member_id, member_lots) in lots {
         if let Some((_, state)) = members.get_mut(&member_id) {
             state.lots = Lots::new(member_lots);
         }
     }
-    let sql = format!(
-        "SELECT member_id, month, spend, points FROM member_periods WHERE member_id IN ({})",
-        placeholders(backend, 1, ids.len())
-    );
-    for row in db.fetch(&sql, values).await? {
-        let member_id = parse_member_id(&row.text(0))?;
+    for (member_id, month, totals) in periods {
         if let Some((_, state)) = members.get_mut(&member_id) {
-            state.periods.insert(
-                row.int(1) as i32,
-                PeriodTotals {
-                    spend: Money(row.int(2)),
-                    points: Points(row.int(3)),
-                },
-            );
+            state.periods.insert(month, totals);
         }
     }
     // The next event of an inconsistent member quarantines it (see `batch`); a job must not
@@ -165,9 +145,9 @@ async fn load_members(
     Ok(members)
 }
 
-async fn expire_lots_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
-    let sql = format!("SELECT DISTINCT member_id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}");
-    let ids = first_column(db, &sql, to_micros(now).into()).await?;
+async fn expire_lots_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
+    let sql = format!("SELECT DISTINCT member_id AS id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}");
+    let ids = ids_of(db, &sql, to_micros(now).into()).await?;
     let mut members = load_members(db, &ids).await?;
     let mut report = JobReport {
         processed: ids.len() as u64,
@@ -209,12 +189,12 @@ async fn expire_lots_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport,
 /// the same transaction. `processed` counts the pairs, `points` their points.
 async fn notify_expiring_chunk(
     store: &Store,
-    db: &mut Db<'_>,
+    db: &mut Tx<'_>,
     now: Timestamp,
 ) -> Result<JobReport, StoreError> {
     let horizon = now + chrono::Duration::days(EXPIRY_NOTICE_DAYS);
     let sql = format!(
-        "SELECT l.tenant_id, l.member_id, l.expires_at, CAST(SUM(l.remaining) AS BIGINT), m.phone FROM lots l \
+        "SELECT l.tenant_id, l.member_id, l.expires_at, SUM(l.remaining) AS points, m.phone FROM lots l \
          JOIN members m ON m.id = l.member_id \
          WHERE l.remaining > 0 AND l.expires_at > $1 AND l.expires_at <= $2 \
          AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.member_id = l.member_id AND n.expires_at = l.expires_at) \
@@ -233,8 +213,12 @@ async fn notify_expiring_chunk(
     let mut notices = Rows::new(5);
     let mut outbox = Rows::new(OUTBOX_COLUMNS);
     for row in &rows {
-        let (tenant, member, expires_at, points) =
-            (row.text(0), row.text(1), row.int(2), row.int(3));
+        let (tenant, member, expires_at, points) = (
+            row.text("tenant_id")?,
+            row.text("member_id")?,
+            row.int("expires_at")?,
+            row.int("points")?,
+        );
         report.points += points;
         notices.push(vec![
             tenant.as_str().into(),
@@ -243,8 +227,7 @@ async fn notify_expiring_chunk(
             points.into(),
             recorded_at.into(),
         ]);
-        let tenant_id = TenantId::parse(&tenant)
-            .map_err(|_| StoreError::Corrupt(format!("tenant id {tenant}")))?;
+        let tenant_id = parse_tenant_id(&tenant)?;
         let settings = store.tenant(tenant_id).await?;
         if !settings.webhook_topics.contains("points.expiring") {
             continue;
@@ -258,7 +241,7 @@ async fn notify_expiring_chunk(
             "occurred_at": rfc3339(now, settings.zone),
             "data": {
                 "member_id": member,
-                "phone": row.opt_text(4),
+                "phone": row.opt_text("phone")?,
                 "points": points,
                 "expires_at": rfc3339(expires, settings.zone),
             },
@@ -286,13 +269,12 @@ async fn notify_expiring_chunk(
     Ok(report)
 }
 
-async fn expire_vouchers_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
+async fn expire_vouchers_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
     let backend = db.backend();
     let rows = db
         .fetch(
             &format!(
-                "SELECT code, tenant_id, member_id, reward_id, cost, status, redemption_transaction, allocations, issued_at, \
-                 expires_at, used_at, used_store FROM vouchers WHERE status = 'issued' AND expires_at <= $1 \
+                "{VOUCHER_SELECT} WHERE status = 'issued' AND expires_at <= $1 \
                  ORDER BY code LIMIT {JOB_CHUNK_SIZE}{}",
                 // A voucher a batch is using or cancelling is waited for and, if no longer
                 // issued when it is free, left out (READ COMMITTED re-checks the condition).
@@ -312,7 +294,7 @@ async fn expire_vouchers_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobRep
     let mut transactions = Vec::new();
     let mut vouchers = Rows::new(13);
     for row in &rows {
-        let (tenant_id, mut voucher) = voucher_from_row(row)?;
+        let (tenant_id, mut voucher) = voucher_from(row)?;
         if let Some(transaction) = expire_voucher(&mut voucher, now) {
             report.points += voucher.cost.0;
             transactions.push((tenant_id, None, now, transaction));
@@ -330,13 +312,13 @@ async fn expire_vouchers_chunk(db: &mut Db<'_>, now: Timestamp) -> Result<JobRep
 
 async fn review_tiers_chunk(
     store: &Store,
-    db: &mut Db<'_>,
+    db: &mut Tx<'_>,
     now: Timestamp,
     after: String,
 ) -> Result<JobReport, StoreError> {
     let backend = db.backend();
     let sql = format!("SELECT id FROM members WHERE id > $1 ORDER BY id LIMIT {JOB_CHUNK_SIZE}");
-    let ids = first_column(db, &sql, after.into()).await?;
+    let ids = ids_of(db, &sql, after.into()).await?;
     let mut members = load_members(db, &ids).await?;
     let mut report = JobReport {
         processed: ids.len() as u64,

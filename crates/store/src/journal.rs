@@ -298,7 +298,7 @@ async fn run_work(store: &Store, connection: &mut Option<rusqlite::Connection>, 
         }
         Message::Merge(request, reply) => {
             let result = async {
-                let mut db = crate::sql::Db::begin(&store.pool, connection.as_mut()).await?;
+                let mut db = crate::db::Tx::for_writer(&store.db, connection.as_mut()).await?;
                 let report = crate::members::merge_in(store, &mut db, &request).await?;
                 db.commit().await?;
                 Ok(report)

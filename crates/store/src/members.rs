@@ -4,7 +4,7 @@
 
 use crate::audit::{self, Actor, Change};
 use crate::batch::{member_from_row, MEMBER_SELECT};
-use crate::sql::{Bind, Db};
+use crate::sql::Bind;
 use crate::{rfc3339, Store, StoreError};
 use patron_core::member::Profile;
 use patron_core::time::{from_micros, to_micros};
@@ -450,7 +450,7 @@ impl Store {
 /// up; the survivor keeps the higher tier and takes profile fields it lacks; `source` is deleted.
 pub(crate) async fn merge_in(
     store: &Store,
-    db: &mut Db<'_>,
+    db: &mut crate::db::Tx<'_>,
     request: &MergeRequest,
 ) -> Result<MergeReport, StoreError> {
     let tenant = request.tenant_id.to_string();
@@ -471,16 +471,14 @@ pub(crate) async fn merge_in(
         .await?;
     }
     let mut load = async |id: &str| -> Result<patron_core::member::MemberState, StoreError> {
-        let rows = db
-            .fetch(
+        let row = db
+            .fetch_optional(
                 &format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
                 vec![tenant.clone().into(), id.into()],
             )
-            .await?;
-        let row = rows
-            .first()
+            .await?
             .ok_or(StoreError::NotFound { what: "member" })?;
-        Ok(member_from_row(row)?.1)
+        Ok(crate::batch::member_from(&row)?.1)
     };
     let survivor = load(&survivor_id).await?;
     let source = load(&source_id).await?;
@@ -511,14 +509,12 @@ pub(crate) async fn merge_in(
         profile.birthday = source.profile.birthday;
     }
     let moved = db
-        .fetch(
-            "SELECT COUNT(*) FROM ledger_transactions WHERE tenant_id = $1 AND member_id = $2",
+        .fetch_one(
+            "SELECT COUNT(*) AS moved FROM ledger_transactions WHERE tenant_id = $1 AND member_id = $2",
             vec![tenant.clone().into(), source_id.clone().into()],
         )
         .await?
-        .first()
-        .map(|row| row.int(0))
-        .unwrap_or(0);
+        .int("moved")?;
     for table in [
         "lots",
         "ledger_transactions",

@@ -35,15 +35,6 @@ pub(crate) const POSTGRES_ROWS_PER_STATEMENT: usize = 256;
 /// Most values bound to one statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 pub(crate) const BIND_VALUES_MAX: usize = 30_000;
 
-/// Which database a connection talks to.
-pub(crate) fn backend_of(connection: &sqlx::AnyConnection) -> Backend {
-    if connection.backend_name().eq_ignore_ascii_case("sqlite") {
-        Backend::Sqlite
-    } else {
-        Backend::Postgres
-    }
-}
-
 /// Placeholders for `count` values bound in order, the first being number `first`:
 /// `$first, $first+1, …` for PostgreSQL. SQLite gets anonymous `?`: its lookup of a named or
 /// numbered parameter is linear in the number of parameters, which makes binding a long
@@ -214,145 +205,6 @@ impl DbRow {
     }
 }
 
-/// A SQLite transaction on the journal's own connection; rolled back if dropped uncommitted.
-pub(crate) struct SqliteTransaction<'c> {
-    connection: &'c mut rusqlite::Connection,
-    open: bool,
-}
-
-impl Drop for SqliteTransaction<'_> {
-    fn drop(&mut self) {
-        if self.open {
-            let _ = self.connection.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-/// The transaction the journal writes in: its own rusqlite connection on SQLite (calls go
-/// straight into SQLite on the writer's thread), a pooled sqlx connection on PostgreSQL.
-pub(crate) enum Db<'c> {
-    Sqlite(SqliteTransaction<'c>),
-    Pool(sqlx::Transaction<'static, Any>),
-}
-
-fn bind_sqlite(statement: &mut rusqlite::Statement<'_>, values: &[Bind]) -> rusqlite::Result<()> {
-    for (index, value) in values.iter().enumerate() {
-        match value {
-            Bind::Int(value) => statement.raw_bind_parameter(index + 1, value)?,
-            Bind::Text(value) => statement.raw_bind_parameter(index + 1, value.as_str())?,
-            Bind::NullInt | Bind::NullText => {
-                statement.raw_bind_parameter(index + 1, rusqlite::types::Null)?
-            }
-            Bind::Ints(_) | Bind::Texts(_) => {
-                unreachable!("lists go through db::Database")
-            }
-        }
-    }
-    Ok(())
-}
-
-impl<'c> Db<'c> {
-    /// Begins a write transaction: on the journal's own SQLite connection when it has one.
-    pub(crate) async fn begin(
-        pool: &sqlx::AnyPool,
-        connection: Option<&'c mut rusqlite::Connection>,
-    ) -> Result<Db<'c>, crate::StoreError> {
-        match connection {
-            Some(connection) => {
-                connection.execute_batch("BEGIN IMMEDIATE")?;
-                Ok(Db::Sqlite(SqliteTransaction {
-                    connection,
-                    open: true,
-                }))
-            }
-            None => Ok(Db::Pool(pool.begin().await?)),
-        }
-    }
-
-    pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Db::Sqlite(_) => Backend::Sqlite,
-            Db::Pool(transaction) => backend_of(transaction),
-        }
-    }
-
-    pub(crate) async fn fetch(
-        &mut self,
-        sql: &str,
-        values: Vec<Bind>,
-    ) -> Result<Vec<DbRow>, crate::StoreError> {
-        match self {
-            Db::Sqlite(transaction) => {
-                let mut statement = transaction.connection.prepare_cached(sql)?;
-                bind_sqlite(&mut statement, &values)?;
-                let columns = statement.column_count();
-                let mut rows = statement.raw_query();
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    let mut cells = Vec::with_capacity(columns);
-                    for index in 0..columns {
-                        cells.push(match row.get_ref(index)? {
-                            rusqlite::types::ValueRef::Integer(value) => Cell::Int(value),
-                            rusqlite::types::ValueRef::Text(bytes) => {
-                                Cell::Text(String::from_utf8_lossy(bytes).into_owned())
-                            }
-                            _ => Cell::Null,
-                        });
-                    }
-                    out.push(DbRow(cells));
-                }
-                Ok(out)
-            }
-            Db::Pool(transaction) => Ok(bind_all(sqlx::query(sql), values)
-                .fetch_all(&mut **transaction)
-                .await?
-                .iter()
-                .map(DbRow::from_any)
-                .collect()),
-        }
-    }
-
-    pub(crate) async fn execute(
-        &mut self,
-        sql: &str,
-        values: Vec<Bind>,
-    ) -> Result<u64, crate::StoreError> {
-        match self {
-            Db::Sqlite(transaction) => {
-                let mut statement = transaction.connection.prepare_cached(sql)?;
-                bind_sqlite(&mut statement, &values)?;
-                Ok(statement.raw_execute()? as u64)
-            }
-            Db::Pool(transaction) => Ok(bind_all(sqlx::query(sql), values)
-                .execute(&mut **transaction)
-                .await?
-                .rows_affected()),
-        }
-    }
-
-    /// Runs multi-row statements made by [`Rows::statements`].
-    pub(crate) async fn execute_all(
-        &mut self,
-        statements: Vec<(String, Vec<Bind>)>,
-    ) -> Result<(), crate::StoreError> {
-        for (sql, values) in statements {
-            self.execute(&sql, values).await?;
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), crate::StoreError> {
-        match self {
-            Db::Sqlite(mut transaction) => {
-                transaction.connection.execute_batch("COMMIT")?;
-                transaction.open = false;
-                Ok(())
-            }
-            Db::Pool(transaction) => Ok(transaction.commit().await?),
-        }
-    }
-}
-
 /// `column` is one of the list bound as `$index` ([`Bind::Ints`] or [`Bind::Texts`]):
 /// `column = ANY($index)` on PostgreSQL, `column IN rarray($index)` on SQLite. One parameter
 /// however long the list, so the statement stays prepared, and PostgreSQL plans it as an array
@@ -361,5 +213,30 @@ pub(crate) fn one_of(backend: Backend, column: &str, index: usize) -> String {
     match backend {
         Backend::Postgres => format!("{column} = ANY(${index})"),
         Backend::Sqlite => format!("{column} IN rarray(${index})"),
+    }
+}
+
+/// The rows of `select` for each key of the list bound as `$list`, where `select` ends in a
+/// `WHERE` clause ready for one more condition on `key` (e.g. `SELECT … FROM events WHERE
+/// tenant_id = $1 AND`).
+///
+/// On PostgreSQL the list is unnested and each key looked up on its own, in a lateral subquery
+/// the planner cannot flatten (`LIMIT 1` for a key that names one row, `OFFSET 0` for several):
+/// an index probe per key, whatever the table's statistics say. (With `key = ANY($list)` a
+/// never-analysed table got a scan of all the tenant's rows with the list as a filter.)
+/// `tests::hot_lookups_use_their_indexes` checks the plans with `EXPLAIN`.
+pub(crate) fn by_keys(
+    backend: Backend,
+    select: &str,
+    key: &str,
+    list: usize,
+    one_each: bool,
+) -> String {
+    match backend {
+        Backend::Sqlite => format!("{select} {key} IN rarray(${list})"),
+        Backend::Postgres => format!(
+            "SELECT found.* FROM unnest(${list}) AS wanted(key) CROSS JOIN LATERAL ({select} {key} = wanted.key {}) AS found",
+            if one_each { "LIMIT 1" } else { "OFFSET 0" }
+        ),
     }
 }
