@@ -22,13 +22,21 @@ pub struct JournalConfig {
     pub batch_size_max: usize,
     /// Most events waiting; senders wait when it is full (back-pressure).
     pub queue_length_max: usize,
+    /// SQLite: the size past which the checkpoint thread empties the WAL file (`TRUNCATE`)
+    /// instead of only copying its pages into the database (`PASSIVE`), so the WAL stays
+    /// bounded however long the server runs and whatever readers do.
+    pub wal_bytes_max: u64,
 }
+
+/// The WAL size past which it is truncated, unless configured: 64 MiB.
+pub const WAL_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig {
             batch_size_max: 1024,
             queue_length_max: 16_384,
+            wal_bytes_max: WAL_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -112,7 +120,7 @@ impl Journal {
         // commit that crosses the threshold, and that batch's callers wait (the p99 of
         // purchases over HTTP); a thread of their own does them beside the writer instead.
         let checkpoints = match connection.execute_batch("PRAGMA wal_autocheckpoint = 0") {
-            Ok(()) => start_checkpoints(&store),
+            Ok(()) => start_checkpoints(&store, config.wal_bytes_max),
             Err(error) => {
                 tracing::warn!(%error, "SQLite checkpoints stay in the writer's commits");
                 None
@@ -287,6 +295,16 @@ async fn writer(
             Message::Stop => {}
         }
     }
+    // A clean stop leaves the WAL empty: every page in the database file, the file truncated.
+    if let Some(connection) = &connection {
+        let done: Result<i64, _> =
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0));
+        match done {
+            Ok(0) => {}
+            Ok(_) => tracing::warn!("the WAL was not truncated at stop: a reader was still open"),
+            Err(error) => tracing::warn!(%error, "the WAL checkpoint at stop failed"),
+        }
+    }
 }
 
 /// Runs work other than events: a job's chunk or a merge, each in its own transaction.
@@ -428,8 +446,19 @@ async fn fail_alone(
 pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Starts the thread that checkpoints the SQLite WAL (`PASSIVE`: it never blocks the writer
-/// or a reader) every [`CHECKPOINT_INTERVAL`], until the returned flag is set.
-fn start_checkpoints(store: &Store) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+/// or a reader) every [`CHECKPOINT_INTERVAL`], until the returned flag is set. When the WAL file
+/// has grown past `wal_bytes_max` (readers kept SQLite from starting it over), the checkpoint
+/// is a `TRUNCATE`: it waits for the readers of old pages (up to the busy timeout, holding the
+/// writer meanwhile) and empties the file.
+fn start_checkpoints(
+    store: &Store,
+    wal_bytes_max: u64,
+) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+    let wal = store.db.sqlite_path().map(|path| {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::path::PathBuf::from(wal)
+    })?;
     let connection = match store.open_writer_connection() {
         Ok(Some(connection)) => connection,
         Ok(None) => return None,
@@ -445,10 +474,14 @@ fn start_checkpoints(store: &Store) -> Option<Arc<std::sync::atomic::AtomicBool>
         .spawn(move || {
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(CHECKPOINT_INTERVAL);
-                let done: Result<(i64, i64, i64), _> =
-                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    });
+                let size = std::fs::metadata(&wal).map(|meta| meta.len()).unwrap_or(0);
+                let sql = if size > wal_bytes_max {
+                    "PRAGMA wal_checkpoint(TRUNCATE)"
+                } else {
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                };
+                let done: Result<(i64, i64, i64), _> = connection
+                    .query_row(sql, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)));
                 if let Err(error) = done {
                     tracing::warn!(%error, "a WAL checkpoint failed");
                 }

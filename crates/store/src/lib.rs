@@ -178,7 +178,8 @@ impl Store {
         let sqlite_pragmas = format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000; \
              PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; \
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384; \
+             PRAGMA journal_size_limit = 67108864;"
         );
         let pragmas = sqlite_pragmas.clone();
         let pool = AnyPoolOptions::new()

@@ -143,3 +143,68 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
         "the database file grew from {before} bytes: the WAL was checkpointed"
     );
 }
+
+fn wal_bytes(path: &std::path::Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map(|meta| meta.len()).unwrap_or(0)
+}
+
+/// A reader that holds an old snapshot keeps SQLite from starting the WAL over, so it grows;
+/// once the reader is gone the checkpoint thread truncates it back under the limit, and a clean
+/// stop leaves it empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_and_is_empty_after_a_clean_stop() {
+    const LIMIT: u64 = 256 * 1024;
+    let path = patron_testkit::sqlite_path("wal-bound");
+    let store = patron_store::Store::open(&patron_store::DatabaseConfig::new(format!(
+        "sqlite://{}",
+        path.display()
+    )))
+    .await
+    .unwrap();
+    let cafe = Cafe::open(store.clone()).await;
+    cafe.journal.stop().await;
+    let config = patron_store::JournalConfig {
+        wal_bytes_max: LIMIT,
+        ..patron_store::JournalConfig::default()
+    };
+    let (journal, done) = patron_store::Journal::start(store.clone(), config);
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT COUNT(*) FROM members", [], |row| row.get(0))
+        .unwrap();
+    let events: Vec<_> = (0..3000)
+        .map(|index| {
+            cafe.event(
+                &format!("B-{index}"),
+                day(0),
+                purchase(phone(&format!("0913{:06}", index)), 100_000, 0),
+            )
+        })
+        .collect();
+    for answer in journal.submit_all(events).await {
+        answer.unwrap();
+    }
+    let grown = wal_bytes(&path);
+    assert!(
+        grown > LIMIT,
+        "the WAL grew to {grown} bytes behind the reader"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    let mut size = grown;
+    for _ in 0..40 {
+        tokio::time::sleep(patron_store::journal::CHECKPOINT_INTERVAL).await;
+        size = wal_bytes(&path);
+        if size <= LIMIT {
+            break;
+        }
+    }
+    assert!(size <= LIMIT, "the WAL is {size} bytes, past {LIMIT}");
+    journal.stop().await;
+    done.await.unwrap();
+    store.db().close_idle();
+    assert_eq!(wal_bytes(&path), 0, "a clean stop leaves the WAL empty");
+}
