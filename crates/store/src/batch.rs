@@ -2024,3 +2024,224 @@ pub(crate) fn lot_from_row(row: &DbRow) -> Result<(MemberId, Lot), StoreError> {
         },
     ))
 }
+
+#[cfg(test)]
+mod plan_tests {
+    //! The batch's lookups on PostgreSQL stay on their indexes on tables that were never
+    //! analysed: the plans of every query a batch sends are read with `EXPLAIN`.
+
+    use crate::admin::NewTenant;
+    use crate::db::{Bind, Database};
+    use crate::model::{IncomingEvent, IncomingKind, MemberRef};
+    use crate::{binds, Journal, JournalConfig};
+    use patron_core::event::Purchase;
+    use patron_core::reward::Reward;
+    use patron_core::{EventId, Money, Phone, Points, RewardId};
+
+    /// Copies of each row the small history has, so the tables hold enough for a scan to lose.
+    const COPIES: i64 = 20_000;
+
+    /// Inserts `COPIES` copies of every row of `table`, with the given columns made unique.
+    async fn multiply(db: &Database, table: &str, unique: &[&str]) {
+        let columns: Vec<String> = db
+            .fetch(
+                "SELECT column_name AS name FROM information_schema.columns \
+                 WHERE table_name = $1 ORDER BY ordinal_position",
+                binds![table],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.text("name").unwrap())
+            .collect();
+        let values: Vec<String> = columns
+            .iter()
+            .map(|column| {
+                if unique.contains(&column.as_str()) {
+                    format!("{column} || '-' || g")
+                } else {
+                    column.clone()
+                }
+            })
+            .collect();
+        db.batch(&format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {table} CROSS JOIN generate_series(1, {COPIES}) AS g",
+            columns.join(", "),
+            values.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hot_lookups_use_their_indexes() {
+        let url = patron_testkit::fresh_database_url(true, "plans").await;
+        let store = crate::Store::open(&crate::DatabaseConfig::new(url))
+            .await
+            .unwrap();
+        let tenant = store
+            .create_tenant(&NewTenant::vietnamese("Plans"))
+            .await
+            .unwrap();
+        store.create_store(tenant, "HN01", "Hà Nội").await.unwrap();
+        let programme = serde_json::from_value(serde_json::json!({
+            "amount_per_point": 1000, "point_value": 1000, "return_window_days": 0,
+            "expiry": {"kind": "days", "days": 365},
+            "tiers": [{"code": "member", "name": "Member", "threshold": 0}],
+            "qualification": {"metric": "spend", "window": "rolling_12_months", "grace_days": 30}
+        }))
+        .unwrap();
+        let start = chrono::Utc::now() - chrono::Duration::days(10);
+        store
+            .publish_programme(tenant, programme, start - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        let reward_id = store
+            .create_reward(
+                tenant,
+                &Reward {
+                    id: RewardId::new(),
+                    name: "Cake".into(),
+                    description: String::new(),
+                    cost: Points(10),
+                    stock: None,
+                    per_member_limit: None,
+                    valid_from: None,
+                    valid_until: None,
+                    stores: vec![],
+                    voucher_valid_days: 30,
+                    active: true,
+                },
+            )
+            .await
+            .unwrap();
+        let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
+        let event = |id: &str, kind: IncomingKind| IncomingEvent {
+            tenant_id: tenant,
+            id: EventId::parse(id).unwrap(),
+            occurred_at: start,
+            body_hash: id.into(),
+            kind,
+            actor: None,
+            store_scope: None,
+        };
+        let member =
+            |index: usize| MemberRef::Phone(Phone::parse(&format!("09123{:05}", index)).unwrap());
+        let purchase = |index: usize, points_paid: i64| IncomingKind::Purchase {
+            member: member(index),
+            purchase: Purchase {
+                store: Some("HN01".into()),
+                amount: Money(200_000),
+                points_paid: Points(points_paid),
+                items: vec![],
+            },
+            profile: None,
+        };
+        // A small history: members with purchases, a payment with points, vouchers.
+        let mut history = Vec::new();
+        for index in 0..4 {
+            history.push(event(&format!("P-{index}"), purchase(index, 0)));
+            history.push(event(&format!("Q-{index}"), purchase(index, 50)));
+            history.push(event(
+                &format!("R-{index}"),
+                IncomingKind::Redemption {
+                    member: member(index),
+                    reward_id,
+                },
+            ));
+        }
+        let mut codes = Vec::new();
+        for answer in journal.submit_all(history).await {
+            if let Some(voucher) = answer.unwrap().voucher {
+                codes.push(voucher.code);
+            }
+        }
+        let db = store.db();
+        multiply(db, "members", &["id", "phone", "search_phone"]).await;
+        multiply(db, "events", &["event_id", "member_id", "lot_id"]).await;
+        multiply(db, "lots", &["id", "member_id"]).await;
+        multiply(db, "member_periods", &["member_id"]).await;
+        multiply(db, "ledger_transactions", &["id", "member_id", "event_id"]).await;
+        multiply(db, "ledger_entries", &["transaction_id", "member_id"]).await;
+        multiply(db, "lot_allocations", &["transaction_id", "lot_id"]).await;
+        multiply(db, "vouchers", &["code", "member_id"]).await;
+
+        // One batch of every kind of lookup, recorded.
+        let mut batch = Vec::new();
+        for index in 0..4 {
+            batch.push(event(&format!("P2-{index}"), purchase(index, 0)));
+            batch.push(event(
+                &format!("F-{index}"),
+                IncomingKind::Refund {
+                    original: EventId::parse(&format!("Q-{index}")).unwrap(),
+                    amount: Money(100_000),
+                },
+            ));
+            batch.push(event(
+                &format!("R2-{index}"),
+                IncomingKind::Redemption {
+                    member: member(index),
+                    reward_id,
+                },
+            ));
+        }
+        batch.push(event("P-0", purchase(0, 0)));
+        batch.push(event(
+            "U-0",
+            IncomingKind::VoucherUse {
+                code: codes[0].clone(),
+                store: Some("HN01".into()),
+            },
+        ));
+        batch.push(event(
+            "C-1",
+            IncomingKind::VoucherCancel {
+                code: codes[1].clone(),
+            },
+        ));
+        *crate::db::RECORDED.lock().unwrap() = Some(Vec::new());
+        for answer in journal.submit_all(batch).await {
+            answer.unwrap();
+        }
+        let recorded = crate::db::RECORDED.lock().unwrap().take().unwrap();
+        let big = [
+            "members",
+            "events",
+            "lots",
+            "member_periods",
+            "ledger_transactions",
+            "ledger_entries",
+            "lot_allocations",
+            "vouchers",
+        ];
+        let mut explained = 0;
+        for (sql, values) in recorded {
+            if !sql.trim_start().starts_with("SELECT") {
+                continue;
+            }
+            let values: Vec<Bind> = values;
+            let plan: Vec<String> = db
+                .fetch(&format!("EXPLAIN {sql}"), values)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.text("QUERY PLAN").unwrap())
+                .collect();
+            let plan = plan.join("\n");
+            for table in big {
+                assert!(
+                    !plan.contains(&format!("Seq Scan on {table} ")),
+                    "a scan of {table} for\n{sql}\n{plan}"
+                );
+            }
+            assert!(
+                !plan
+                    .lines()
+                    .any(|line| line.contains("Filter:") && line.contains("ANY")),
+                "a list used as a filter, not an index condition, for\n{sql}\n{plan}"
+            );
+            explained += 1;
+        }
+        assert!(explained >= 8, "only {explained} lookups were recorded");
+    }
+}

@@ -622,6 +622,10 @@ impl Drop for PooledSqlite {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
+/// Tests: every query PostgreSQL is sent while `Some`, with its values (to `EXPLAIN` them).
+#[cfg(test)]
+pub(crate) static RECORDED: Mutex<Option<Vec<(String, Vec<Bind>)>>> = Mutex::new(None);
+
 /// Statements kept prepared per connection; past this the cache starts over.
 const PREPARED_STATEMENTS_MAX: usize = 512;
 
@@ -682,6 +686,10 @@ impl PostgresClient {
     }
 
     async fn fetch(&mut self, sql: &str, values: &[Bind]) -> Result<Vec<Row>, StoreError> {
+        #[cfg(test)]
+        if let Some(recorded) = RECORDED.lock().expect("recorder lock").as_mut() {
+            recorded.push((sql.to_owned(), values.to_vec()));
+        }
         let statement = self.prepare(sql, values).await?;
         let parameters: Vec<&(dyn ToSql + Sync)> = values
             .iter()

@@ -410,7 +410,14 @@ async fn process_alone(
             Ok(mut answers) => return answers.pop().expect("one answer per event"),
             // Another writer stored the same event id (or enrolled the same phone) first: run
             // again and the event meets what it committed.
-            Err(error) if error.is_unique_violation() && attempt < 2 => attempt += 1,
+            Err(error)
+                if matches!(
+                    error.violated(),
+                    Some(crate::error::Unique::EventId | crate::error::Unique::MemberPhone)
+                ) && attempt < 2 =>
+            {
+                attempt += 1
+            }
             Err(error) => return fail_alone(store, connection, event, error).await,
         }
     }
@@ -436,7 +443,8 @@ async fn fail_alone(
         };
     }
     tracing::error!(%error, event_id = %event.id, "event failed to commit");
-    if error.is_unique_violation() {
+    // Only the members' phone index means "phone taken"; any other violation is a fault.
+    if error.violated() == Some(crate::error::Unique::MemberPhone) {
         return Err(EventError::PhoneTaken);
     }
     Err(EventError::Database(error.to_string()))
