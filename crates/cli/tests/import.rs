@@ -6,7 +6,6 @@ use patron_core::programme::ProgrammeDefinition;
 use patron_core::{Phone, TenantId};
 use patron_store::admin::NewTenant;
 use patron_store::{DatabaseConfig, MemberRef, Store};
-use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -134,11 +133,7 @@ fn error_rows(path: &Path) -> Vec<(u64, String)> {
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
-    sqlx::query(sql)
-        .fetch_one(store.pool())
-        .await
-        .unwrap()
-        .get(0)
+    patron_testkit::scalar(store, sql, vec![]).await
 }
 
 const MEMBERS: &str = "phone,name,email,birthday,gender,city,tags
@@ -311,15 +306,17 @@ async fn purchases_earn_at_their_dates_and_exports_add_up(database: String) {
             local(days_ago(90))
         ]
     );
-    let upgrades: Vec<(String, i64)> =
-        sqlx::query("SELECT to_tier, at FROM tier_history WHERE member_id = $1 ORDER BY at")
-            .bind(member_id.to_string())
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
+    let upgrades: Vec<(String, i64)> = store
+        .db()
+        .fetch(
+            "SELECT to_tier, at FROM tier_history WHERE member_id = $1 ORDER BY at",
+            patron_store::binds![member_id.to_string()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.text("to_tier").unwrap(), row.int("at").unwrap()))
+        .collect();
     let micros = |text: &str| {
         patron_core::time::to_micros(
             chrono::DateTime::parse_from_rfc3339(text)

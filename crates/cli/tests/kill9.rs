@@ -6,7 +6,6 @@
 
 use patron_store::{DatabaseConfig, Store};
 use serde_json::{json, Value};
-use sqlx::Row;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -191,22 +190,20 @@ async fn crash_and_recover(database: String) {
         "nothing written twice"
     );
     // No event without its ledger transaction, no transaction without its event.
-    let half_written: i64 = sqlx::query(
+    let half_written = patron_testkit::scalar(
+        &store,
         "SELECT COUNT(*) FROM events e WHERE e.points_earned > 0 AND NOT EXISTS \
          (SELECT 1 FROM ledger_transactions t WHERE t.event_id = e.event_id)",
+        vec![],
     )
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
-    .get(0);
+    .await;
     assert_eq!(half_written, 0);
-    let orphans: i64 = sqlx::query(
+    let orphans = patron_testkit::scalar(
+        &store,
         "SELECT COUNT(*) FROM ledger_transactions t WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = t.event_id)",
+        vec![],
     )
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
-    .get(0);
+    .await;
     assert_eq!(orphans, 0);
     server.kill().unwrap();
     server.wait().unwrap();

@@ -4,7 +4,6 @@
 
 use patron_store::{DatabaseConfig, Store};
 use serde_json::{json, Value};
-use sqlx::Row;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,18 +71,23 @@ async fn post(client: &reqwest::Client, server: &Server, key: &str, body: &Value
 
 /// The stored balance, the sum of the member's lots and of its ledger entries.
 async fn balances(store: &Store, phone: &str) -> (i64, i64, i64) {
-    let row = sqlx::query(
-        "SELECT m.points_balance, \
-         (SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots l WHERE l.member_id = m.id), \
-         (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries e \
-            WHERE e.account = 'member' AND e.member_id = m.id) \
-         FROM members m WHERE m.phone = $1",
+    let row = store
+        .db()
+        .fetch_one(
+            "SELECT m.points_balance AS balance, \
+             (SELECT COALESCE(SUM(remaining), 0) FROM lots l WHERE l.member_id = m.id) AS lots, \
+             (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries e \
+                WHERE e.account = 'member' AND e.member_id = m.id) AS entries \
+             FROM members m WHERE m.phone = $1",
+            patron_store::binds![phone],
+        )
+        .await
+        .unwrap();
+    (
+        row.int("balance").unwrap(),
+        row.int("lots").unwrap(),
+        row.int("entries").unwrap(),
     )
-    .bind(phone)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    (row.get(0), row.get(1), row.get(2))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,8 +117,10 @@ pub async fn track(
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    let database = sqlx::query("SELECT 1")
-        .execute(state.store.pool())
+    let database = state
+        .store
+        .db()
+        .fetch("SELECT 1 AS one", vec![])
         .await
         .is_ok();
     if database && state.journal.is_running() {

@@ -7,7 +7,6 @@ use patron_core::TenantId;
 use patron_store::admin::{KeyScope, NewTenant};
 use patron_store::{Journal, JournalConfig, Store};
 use serde_json::Value;
-use sqlx::Row;
 use std::time::{Duration, Instant};
 
 use patron_testkit::fresh_store;
@@ -140,11 +139,7 @@ impl App {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        sqlx::query(sql)
-            .fetch_one(self.store.pool())
-            .await
-            .unwrap()
-            .get(0)
+        patron_testkit::scalar(&self.store, sql, vec![]).await
     }
 }
 
@@ -375,12 +370,16 @@ async fn a_quote_left_open_is_reported_with_its_lines_postgres() {
 async fn imported_events_name_who_sent_the_file(postgres: bool) {
     let store = fresh_store(postgres).await;
     let (tenant_id, key, _) = tenant(&store, "Cà phê Actor").await;
-    let key_id: String =
-        sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant_id = $1 AND name = 'write'")
-            .bind(tenant_id.to_string())
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    let key_id: String = store
+        .db()
+        .fetch_one(
+            "SELECT id FROM api_keys WHERE tenant_id = $1 AND name = 'write'",
+            patron_store::binds![tenant_id.to_string()],
+        )
+        .await
+        .unwrap()
+        .text("id")
+        .unwrap();
     let app = serve(store).await;
     let file = "phone,name\n0912000001,An\n0912000002,Bình\n";
     let (status, queued) = app

@@ -237,9 +237,12 @@ impl App {
     }
 
     async fn outbox_rows(&self) -> i64 {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox")
-            .fetch_one(self.store.pool())
+        self.store
+            .db()
+            .fetch_one("SELECT COUNT(*) AS n FROM outbox", vec![])
             .await
+            .unwrap()
+            .int("n")
             .unwrap()
     }
 }
@@ -709,14 +712,14 @@ async fn gives_up_after_attempts_max(app: App) {
     let max = patron_store::webhooks::ATTEMPTS_MAX;
     eventually("failed after the last attempt", || async {
         // Skip ahead to the last attempt (again, if an attempt in flight overwrote it).
-        sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = $1 WHERE status = 'pending' AND attempts BETWEEN 1 AND $2",
-        )
-        .bind(max - 1)
-        .bind(max - 2)
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+        app.store
+            .db()
+            .execute(
+                "UPDATE webhook_deliveries SET attempts = $1 WHERE status = 'pending' AND attempts BETWEEN 1 AND $2",
+                patron_store::binds![max - 1, max - 2],
+            )
+            .await
+            .unwrap();
         let deliveries = app.deliveries(&webhook).await;
         deliveries.len() == 1 && deliveries[0]["status"] == "failed"
     })

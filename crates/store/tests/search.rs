@@ -161,10 +161,7 @@ async fn existing_members_are_backfilled(store: patron_store::Store) {
         "ALTER TABLE members DROP COLUMN search_phone",
         "DELETE FROM schema_migrations WHERE version = 9",
     ] {
-        sqlx::query(statement)
-            .execute(cafe.store.pool())
-            .await
-            .unwrap();
+        cafe.store.db().batch(statement).await.unwrap();
     }
     assert_eq!(patron_store::migrate::run(&cafe.store).await.unwrap(), 1);
     assert_eq!(found(&cafe, "tran thi an").await, ["Trần Thị An"]);

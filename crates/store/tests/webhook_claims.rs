@@ -28,28 +28,30 @@ async fn tenant_with_due(store: &Store, name: &str, count: usize, due_since: i64
         .unwrap();
     for n in 0..count {
         let outbox_id = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
-            "INSERT INTO outbox (id, tenant_id, topic, payload, created_at, fanned_out) VALUES ($1, $2, 'points.earned', '{}', $3, 1)",
-        )
-        .bind(outbox_id.clone())
-        .bind(tenant.to_string())
-        .bind(due_since)
-        .execute(store.pool())
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, tenant_id, subscription_id, outbox_id, topic, status, attempts, \
-             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'points.earned', 'pending', 0, $5, $6)",
-        )
-        .bind(format!("{name}-{n}"))
-        .bind(tenant.to_string())
-        .bind(subscription.id.clone())
-        .bind(outbox_id)
-        .bind(due_since + n as i64)
-        .bind(due_since)
-        .execute(store.pool())
-        .await
-        .unwrap();
+        store
+            .db()
+            .execute(
+                "INSERT INTO outbox (id, tenant_id, topic, payload, created_at, fanned_out) VALUES ($1, $2, 'points.earned', '{}', $3, 1)",
+                patron_store::binds![outbox_id.clone(), tenant.to_string(), due_since],
+            )
+            .await
+            .unwrap();
+        store
+            .db()
+            .execute(
+                "INSERT INTO webhook_deliveries (id, tenant_id, subscription_id, outbox_id, topic, status, attempts, \
+                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'points.earned', 'pending', 0, $5, $6)",
+                patron_store::binds![
+                    format!("{name}-{n}"),
+                    tenant.to_string(),
+                    subscription.id.clone(),
+                    outbox_id,
+                    due_since + n as i64,
+                    due_since
+                ],
+            )
+            .await
+            .unwrap();
     }
     tenant.to_string()
 }

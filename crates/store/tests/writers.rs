@@ -8,7 +8,6 @@ use common::*;
 use patron_core::engine::Rejection;
 use patron_store::jobs::JobKind;
 use patron_store::{DatabaseConfig, EventError, IncomingKind, Journal, JournalConfig, Store};
-use sqlx::Row;
 
 /// Trials of the double-spend race (the issue measured 29 double spends in 30).
 const TRIALS: usize = 30;
@@ -35,18 +34,23 @@ fn adjustment(member: &str, points: i64) -> IncomingKind {
 
 async fn balance(store: &Store, member: &str) -> (i64, i64, i64) {
     let phone = patron_core::Phone::parse(member).unwrap();
-    let row = sqlx::query(
-        "SELECT m.points_balance, \
-         (SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots l WHERE l.member_id = m.id), \
-         (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
-            WHERE e.account = 'member' AND e.member_id = m.id) \
-         FROM members m WHERE m.phone = $1",
+    let row = store
+        .db()
+        .fetch_one(
+            "SELECT m.points_balance AS balance, \
+             (SELECT COALESCE(SUM(remaining), 0) FROM lots l WHERE l.member_id = m.id) AS lots, \
+             (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e \
+                WHERE e.account = 'member' AND e.member_id = m.id) AS entries \
+             FROM members m WHERE m.phone = $1",
+            patron_store::binds![phone.as_str()],
+        )
+        .await
+        .unwrap();
+    (
+        row.int("balance").unwrap(),
+        row.int("lots").unwrap(),
+        row.int("entries").unwrap(),
     )
-    .bind(phone.as_str().to_owned())
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    (row.get(0), row.get(1), row.get(2))
 }
 
 /// Two concurrent payments of a whole 1,000-point balance, one through each writer: exactly one
@@ -163,9 +167,12 @@ async fn an_inconsistent_member_fails_its_events_alone(postgres: bool) {
             .await
             .unwrap();
     }
-    sqlx::query("UPDATE members SET points_balance = points_balance + 500 WHERE phone = $1")
-        .bind("+84915000001")
-        .execute(cafe.store.pool())
+    cafe.store
+        .db()
+        .execute(
+            "UPDATE members SET points_balance = points_balance + 500 WHERE phone = $1",
+            patron_store::binds!["+84915000001"],
+        )
         .await
         .unwrap();
     let answers = cafe
@@ -201,21 +208,24 @@ async fn an_inconsistent_member_fails_its_events_alone(postgres: bool) {
         .run_job(JobKind::ExpireLots, day(400))
         .await
         .unwrap();
-    let reported: i64 = sqlx::query(
+    let reported = patron_testkit::scalar(
+        &cafe.store,
         "SELECT COUNT(*) FROM audit_log WHERE action = 'member.quarantined' AND actor = 'system'",
+        vec![],
     )
-    .fetch_one(cafe.store.pool())
-    .await
-    .unwrap()
-    .get(0);
+    .await;
     assert_eq!(reported, 1, "reported once");
-    let quarantined: Option<i64> =
-        sqlx::query("SELECT quarantined_at FROM members WHERE phone = $1")
-            .bind("+84915000001")
-            .fetch_one(cafe.store.pool())
-            .await
-            .unwrap()
-            .get(0);
+    let quarantined = cafe
+        .store
+        .db()
+        .fetch_one(
+            "SELECT quarantined_at FROM members WHERE phone = $1",
+            patron_store::binds!["+84915000001"],
+        )
+        .await
+        .unwrap()
+        .opt_int("quarantined_at")
+        .unwrap();
     assert!(quarantined.is_some());
     // The broken member's balance is as it was left: nothing was written on top of it.
     let (stored, lots, _) = balance(&cafe.store, "0915000001").await;

@@ -4,7 +4,6 @@
 //! name, default `postgres://postgres@127.0.0.1:5432/postgres`).
 
 use patron_store::{DatabaseConfig, Store};
-use sqlx::Connection;
 
 /// The PostgreSQL URL tests create their databases through.
 pub fn postgres_admin_url() -> String {
@@ -21,12 +20,16 @@ pub fn sqlite_path(label: &str) -> std::path::PathBuf {
 pub async fn postgres_database(label: &str) -> String {
     let admin = postgres_admin_url();
     let name = format!("patron_{label}_{}", uuid::Uuid::now_v7().simple());
-    let mut connection = sqlx::postgres::PgConnection::connect(&admin)
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL (is it running on 127.0.0.1:5432?)");
-    sqlx::Executor::execute(&mut connection, format!("CREATE DATABASE {name}").as_str())
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create a test database");
+    drop(client);
+    let _ = connection.await;
     let base = admin.rfind('/').expect("the admin URL names a database");
     format!("{}/{name}", &admin[..base])
 }
@@ -46,4 +49,18 @@ pub async fn fresh_store(postgres: bool) -> Store {
     Store::open(&DatabaseConfig::new(url))
         .await
         .expect("open the test database")
+}
+
+/// The integer in the first column of the first row of `sql` (a count, a sum), for checks
+/// the API does not show.
+pub async fn scalar(store: &Store, sql: &str, values: Vec<patron_store::db::Bind>) -> i64 {
+    let row = store
+        .db()
+        .fetch_one(sql, values)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    match row.cells().first() {
+        Some(patron_store::db::Cell::Int(value)) => *value,
+        other => panic!("{sql} gave {other:?}"),
+    }
 }

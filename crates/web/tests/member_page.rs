@@ -128,12 +128,9 @@ async fn signing_in_with_a_code_sent_through_the_tenants_webhook(postgres: bool)
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["tenant_id"], site.tenant.to_string());
     // Stored hashed: the code itself is nowhere in its table.
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT code_hash FROM member_sign_in_codes")
-        .fetch_all(&any_pool(&site))
-        .await
-        .unwrap();
-    assert!(!rows.is_empty());
-    assert!(rows.iter().all(|(hash,)| !hash.contains(&code)));
+    let hashes = texts(&site, "SELECT code_hash AS value FROM member_sign_in_codes").await;
+    assert!(!hashes.is_empty());
+    assert!(hashes.iter().all(|hash| !hash.contains(&code)));
 
     let response = http
         .post(format!("{}{base}/code", site.address))
@@ -196,9 +193,16 @@ async fn signing_in_with_a_code_sent_through_the_tenants_webhook(postgres: bool)
     dispatcher.stop().await;
 }
 
-/// A handle on the site's database for checks the pages do not show.
-fn any_pool(site: &Site) -> sqlx::AnyPool {
-    site.store.pool().clone()
+/// The column `value` of every row of `sql`, for checks the pages do not show.
+async fn texts(site: &Site, sql: &str) -> Vec<String> {
+    site.store
+        .db()
+        .fetch(sql, vec![])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.text("value").unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -656,9 +660,13 @@ async fn forty_code_requests_at_once_issue_exactly_the_hourly_limit(postgres: bo
     let refused = statuses.iter().filter(|status| **status == 422).count();
     assert_eq!(issued, SIGN_IN_CODES_PER_HOUR_MAX as usize, "{statuses:?}");
     assert_eq!(issued + refused, 40, "{statuses:?}");
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM member_sign_in_codes")
-        .fetch_one(&any_pool(&site))
+    let stored = site
+        .store
+        .db()
+        .fetch_one("SELECT COUNT(*) AS n FROM member_sign_in_codes", vec![])
         .await
+        .unwrap()
+        .int("n")
         .unwrap();
     assert_eq!(stored, SIGN_IN_CODES_PER_HOUR_MAX);
 }
@@ -740,11 +748,11 @@ async fn a_member_cannot_take_a_receipt_number_as_a_redemptions_event_id() {
     let start = html.find(marker).unwrap() + marker.len();
     let token = html[start..start + html[start..].find('"').unwrap()].to_owned();
     assert_eq!(redeem(token.clone()).await, 303);
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT event_id FROM events WHERE event_id NOT LIKE 'sale-%'")
-            .fetch_all(&any_pool(&site))
-            .await
-            .unwrap();
+    let ids = texts(
+        &site,
+        "SELECT event_id AS value FROM events WHERE event_id NOT LIKE 'sale-%'",
+    )
+    .await;
     assert_eq!(
         ids,
         vec![format!("member-page:{member}:{token}")],

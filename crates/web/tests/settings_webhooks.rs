@@ -120,12 +120,15 @@ async fn private_urls_are_refused_and_the_log_shows_a_fixed_reason(postgres: boo
     assert!(html.contains("Địa chỉ không được phép"), "{html}");
 
     // A row written before reasons were fixed holds the transport's text: it is not shown.
-    sqlx::query("UPDATE webhook_deliveries SET last_error = $1 WHERE subscription_id = $2")
-        .bind(format!(
-            "error sending request for url ({local}): invalid HTTP version parsed"
-        ))
-        .bind(subscription.id.clone())
-        .execute(site.store.pool())
+    site.store
+        .db()
+        .execute(
+            "UPDATE webhook_deliveries SET last_error = $1 WHERE subscription_id = $2",
+            patron_store::binds![
+                format!("error sending request for url ({local}): invalid HTTP version parsed"),
+                subscription.id.clone()
+            ],
+        )
         .await
         .unwrap();
     let (_, html) = owner
