@@ -331,16 +331,28 @@ impl Browser {
             .unwrap();
     }
 
-    /// The text of the first element at `css`, waiting up to 5 s for it to appear.
+    /// The text of the first element at `css`, waiting up to 5 s for it to appear. An element
+    /// the page replaced between finding and reading it (a redirect landing) is found again.
     pub async fn text(&self, css: &str) -> String {
-        let element = self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(5))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("{css}: {error}"));
-        element.text().await.unwrap()
+        let mut tries = 0;
+        loop {
+            let element = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(5))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|error| panic!("{css}: {error}"));
+            match element.text().await {
+                Ok(text) => return text,
+                Err(error) if tries < 5 => {
+                    tries += 1;
+                    eprintln!("{css}: {error}; finding it again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("{css}: {error}"),
+            }
+        }
     }
 
     /// The page's HTML as the browser has it now.
