@@ -3,7 +3,7 @@
 //! changes the store must write in the same database transaction.
 
 use crate::event::{Purchase, PurchaseRecord, RecordedAllocation};
-use crate::ledger::{Account, Transaction, TransactionKind};
+use crate::ledger::{Account, Asset, Transaction, TransactionKind};
 use crate::lots::{Allocation, Lot};
 use crate::member::{MemberState, BALANCE_MAX};
 use crate::programme::{Expiry, Period, Programme, QualificationMetric, BASE_RULE_ID};
@@ -77,6 +77,8 @@ pub enum Rejection {
     VoucherWrongStore,
     #[error("adjustment would take the balance below zero ({available} available)")]
     AdjustmentBelowZero { available: Points },
+    #[error("the balance would go past the most a member may hold")]
+    BalanceAboveMaximum,
 }
 
 impl Rejection {
@@ -94,6 +96,7 @@ impl Rejection {
             Rejection::VoucherExpired => "voucher_expired",
             Rejection::VoucherWrongStore => "voucher_wrong_store",
             Rejection::AdjustmentBelowZero { .. } => "adjustment_below_zero",
+            Rejection::BalanceAboveMaximum => "balance_above_maximum",
         }
     }
 
@@ -110,6 +113,7 @@ impl Rejection {
             Rejection::VoucherNotUsable(_) | Rejection::VoucherExpired => "code",
             Rejection::VoucherWrongStore => "store",
             Rejection::AdjustmentBelowZero { .. } => "points",
+            Rejection::BalanceAboveMaximum => "points",
         }
     }
 }
@@ -829,6 +833,76 @@ impl<'a> Judge<'a> {
             member.balance -= Points(-points);
             outcome.points_spent = Points(-points);
         }
+        debug_assert!(member.is_consistent());
+        Ok(outcome)
+    }
+}
+
+impl Judge<'_> {
+    /// A manual change of any asset: points as [`Judge::adjust`]; money (store credit topped up
+    /// or taken back) and stamps in a holding of their own, a credit making a lot that never
+    /// expires, a debit taking the lots that expire first. Never below zero.
+    pub fn adjust_asset(
+        &self,
+        member: &mut MemberState,
+        asset: &Asset,
+        amount: i64,
+        reason: &str,
+        event_id: &EventId,
+        at: Timestamp,
+    ) -> Result<Outcome, Rejection> {
+        if *asset == Asset::Points {
+            return self.adjust(member, amount, reason, event_id, at);
+        }
+        let mut outcome = Outcome::default();
+        let note = json!({"event_id": event_id.as_str(), "detail": reason, "asset": asset.name()});
+        let holding = member.holdings.entry(asset.clone()).or_default();
+        if amount > 0 {
+            let balance = holding
+                .balance
+                .checked_add(amount)
+                .filter(|balance| *balance <= BALANCE_MAX.0)
+                .ok_or(Rejection::BalanceAboveMaximum)?;
+            holding.lots.credit(
+                Points(amount),
+                Lot {
+                    expires_at: None,
+                    ..self.new_lot(at, at)
+                },
+            );
+            holding.balance = balance;
+            outcome.transactions.push(Transaction::transfer_of(
+                member.id,
+                TransactionKind::Adjustment,
+                asset.clone(),
+                Account::Adjustments,
+                Account::Member(member.id),
+                amount,
+                note,
+            ));
+        } else if amount < 0 {
+            let taken = amount.checked_neg().ok_or(Rejection::AdjustmentBelowZero {
+                available: Points(holding.balance),
+            })?;
+            let allocations = holding.lots.spend(Points(taken), at).map_err(|short| {
+                Rejection::AdjustmentBelowZero {
+                    available: short.available,
+                }
+            })?;
+            holding.balance -= taken;
+            let transaction = Transaction::transfer_of(
+                member.id,
+                TransactionKind::Adjustment,
+                asset.clone(),
+                Account::Member(member.id),
+                Account::Adjustments,
+                taken,
+                note,
+            );
+            record_allocations(&mut outcome, transaction.id, &allocations);
+            outcome.transactions.push(transaction);
+        }
+        holding.changed = true;
         debug_assert!(member.is_consistent());
         Ok(outcome)
     }

@@ -4,18 +4,54 @@
 use crate::{MemberId, Points, TransactionId};
 use serde::Serialize;
 
-/// What a balance counts. Points now; stamps and a cash wallet are more variants, not more code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// What a balance counts. Each asset has its own balances, lots, expiry and liability; a
+/// transaction's entries sum to zero per asset.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Asset {
+    /// The programme's points.
     Points,
+    /// Money held for the member or on a card, in the tenant's minor units (đồng): cashback,
+    /// store credit, gift card balances.
+    Money,
+    /// Stamps on one of the tenant's stamp cards, named by the card's code.
+    Stamps(String),
 }
 
+/// Longest stamp card code in an asset's name.
+pub const CARD_CODE_LENGTH_MAX: usize = 64;
+
 impl Asset {
-    pub fn as_str(self) -> &'static str {
+    /// The stored name: `points`, `money`, `stamps:<card>`.
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Asset::Points => "points",
+            Asset::Points => "points".into(),
+            Asset::Money => "money".into(),
+            Asset::Stamps(card) => format!("stamps:{card}").into(),
         }
+    }
+
+    /// Reads a stored name; `None` for anything else (a card code must be 1 to
+    /// `CARD_CODE_LENGTH_MAX` letters, digits, `-` or `_`).
+    pub fn parse(text: &str) -> Option<Asset> {
+        match text {
+            "points" => Some(Asset::Points),
+            "money" => Some(Asset::Money),
+            _ => {
+                let card = text.strip_prefix("stamps:")?;
+                let valid = !card.is_empty()
+                    && card.len() <= CARD_CODE_LENGTH_MAX
+                    && card
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+                valid.then(|| Asset::Stamps(card.to_owned()))
+            }
+        }
+    }
+}
+
+impl Serialize for Asset {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
     }
 }
 
@@ -131,6 +167,20 @@ impl Transaction {
         reason: serde_json::Value,
     ) -> Transaction {
         assert!(points.0 > 0, "a transfer moves a positive amount");
+        Transaction::transfer_of(member_id, kind, Asset::Points, from, to, points.0, reason)
+    }
+
+    /// Moves `amount` of `asset` from `from` to `to`. Positive amounts only.
+    pub fn transfer_of(
+        member_id: MemberId,
+        kind: TransactionKind,
+        asset: Asset,
+        from: Account,
+        to: Account,
+        amount: i64,
+        reason: serde_json::Value,
+    ) -> Transaction {
+        assert!(amount > 0, "a transfer moves a positive amount");
         let transaction = Transaction {
             id: TransactionId::new(),
             member_id,
@@ -138,13 +188,13 @@ impl Transaction {
             entries: vec![
                 Entry {
                     account: from,
-                    asset: Asset::Points,
-                    amount: -points.0,
+                    asset: asset.clone(),
+                    amount: -amount,
                 },
                 Entry {
                     account: to,
-                    asset: Asset::Points,
-                    amount: points.0,
+                    asset,
+                    amount,
                 },
             ],
             reason,
@@ -153,13 +203,13 @@ impl Transaction {
         transaction
     }
 
-    /// Entries sum to zero for every asset.
+    /// Entries sum to zero for every asset (summed in i128: no entry sum can overflow).
     pub fn is_balanced(&self) -> bool {
-        let mut sums: Vec<(Asset, i64)> = Vec::new();
+        let mut sums: Vec<(&Asset, i128)> = Vec::new();
         for entry in &self.entries {
-            match sums.iter_mut().find(|(asset, _)| *asset == entry.asset) {
-                Some((_, sum)) => *sum += entry.amount,
-                None => sums.push((entry.asset, entry.amount)),
+            match sums.iter_mut().find(|(asset, _)| **asset == entry.asset) {
+                Some((_, sum)) => *sum += i128::from(entry.amount),
+                None => sums.push((&entry.asset, i128::from(entry.amount))),
             }
         }
         sums.iter().all(|(_, sum)| *sum == 0)
@@ -167,13 +217,16 @@ impl Transaction {
 
     /// How this transaction changes the member's own points.
     pub fn member_delta(&self) -> Points {
-        Points(
-            self.entries
-                .iter()
-                .filter(|entry| matches!(entry.account, Account::Member(_)))
-                .map(|entry| entry.amount)
-                .sum(),
-        )
+        Points(self.member_delta_of(&Asset::Points))
+    }
+
+    /// How this transaction changes the member's own holding of `asset`.
+    pub fn member_delta_of(&self, asset: &Asset) -> i64 {
+        self.entries
+            .iter()
+            .filter(|entry| matches!(entry.account, Account::Member(_)) && entry.asset == *asset)
+            .map(|entry| entry.amount)
+            .sum()
     }
 }
 

@@ -1,6 +1,7 @@
 //! A member as the engine sees them: profile facts the rules read, tier standing, counters and
 //! open lots.
 
+use crate::ledger::Asset;
 use crate::lots::Lots;
 use crate::time::Timestamp;
 use crate::{MemberId, Money, Phone, Points};
@@ -34,6 +35,17 @@ pub struct PeriodTotals {
     pub points: Points,
 }
 
+/// What a member holds of an asset other than points: the balance and its lots (the lots count
+/// units of the asset: đồng for money, stamps for a card).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Holding {
+    /// Sum of the member's ledger entries in the asset; always equals `lots.total()`.
+    pub balance: i64,
+    pub lots: Lots,
+    /// Changed since loading, to be written.
+    pub changed: bool,
+}
+
 /// The member's state the engine reads and changes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemberState {
@@ -49,6 +61,8 @@ pub struct MemberState {
     /// Sum of the member's ledger entries; always equals `lots.total()`.
     pub balance: Points,
     pub lots: Lots,
+    /// Every other asset the member holds (money, stamps per card), each with its own lots.
+    pub holdings: BTreeMap<Asset, Holding>,
     pub lifetime_spend: Money,
     pub lifetime_points: Points,
     pub order_count: i64,
@@ -76,6 +90,7 @@ impl MemberState {
             tier_held_until: None,
             balance: Points::ZERO,
             lots: Lots::default(),
+            holdings: BTreeMap::new(),
             lifetime_spend: Money::ZERO,
             lifetime_points: Points::ZERO,
             order_count: 0,
@@ -101,8 +116,24 @@ impl MemberState {
         self.periods_changed.insert(month);
     }
 
-    /// The ledger and the lots agree.
+    /// The ledger and the lots agree, for points and for every other asset.
     pub fn is_consistent(&self) -> bool {
         self.balance == self.lots.total()
+            && self
+                .holdings
+                .values()
+                .all(|holding| holding.balance == holding.lots.total().0)
+    }
+
+    /// The member's balance of `asset`.
+    pub fn balance_of(&self, asset: &Asset) -> i64 {
+        match asset {
+            Asset::Points => self.balance.0,
+            other => self
+                .holdings
+                .get(other)
+                .map(|holding| holding.balance)
+                .unwrap_or(0),
+        }
     }
 }

@@ -436,6 +436,7 @@ pub fn parse_event(
             }
             IncomingKind::Adjustment {
                 member: parse_member(request.member.take(), "adjustment")?,
+                asset: patron_core::ledger::Asset::Points,
                 points,
                 reason: text(
                     &required(request.reason.take(), "reason", "adjustment")?,

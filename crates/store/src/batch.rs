@@ -12,6 +12,7 @@ use crate::sql::{by_keys, Rows};
 use crate::{rfc3339, Backend, Store, StoreError, TenantSettings};
 use patron_core::engine::{Judge, Outcome};
 use patron_core::event::{Purchase, PurchaseRecord};
+use patron_core::ledger::Asset;
 use patron_core::ledger::Transaction;
 use patron_core::lots::{Allocation, Lot, Lots};
 use patron_core::member::{MemberState, PeriodTotals, Profile};
@@ -22,7 +23,7 @@ use patron_core::{
     EventId, LotId, MemberId, Money, Phone, Points, RewardId, TenantId, TransactionId,
 };
 use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 type Answer = Result<EventResult, EventError>;
@@ -92,6 +93,8 @@ struct EventRow {
     store_code: Option<String>,
     /// Who sent it.
     actor: Option<String>,
+    /// A purchase's lines, stored with it.
+    lines: Vec<patron_core::event::Item>,
 }
 
 /// Everything the batch reads and changes.
@@ -176,6 +179,10 @@ pub(crate) async fn process(
                         _ => None,
                     },
                     actor: event.actor.clone(),
+                    lines: match &event.kind {
+                        IncomingKind::Purchase { purchase, .. } => purchase.items.clone(),
+                        _ => Vec::new(),
+                    },
                 });
             }
         }
@@ -316,17 +323,18 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
         }
         IncomingKind::Adjustment {
             member,
+            asset,
             points,
             reason,
             actor,
         } => {
             let (member_id, state) = known_member(world, &context, member)?;
-            let before = state.balance.0;
+            let before = state.balance_of(asset);
             let outcome = context
                 .judge
-                .adjust(state, *points, reason, context.event_id, context.at)
+                .adjust_asset(state, asset, *points, reason, context.event_id, context.at)
                 .map_err(EventError::Rejected)?;
-            let after = state.balance.0;
+            let after = state.balance_of(asset);
             world
                 .writes
                 .audits
@@ -335,9 +343,10 @@ fn judge(world: &mut World, event: &IncomingEvent) -> Answer {
                     actor: &crate::audit::Actor(actor.clone().unwrap_or_else(|| "unknown".into())),
                     action: "member.adjust_points",
                     subject: format!("member:{member_id}"),
-                    before: Some(serde_json::json!({"balance": before})),
+                    before: Some(serde_json::json!({"balance": before, "asset": asset.name()})),
                     after: Some(serde_json::json!({
                         "balance": after,
+                        "asset": asset.name(),
                         "points": points,
                         "reason": reason,
                         "event_id": event.id.as_str(),
@@ -656,7 +665,7 @@ fn record_outcome(
     } = judged;
     let loaded = world.members.get_mut(&member_id);
     let at = event.occurred_at;
-    let (balance, available, pending, tier) = match loaded {
+    let (balance, available, pending, tier, holdings) = match loaded {
         Some(loaded) => {
             loaded.touched = true;
             let state = &loaded.state;
@@ -665,9 +674,14 @@ fn record_outcome(
                 state.lots.available(at).0,
                 state.lots.pending(at).0,
                 Some(state.tier.clone()),
+                state
+                    .holdings
+                    .iter()
+                    .map(|(asset, holding)| (asset.name().into_owned(), holding.balance))
+                    .collect(),
             )
         }
-        None => (0, 0, 0, None),
+        None => (0, 0, 0, None, Default::default()),
     };
     for mut transaction in outcome.transactions {
         // Who sent the event, in each transaction's reason, so a member's history names them.
@@ -727,6 +741,7 @@ fn record_outcome(
         lines: outcome.lines,
         voucher,
         member_created: created,
+        holdings,
     }
 }
 
@@ -1340,11 +1355,12 @@ fn add_members(world: &mut World, rows: Vec<Row>) -> Result<(), StoreError> {
 }
 
 pub(crate) const LOT_SELECT: &str =
-    "SELECT id, member_id, earned, remaining, matures_at, expires_at, created_at FROM lots";
+    "SELECT id, member_id, asset, earned, remaining, matures_at, expires_at, created_at FROM lots";
 
-pub(crate) fn lot_from(row: &Row) -> Result<(MemberId, Lot), StoreError> {
+pub(crate) fn lot_from(row: &Row) -> Result<(MemberId, Asset, Lot), StoreError> {
     Ok((
         parse_member_id(&row.text("member_id")?)?,
+        parse_asset(&row.text("asset")?)?,
         Lot {
             id: parse_lot_id(&row.text("id")?)?,
             earned: Points(row.int("earned")?),
@@ -1365,16 +1381,9 @@ async fn load_member_details(
 ) -> Result<(), StoreError> {
     let backend = db.backend();
     let ids: Vec<String> = world.members.keys().map(|id| id.to_string()).collect();
-    let (lots, periods) = load_lots_and_periods(db, ids).await?;
-    for (member_id, month, totals) in periods {
-        if let Some(loaded) = world.members.get_mut(&member_id) {
-            loaded.state.periods.insert(month, totals);
-        }
-    }
-    for (member_id, member_lots) in lots {
-        if let Some(loaded) = world.members.get_mut(&member_id) {
-            loaded.state.lots = Lots::new(member_lots);
-        }
+    let details = load_member_details_of(db, ids).await?;
+    for (member_id, loaded) in world.members.iter_mut() {
+        details.apply(member_id, &mut loaded.state);
     }
     if !restore_lots.is_empty() {
         let sql = format!(
@@ -1385,7 +1394,7 @@ async fn load_member_details(
             .fetch(&sql, vec![Bind::Texts(restore_lots.to_vec())])
             .await?
         {
-            let (member_id, lot) = lot_from(&row)?;
+            let (member_id, _, lot) = lot_from(&row)?;
             if let Some(loaded) = world.members.get_mut(&member_id) {
                 loaded.state.lots.insert_loaded(lot);
             }
@@ -1394,23 +1403,49 @@ async fn load_member_details(
     Ok(())
 }
 
-/// The open lots and the monthly totals of the members `ids`.
-#[allow(clippy::type_complexity)]
-pub(crate) async fn load_lots_and_periods(
+/// What is loaded of members besides their row: open lots of every asset, balances of assets
+/// other than points, monthly totals.
+#[derive(Default)]
+pub(crate) struct MemberDetails {
+    lots: HashMap<MemberId, Vec<(Asset, Lot)>>,
+    balances: HashMap<MemberId, Vec<(Asset, i64)>>,
+    periods: HashMap<MemberId, Vec<(i32, PeriodTotals)>>,
+}
+
+impl MemberDetails {
+    /// Puts what was loaded of `member_id` into its state.
+    pub(crate) fn apply(&self, member_id: &MemberId, state: &mut MemberState) {
+        let mut points = Vec::new();
+        let mut holdings: BTreeMap<Asset, Vec<Lot>> = BTreeMap::new();
+        for (asset, lot) in self.lots.get(member_id).into_iter().flatten() {
+            match asset {
+                Asset::Points => points.push(lot.clone()),
+                other => holdings.entry(other.clone()).or_default().push(lot.clone()),
+            }
+        }
+        state.lots = Lots::new(points);
+        state.holdings.clear();
+        for (asset, balance) in self.balances.get(member_id).into_iter().flatten() {
+            state.holdings.entry(asset.clone()).or_default().balance = *balance;
+        }
+        for (asset, lots) in holdings {
+            state.holdings.entry(asset).or_default().lots = Lots::new(lots);
+        }
+        for (month, totals) in self.periods.get(member_id).into_iter().flatten() {
+            state.periods.insert(*month, *totals);
+        }
+    }
+}
+
+/// The open lots, other balances and monthly totals of the members `ids`.
+pub(crate) async fn load_member_details_of(
     db: &mut Tx<'_>,
     ids: Vec<String>,
-) -> Result<
-    (
-        HashMap<MemberId, Vec<Lot>>,
-        Vec<(MemberId, i32, PeriodTotals)>,
-    ),
-    StoreError,
-> {
+) -> Result<MemberDetails, StoreError> {
     let backend = db.backend();
-    let mut lots: HashMap<MemberId, Vec<Lot>> = HashMap::new();
-    let mut periods = Vec::new();
+    let mut details = MemberDetails::default();
     if ids.is_empty() {
-        return Ok((lots, periods));
+        return Ok(details);
     }
     let sql = by_keys(
         backend,
@@ -1420,8 +1455,27 @@ pub(crate) async fn load_lots_and_periods(
         false,
     );
     for row in db.fetch(&sql, vec![Bind::Texts(ids.clone())]).await? {
-        let (member_id, lot) = lot_from(&row)?;
-        lots.entry(member_id).or_default().push(lot);
+        let (member_id, asset, lot) = lot_from(&row)?;
+        details
+            .lots
+            .entry(member_id)
+            .or_default()
+            .push((asset, lot));
+    }
+    let sql = by_keys(
+        backend,
+        "SELECT member_id, asset, balance FROM member_balances WHERE",
+        "member_id",
+        1,
+        false,
+    );
+    for row in db.fetch(&sql, vec![Bind::Texts(ids.clone())]).await? {
+        let member_id = parse_member_id(&row.text("member_id")?)?;
+        details
+            .balances
+            .entry(member_id)
+            .or_default()
+            .push((parse_asset(&row.text("asset")?)?, row.int("balance")?));
     }
     let sql = by_keys(
         backend,
@@ -1434,8 +1488,7 @@ pub(crate) async fn load_lots_and_periods(
         let member_id = parse_member_id(&row.text("member_id")?)?;
         let month = i32::try_from(row.int("month")?)
             .map_err(|_| StoreError::Corrupt(format!("member {member_id}: month")))?;
-        periods.push((
-            member_id,
+        details.periods.entry(member_id).or_default().push((
             month,
             PeriodTotals {
                 spend: Money(row.int("spend")?),
@@ -1443,7 +1496,11 @@ pub(crate) async fn load_lots_and_periods(
             },
         ));
     }
-    Ok((lots, periods))
+    Ok(details)
+}
+
+pub(crate) fn parse_asset(text: &str) -> Result<Asset, StoreError> {
+    Asset::parse(text).ok_or_else(|| StoreError::Corrupt(format!("asset {text}")))
 }
 
 async fn load_held(
@@ -1488,6 +1545,7 @@ async fn write(db: &mut Tx<'_>, world: &mut World, now: Timestamp) -> Result<(),
     let mut members = Rows::new(25);
     let mut lots = Rows::new(9);
     let mut periods = Rows::new(4);
+    let mut balances = Rows::new(5);
     for (tenant_id, member_id, message) in world.quarantine.drain(..) {
         quarantine_in(db, tenant_id, member_id, &message, recorded_at).await?;
     }
@@ -1504,6 +1562,23 @@ async fn write(db: &mut Tx<'_>, world: &mut World, now: Timestamp) -> Result<(),
         }
         members.push(member_row(loaded.tenant_id, &loaded.state, recorded_at));
         let member_id = loaded.state.id.to_string();
+        let holdings = loaded
+            .state
+            .holdings
+            .iter()
+            .filter(|(_, holding)| holding.changed);
+        for (asset, holding) in holdings {
+            balances.push(vec![
+                member_id.clone().into(),
+                loaded.tenant_id.to_string().into(),
+                asset.name().into_owned().into(),
+                holding.balance.into(),
+                recorded_at.into(),
+            ]);
+            for lot in holding.lots.changed() {
+                lots.push(lot_row(loaded.tenant_id, &member_id, asset, lot));
+            }
+        }
         for lot in loaded.state.lots.changed() {
             lots.push(vec![
                 lot.id.to_string().into(),
@@ -1541,6 +1616,12 @@ async fn write(db: &mut Tx<'_>, world: &mut World, now: Timestamp) -> Result<(),
         ),
     )
     .await?;
+    db.execute_all(balances.statements(
+        backend,
+        "INSERT INTO member_balances (member_id, tenant_id, asset, balance, updated_at)",
+        "ON CONFLICT (member_id, asset) DO UPDATE SET balance = excluded.balance, updated_at = excluded.updated_at",
+    ))
+    .await?;
     db.execute_all(periods.statements(backend, "INSERT INTO member_periods (member_id, month, spend, points)",
             "ON CONFLICT (member_id, month) DO UPDATE SET spend = excluded.spend, points = excluded.points",
         ),
@@ -1552,6 +1633,20 @@ async fn write(db: &mut Tx<'_>, world: &mut World, now: Timestamp) -> Result<(),
     write_events(db, world, recorded_at).await?;
     write_ledger(db, &world.writes, recorded_at).await?;
     write_vouchers(db, world, recorded_at).await
+}
+
+fn lot_row(tenant_id: TenantId, member_id: &str, asset: &Asset, lot: &Lot) -> Vec<Bind> {
+    vec![
+        lot.id.to_string().into(),
+        tenant_id.to_string().into(),
+        member_id.into(),
+        asset.name().into_owned().into(),
+        lot.earned.0.into(),
+        lot.remaining.0.into(),
+        to_micros(lot.matures_at).into(),
+        lot.expires_at.map(to_micros).into(),
+        to_micros(lot.created_at).into(),
+    ]
 }
 
 /// Marks a member quarantined (its events are refused from now on) and writes the audit
@@ -1666,7 +1761,19 @@ async fn write_events(
     let backend = db.backend();
     let mut rows = Rows::new(19);
     let mut outbox = Rows::new(crate::webhooks::OUTBOX_COLUMNS);
+    let mut lines = Rows::new(7);
     for event in world.writes.events.drain(..) {
+        for (line, item) in event.lines.iter().enumerate() {
+            lines.push(vec![
+                event.tenant_id.to_string().into(),
+                event.event_id.as_str().into(),
+                (line as i64).into(),
+                item.sku.clone().into(),
+                item.category.clone().into(),
+                item.quantity.into(),
+                item.amount.0.into(),
+            ]);
+        }
         if let Some(settings) = world.tenants.get(&event.tenant_id) {
             crate::webhooks::outbox_rows(
                 &mut outbox,
@@ -1719,6 +1826,12 @@ async fn write_events(
     .await?;
     db.execute_all(outbox.statements(backend, crate::webhooks::OUTBOX_INSERT, ""))
         .await?;
+    db.execute_all(lines.statements(
+        backend,
+        "INSERT INTO event_lines (tenant_id, event_id, line, sku, category, quantity, amount)",
+        "",
+    ))
+    .await?;
     for ((tenant_id, event_id), entry) in &world.purchases {
         if entry.changed && !entry.is_new {
             db.execute(
@@ -1776,7 +1889,7 @@ pub(crate) async fn write_ledger_rows(
                 tenant_id.to_string().into(),
                 entry.account.name().into(),
                 entry.account.member().map(|id| id.to_string()).into(),
-                entry.asset.as_str().into(),
+                entry.asset.name().into_owned().into(),
                 entry.amount.into(),
             ]);
         }

@@ -6,7 +6,7 @@
 //! time, so pending points can never be released late or early.
 
 use crate::batch::{
-    is_quarantined_row, load_lots_and_periods, lock_in_order, member_from, parse_tenant_id,
+    is_quarantined_row, load_member_details_of, lock_in_order, member_from, parse_tenant_id,
     tier_row, voucher_from, write_ledger_rows, MEMBER_SELECT, TIER_INSERT, VOUCHER_SELECT,
     VOUCHER_UPSERT,
 };
@@ -17,7 +17,6 @@ use crate::webhooks::{OUTBOX_COLUMNS, OUTBOX_INSERT};
 use crate::{Backend, Store, StoreError};
 use patron_core::engine::{expire_lots, expire_voucher};
 use patron_core::ledger::Transaction;
-use patron_core::lots::Lots;
 use patron_core::member::MemberState;
 use patron_core::tiers;
 use patron_core::time::{to_micros, Timestamp};
@@ -122,16 +121,9 @@ async fn load_members(
         let (tenant_id, state) = member_from(&row)?;
         members.insert(state.id, (tenant_id, state));
     }
-    let (lots, periods) = load_lots_and_periods(db, ids.to_vec()).await?;
-    for (member_id, member_lots) in lots {
-        if let Some((_, state)) = members.get_mut(&member_id) {
-            state.lots = Lots::new(member_lots);
-        }
-    }
-    for (member_id, month, totals) in periods {
-        if let Some((_, state)) = members.get_mut(&member_id) {
-            state.periods.insert(month, totals);
-        }
+    let details = load_member_details_of(db, ids.to_vec()).await?;
+    for (member_id, (_, state)) in members.iter_mut() {
+        details.apply(member_id, state);
     }
     // The next event of an inconsistent member quarantines it (see `batch`); a job must not
     // judge it meanwhile.

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin_search",
         include_str!("../migrations/0009_admin_search.sql"),
     ),
+    (10, "assets", include_str!("../migrations/0010_assets.sql")),
 ];
 
 /// The migration that adds the members' search keys, filled in for existing members.

@@ -69,6 +69,9 @@ pub enum IncomingKind {
     /// A manual change of points; `actor` (who asked) goes to the audit log with the change.
     Adjustment {
         member: MemberRef,
+        /// What is adjusted: points, or money (store credit), or a card's stamps.
+        asset: patron_core::ledger::Asset,
+        /// How much of it, up or down.
         points: i64,
         reason: String,
         actor: Option<String>,
@@ -130,6 +133,10 @@ pub struct EventResult {
     pub voucher: Option<VoucherView>,
     /// Whether the member was created by this event.
     pub member_created: bool,
+    /// The member's balances of assets other than points after the event (`money`,
+    /// `stamps:<card>`), when they hold any.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub holdings: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

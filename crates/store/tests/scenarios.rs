@@ -630,6 +630,7 @@ fn void(id: &str) -> IncomingKind {
 fn adjust(member: MemberRef, points: i64) -> IncomingKind {
     IncomingKind::Adjustment {
         member,
+        asset: patron_core::ledger::Asset::Points,
         points,
         reason: "test".into(),
         actor: Some("user:test".into()),

@@ -26,6 +26,7 @@ async fn two_writers(postgres: bool) -> (Cafe, Journal, Store) {
 fn adjustment(member: &str, points: i64) -> IncomingKind {
     IncomingKind::Adjustment {
         member: phone(member),
+        asset: patron_core::ledger::Asset::Points,
         points,
         reason: "opening balance".into(),
         actor: Some("test".into()),
