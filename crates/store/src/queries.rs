@@ -2,16 +2,19 @@
 //! the ledger's own consistency check.
 
 use crate::batch::{
-    lot_from_row, member_from_row, reward_from_row, voucher_from_row, voucher_view, MEMBER_SELECT,
-    REWARD_SELECT,
+    parse_lot_id, parse_member_id, voucher_view, LOT_SELECT, MEMBER_SELECT, REWARD_SELECT,
 };
+use crate::db::Row;
 use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
 use crate::sql::{bind_all, Bind, DbRow};
-use crate::{rfc3339, Store, StoreError};
-use patron_core::lots::Lots;
-use patron_core::member::PeriodTotals;
+use crate::{binds, rfc3339, Store, StoreError};
+use patron_core::lots::{Allocation, Lot, Lots};
+use patron_core::member::{MemberState, PeriodTotals, Profile};
+use patron_core::reward::{Reward, Voucher, VoucherStatus};
 use patron_core::time::{from_micros, to_micros, Timestamp};
-use patron_core::{tiers, Money, Points, TenantId};
+use patron_core::{
+    tiers, MemberId, Money, Phone, Points, RewardId, TenantId, TransactionId,
+};
 
 /// Days ahead that "expiring soon" looks.
 pub const EXPIRING_SOON_DAYS: i64 = 30;
@@ -148,7 +151,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         reference: &MemberRef,
-    ) -> Result<patron_core::member::MemberState, StoreError> {
+    ) -> Result<MemberState, StoreError> {
         let (sql, key) = match reference {
             MemberRef::Id(id) => (
                 format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
@@ -160,29 +163,28 @@ impl Store {
             ),
         };
         let row = self
-            .read(&sql, vec![tenant_id.to_string().into(), key.into()])
+            .db
+            .fetch_optional(&sql, binds![tenant_id.to_string(), key])
             .await?
-            .into_iter()
-            .next()
             .ok_or(StoreError::NotFound { what: "member" })?;
-        let (_, mut state) = member_from_row(&row)?;
+        let (_, mut state) = member_from(&row)?;
         let member_id = state.id.to_string();
         let mut lots = Vec::new();
-        let sql = format!(
-            "{} WHERE member_id = $1 AND remaining <> 0",
-            crate::batch::LOT_SELECT
-        );
-        for row in self.read(&sql, vec![member_id.clone().into()]).await? {
-            lots.push(lot_from_row(&row)?.1);
+        let sql = format!("{LOT_SELECT} WHERE member_id = $1 AND remaining <> 0");
+        for row in self.db.fetch(&sql, binds![&member_id]).await? {
+            lots.push(lot_from(&row)?.1);
         }
         state.lots = Lots::new(lots);
         let sql = "SELECT month, spend, points FROM member_periods WHERE member_id = $1";
-        for row in self.read(sql, vec![member_id.clone().into()]).await? {
+        for row in self.db.fetch(sql, binds![&member_id]).await? {
+            let month = row.int("month")?;
+            let month = i32::try_from(month)
+                .map_err(|_| StoreError::Corrupt(format!("member period month {month}")))?;
             state.periods.insert(
-                row.int(0) as i32,
+                month,
                 PeriodTotals {
-                    spend: Money(row.int(1)),
-                    points: Points(row.int(2)),
+                    spend: Money(row.int("spend")?),
+                    points: Points(row.int("points")?),
                 },
             );
         }
@@ -205,36 +207,39 @@ impl Store {
         let after = after.unwrap_or(&start);
         let zone = self.tenant(tenant_id).await?.zone;
         let rows = self
-            .read(
+            .db
+            .fetch(
                 "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
-                 (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
-                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id) \
+                 (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e \
+                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id) AS points \
                  FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 \
                  AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
                  ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5",
-                vec![
-                    tenant_id.to_string().into(),
-                    member_id.to_string().into(),
-                    after.occurred_at_micros.into(),
-                    after.transaction_id.clone().into(),
-                    limit.clamp(1, HISTORY_PAGE_MAX).into(),
+                binds![
+                    tenant_id.to_string(),
+                    member_id.to_string(),
+                    after.occurred_at_micros,
+                    &after.transaction_id,
+                    limit.clamp(1, HISTORY_PAGE_MAX),
                 ],
             )
             .await?;
         rows.iter()
             .map(|row| {
+                let id = row.text("id")?;
+                let occurred_at = row.int("occurred_at")?;
                 Ok(HistoryEntry {
                     cursor: HistoryCursor {
-                        occurred_at_micros: row.int(3),
-                        transaction_id: row.text(0),
+                        occurred_at_micros: occurred_at,
+                        transaction_id: id.clone(),
                     },
-                    transaction_id: row.text(0),
-                    kind: row.text(1),
-                    event_id: row.opt_text(2),
-                    occurred_at: rfc3339(from_micros(row.int(3)), zone),
-                    reason: serde_json::from_str(&row.text(4))
+                    transaction_id: id,
+                    kind: row.text("kind")?,
+                    event_id: row.opt_text("event_id")?,
+                    occurred_at: rfc3339(from_micros(occurred_at), zone),
+                    reason: serde_json::from_str(&row.text("reason")?)
                         .map_err(|error| StoreError::Corrupt(format!("reason: {error}")))?,
-                    points: row.int(5),
+                    points: row.int("points")?,
                 })
             })
             .collect()
@@ -248,10 +253,10 @@ impl Store {
     ) -> Result<Vec<RewardView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
         let sql = format!("{REWARD_SELECT} WHERE tenant_id = $1 ORDER BY cost, name");
-        let rows = self.read(&sql, vec![tenant_id.to_string().into()]).await?;
+        let rows = self.db.fetch(&sql, binds![tenant_id.to_string()]).await?;
         let mut rewards = Vec::new();
         for row in rows {
-            let (_, reward) = reward_from_row(&row)?;
+            let (_, reward) = reward_from(&row)?;
             if offered_at.is_some_and(|at| !reward.is_offered(at)) {
                 continue;
             }
@@ -280,17 +285,19 @@ impl Store {
     ) -> Result<Vec<VoucherView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
         let rows = self
-            .read(
+            .db
+            .fetch(
                 "SELECT v.code, v.tenant_id, v.member_id, v.reward_id, v.cost, v.status, v.redemption_transaction, \
-                 v.allocations, v.issued_at, v.expires_at, v.used_at, v.used_store, r.name FROM vouchers v \
-                 JOIN rewards r ON r.id = v.reward_id WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
-                vec![tenant_id.to_string().into(), member_id.to_string().into()],
+                 v.allocations, v.issued_at, v.expires_at, v.used_at, v.used_store, r.name AS reward_name \
+                 FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
+                 WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
+                binds![tenant_id.to_string(), member_id.to_string()],
             )
             .await?;
         rows.iter()
             .map(|row| {
-                let (_, voucher) = voucher_from_row(row)?;
-                Ok(voucher_view(&voucher, row.text(12), zone))
+                let (_, voucher) = voucher_from(row)?;
+                Ok(voucher_view(&voucher, row.text("reward_name")?, zone))
             })
             .collect()
     }
@@ -298,36 +305,36 @@ impl Store {
     /// Checks the ledger of every tenant: balanced transactions, and every member's stored
     /// balance equal to the sum of their entries and to the sum of their lots.
     pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
+        // Each statement is one `COUNT(*) AS n`, which always gives one row.
         let count = |sql: &'static str| async move {
-            let rows = self.read(sql, Vec::new()).await?;
-            Ok::<i64, StoreError>(rows.first().map(|row| row.int(0)).unwrap_or(0))
+            self.db.fetch_one(sql, Vec::new()).await?.int("n")
         };
         Ok(LedgerCheck {
-            transactions: count("SELECT COUNT(*) FROM ledger_transactions").await?,
+            transactions: count("SELECT COUNT(*) AS n FROM ledger_transactions").await?,
             unbalanced_transactions: count(
-                "SELECT COUNT(*) FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, asset \
+                "SELECT COUNT(*) AS n FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, asset \
                  HAVING SUM(amount) <> 0) unbalanced",
             )
             .await?,
             balance_differs_from_entries: count(
-                "SELECT COUNT(*) FROM members m LEFT JOIN (SELECT member_id, SUM(amount) AS total FROM ledger_entries \
+                "SELECT COUNT(*) AS n FROM members m LEFT JOIN (SELECT member_id, SUM(amount) AS total FROM ledger_entries \
                  WHERE account = 'member' GROUP BY member_id) e ON e.member_id = m.id \
                  WHERE m.points_balance <> COALESCE(e.total, 0)",
             )
             .await?,
             balance_differs_from_lots: count(
-                "SELECT COUNT(*) FROM members m LEFT JOIN (SELECT member_id, SUM(remaining) AS total FROM lots \
+                "SELECT COUNT(*) AS n FROM members m LEFT JOIN (SELECT member_id, SUM(remaining) AS total FROM lots \
                  WHERE remaining <> 0 GROUP BY member_id) l ON l.member_id = m.id \
                  WHERE m.points_balance <> COALESCE(l.total, 0)",
             )
             .await?,
             negative_without_debt: count(
-                "SELECT COUNT(*) FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
+                "SELECT COUNT(*) AS n FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
                  (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.remaining <> 0 AND l.remaining < 0)",
             )
             .await?,
-            members: count("SELECT COUNT(*) FROM members").await?,
-            events: count("SELECT COUNT(*) FROM events").await?,
+            members: count("SELECT COUNT(*) AS n FROM members").await?,
+            events: count("SELECT COUNT(*) AS n FROM events").await?,
         })
     }
 
@@ -347,12 +354,134 @@ impl Store {
                 phone.as_str().to_owned(),
             ),
         };
-        let rows = self
-            .read(sql, vec![tenant_id.to_string().into(), key.into()])
-            .await?;
-        let row = rows
-            .first()
+        let row = self
+            .db
+            .fetch_optional(sql, binds![tenant_id.to_string(), key])
+            .await?
             .ok_or(StoreError::NotFound { what: "member" })?;
-        crate::batch::parse_member_id(&row.text(0))
+        parse_member_id(&row.text("id")?)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows read by column name: the columns of `MEMBER_SELECT`, `LOT_SELECT` and `REWARD_SELECT`,
+// and of a voucher's row. A NULL in a column the schema declares NOT NULL is an error.
+
+fn tenant_of(row: &Row) -> Result<TenantId, StoreError> {
+    let text = row.text("tenant_id")?;
+    TenantId::parse(&text).map_err(|_| StoreError::Corrupt(format!("tenant id {text}")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(&row.text(column)?)
+        .map_err(|error| StoreError::Corrupt(format!("column {column}: {error}")))
+}
+
+fn day(text: Option<String>) -> Option<chrono::NaiveDate> {
+    text.and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok())
+}
+
+/// A member from a row of [`MEMBER_SELECT`]. A stored phone or birthday that no longer parses
+/// is left out, as the journal's loader does.
+pub(crate) fn member_from(row: &Row) -> Result<(TenantId, MemberState), StoreError> {
+    let id = parse_member_id(&row.text("id")?)?;
+    let profile = Profile {
+        phone: row
+            .opt_text("phone")?
+            .and_then(|phone| Phone::parse(&phone).ok()),
+        email: row.opt_text("email")?,
+        name: row.opt_text("name")?,
+        birthday: day(row.opt_text("birthday")?),
+        gender: row.opt_text("gender")?,
+        city: row.opt_text("city")?,
+        tags: json(row, "tags")?,
+        attributes: json(row, "attributes")?,
+    };
+    let mut state = MemberState::new(
+        id,
+        profile,
+        &row.text("tier")?,
+        from_micros(row.int("created_at")?),
+    );
+    state.tier_since = from_micros(row.int("tier_since")?);
+    state.tier_below_since = row.opt_int("tier_below_since")?.map(from_micros);
+    state.tier_held_until = row.opt_int("tier_held_until")?.map(from_micros);
+    state.balance = Points(row.int("points_balance")?);
+    state.lifetime_spend = Money(row.int("lifetime_spend")?);
+    state.lifetime_points = Points(row.int("lifetime_points")?);
+    state.order_count = row.int("order_count")?;
+    state.day = day(row.opt_text("day_key")?);
+    state.day_points = Points(row.int("day_points")?);
+    state.rule_hits = json(row, "rule_hits")?;
+    Ok((tenant_of(row)?, state))
+}
+
+/// A lot from a row of [`LOT_SELECT`].
+pub(crate) fn lot_from(row: &Row) -> Result<(MemberId, Lot), StoreError> {
+    Ok((
+        parse_member_id(&row.text("member_id")?)?,
+        Lot {
+            id: parse_lot_id(&row.text("id")?)?,
+            earned: Points(row.int("earned")?),
+            remaining: Points(row.int("remaining")?),
+            matures_at: from_micros(row.int("matures_at")?),
+            expires_at: row.opt_int("expires_at")?.map(from_micros),
+            created_at: from_micros(row.int("created_at")?),
+        },
+    ))
+}
+
+/// A reward from a row of [`REWARD_SELECT`].
+pub(crate) fn reward_from(row: &Row) -> Result<(TenantId, Reward), StoreError> {
+    let id = row.text("id")?;
+    let days = row.int("voucher_valid_days")?;
+    let reward = Reward {
+        id: RewardId::parse(&id).map_err(|_| StoreError::Corrupt(format!("reward id {id}")))?,
+        name: row.text("name")?,
+        description: row.text("description")?,
+        cost: Points(row.int("cost")?),
+        stock: row.opt_int("stock")?,
+        per_member_limit: row.opt_int("per_member_limit")?,
+        valid_from: row.opt_int("valid_from")?.map(from_micros),
+        valid_until: row.opt_int("valid_until")?.map(from_micros),
+        stores: json(row, "stores")?,
+        voucher_valid_days: u32::try_from(days)
+            .map_err(|_| StoreError::Corrupt(format!("reward voucher_valid_days {days}")))?,
+        active: row.flag("active")?,
+    };
+    Ok((tenant_of(row)?, reward))
+}
+
+/// A voucher from a row with the columns of the `vouchers` table (`updated_at` not needed).
+pub(crate) fn voucher_from(row: &Row) -> Result<(TenantId, Voucher), StoreError> {
+    let status = row.text("status")?;
+    let allocations: Vec<(String, i64)> = json(row, "allocations")?;
+    let allocations = allocations
+        .into_iter()
+        .map(|(lot, points)| {
+            Ok(Allocation {
+                lot_id: parse_lot_id(&lot)?,
+                points: Points(points),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let reward_id = row.text("reward_id")?;
+    let transaction = row.text("redemption_transaction")?;
+    let voucher = Voucher {
+        code: row.text("code")?,
+        member_id: parse_member_id(&row.text("member_id")?)?,
+        reward_id: RewardId::parse(&reward_id)
+            .map_err(|_| StoreError::Corrupt(format!("reward id {reward_id}")))?,
+        cost: Points(row.int("cost")?),
+        status: VoucherStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("voucher status {status}")))?,
+        redemption_transaction: TransactionId::parse(&transaction)
+            .map_err(|_| StoreError::Corrupt(format!("transaction id {transaction}")))?,
+        allocations,
+        issued_at: from_micros(row.int("issued_at")?),
+        expires_at: from_micros(row.int("expires_at")?),
+        used_at: row.opt_int("used_at")?.map(from_micros),
+        used_store: row.opt_text("used_store")?,
+    };
+    Ok((tenant_of(row)?, voucher))
 }
