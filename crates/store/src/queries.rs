@@ -12,9 +12,7 @@ use patron_core::lots::{Allocation, Lot, Lots};
 use patron_core::member::{MemberState, PeriodTotals, Profile};
 use patron_core::reward::{Reward, Voucher, VoucherStatus};
 use patron_core::time::{from_micros, to_micros, Timestamp};
-use patron_core::{
-    tiers, MemberId, Money, Phone, Points, RewardId, TenantId, TransactionId,
-};
+use patron_core::{tiers, MemberId, Money, Phone, Points, RewardId, TenantId, TransactionId};
 
 /// Days ahead that "expiring soon" looks.
 pub const EXPIRING_SOON_DAYS: i64 = 30;
@@ -306,9 +304,8 @@ impl Store {
     /// balance equal to the sum of their entries and to the sum of their lots.
     pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
         // Each statement is one `COUNT(*) AS n`, which always gives one row.
-        let count = |sql: &'static str| async move {
-            self.db.fetch_one(sql, Vec::new()).await?.int("n")
-        };
+        let count =
+            |sql: &'static str| async move { self.db.fetch_one(sql, Vec::new()).await?.int("n") };
         Ok(LedgerCheck {
             transactions: count("SELECT COUNT(*) AS n FROM ledger_transactions").await?,
             unbalanced_transactions: count(

@@ -251,7 +251,10 @@ fn joined_sum(row: &Row, name: &str) -> Result<i64, StoreError> {
 }
 
 /// The bucket a row of a series names in its `bucket` column (`None` past the last).
-fn bucket_of<'b>(buckets: &'b mut [Bucket], row: &Row) -> Result<Option<&'b mut Bucket>, StoreError> {
+fn bucket_of<'b>(
+    buckets: &'b mut [Bucket],
+    row: &Row,
+) -> Result<Option<&'b mut Bucket>, StoreError> {
     let index = row.int("bucket")?;
     Ok(usize::try_from(index)
         .ok()
@@ -369,7 +372,9 @@ impl Store {
         }
         for row in points {
             if let Some(bucket) = bucket_of(&mut buckets, &row)? {
-                bucket.points.add(&row.text("kind")?, joined_sum(&row, "net")?);
+                bucket
+                    .points
+                    .add(&row.text("kind")?, joined_sum(&row, "net")?);
             }
         }
         Ok(buckets)
