@@ -1,16 +1,18 @@
 //! Tenants, stores, programme versions, rewards and API keys: the setup around the engine.
 
 use crate::audit::{Actor, Change};
-use crate::sql::{bind_all, Bind, DbRow};
+use crate::db::{Row, Tx};
+use crate::error::Unique;
+use crate::batch::reward_from;
+use crate::sql::Bind;
 use crate::users::Role;
-use crate::{Store, StoreError, TenantSettings};
+use crate::{binds, Backend, Store, StoreError, TenantSettings};
 use patron_core::programme::{Programme, ProgrammeDefinition};
 use patron_core::reward::Reward;
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::{RewardId, TenantId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use std::sync::Arc;
 
 /// A new tenant.
@@ -152,13 +154,17 @@ impl Store {
             ));
         }
         let id = TenantId::new();
-        sqlx::query("INSERT INTO tenants (id, name, currency, time_zone, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id.to_string())
-            .bind(tenant.name.trim().to_owned())
-            .bind(tenant.currency.clone())
-            .bind(tenant.time_zone.clone())
-            .bind(to_micros(chrono::Utc::now()))
-            .execute(&self.pool)
+        self.db
+            .execute(
+                "INSERT INTO tenants (id, name, currency, time_zone, created_at) VALUES ($1, $2, $3, $4, $5)",
+                binds![
+                    id.to_string(),
+                    tenant.name.trim(),
+                    &tenant.currency,
+                    &tenant.time_zone,
+                    to_micros(chrono::Utc::now()),
+                ],
+            )
             .await?;
         Ok(id)
     }
@@ -173,27 +179,30 @@ impl Store {
         {
             return Ok(Arc::clone(settings));
         }
-        let row = sqlx::query(
-            "SELECT name, currency, time_zone, purchase_amount_max, purchase_amount_confirm FROM tenants WHERE id = $1",
-        )
-            .bind(tenant_id.to_string())
-            .fetch_optional(&self.pool)
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT name, currency, time_zone, purchase_amount_max, purchase_amount_confirm FROM tenants WHERE id = $1",
+                binds![tenant_id.to_string()],
+            )
             .await?
             .ok_or(StoreError::NotFound { what: "tenant" })?;
-        let zone_name: String = row.get(2);
+        let zone_name = row.text("time_zone")?;
         let zone = zone_name
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("time zone {zone_name}")))?;
         let mut programmes = Vec::new();
-        let rows = sqlx::query(
-            "SELECT version, effective_from, definition FROM programme_versions WHERE tenant_id = $1 ORDER BY effective_from, version",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .db
+            .fetch(
+                "SELECT version, effective_from, definition FROM programme_versions WHERE tenant_id = $1 \
+                 ORDER BY effective_from, version",
+                binds![tenant_id.to_string()],
+            )
+            .await?;
         for row in rows {
-            let version: i64 = row.get(0);
-            let text: String = row.get(2);
+            let version = row.int("version")?;
+            let text = row.text("definition")?;
             let definition: ProgrammeDefinition = serde_json::from_str(&text)
                 .map_err(|error| StoreError::Corrupt(format!("programme {version}: {error}")))?;
             let (programme, disabled) = Programme::load(version, definition)
@@ -201,29 +210,33 @@ impl Store {
             for error in disabled {
                 tracing::warn!(%tenant_id, version, %error, "a stored rule breaks the rule limits");
             }
-            programmes.push((from_micros(row.get(1)), Arc::new(programme)));
+            programmes.push((from_micros(row.int("effective_from")?), Arc::new(programme)));
         }
-        let stores = sqlx::query("SELECT code FROM stores WHERE tenant_id = $1")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
+        let stores = self
+            .db
+            .fetch(
+                "SELECT code FROM stores WHERE tenant_id = $1",
+                binds![tenant_id.to_string()],
+            )
             .await?
             .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect();
+            .map(|row| row.text("code"))
+            .collect::<Result<_, _>>()?;
         let webhook_topics = self.live_webhook_topics(tenant_id).await?;
         let settings = Arc::new(TenantSettings {
             id: tenant_id,
-            name: row.get(0),
-            currency: row.get(1),
+            name: row.text("name")?,
+            currency: row.text("currency")?,
             zone,
             programmes,
             stores,
             webhook_topics,
+            // NULL: the tenant never set its own limits.
             purchase_amount_max: row
-                .get::<Option<i64>, _>(3)
+                .opt_int("purchase_amount_max")?
                 .unwrap_or(crate::PURCHASE_AMOUNT_MAX_DEFAULT),
             purchase_amount_confirm: row
-                .get::<Option<i64>, _>(4)
+                .opt_int("purchase_amount_confirm")?
                 .unwrap_or(crate::PURCHASE_AMOUNT_CONFIRM_DEFAULT),
         });
         self.tenants
@@ -251,15 +264,15 @@ impl Store {
         confirm: i64,
     ) -> Result<(), StoreError> {
         let before = self.tenant(tenant_id).await?;
-        let mut db = self.db.begin_write().await?;
-        db.execute(
+        let mut tx = self.db.begin_write().await?;
+        tx.execute(
             "UPDATE tenants SET purchase_amount_max = $1, purchase_amount_confirm = $2 WHERE id = $3",
-            vec![maximum.into(), confirm.into(), tenant_id.to_string().into()],
+            binds![maximum, confirm, tenant_id.to_string()],
         )
         .await?;
-        db.execute(
-            crate::audit::INSERT,
-            crate::audit::change_values(&crate::audit::Change {
+        crate::audit::record_tx(
+            &mut tx,
+            &Change {
                 tenant_id,
                 actor,
                 action: "tenant.purchase_limits",
@@ -269,10 +282,10 @@ impl Store {
                     "confirm": before.purchase_amount_confirm,
                 })),
                 after: Some(serde_json::json!({"maximum": maximum, "confirm": confirm})),
-            }),
+            },
         )
         .await?;
-        db.commit().await?;
+        tx.commit().await?;
         self.forget_tenant(tenant_id);
         Ok(())
     }
@@ -290,25 +303,27 @@ impl Store {
         })?;
         self.tenant(tenant_id).await?;
         let text = serde_json::to_string(&definition).expect("a definition serialises");
-        let mut transaction = self.begin_write().await?;
-        let version: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM programme_versions WHERE tenant_id = $1",
+        let mut tx = self.db.begin_write().await?;
+        let version = tx
+            .fetch_one(
+                "SELECT COALESCE(MAX(version), 0) + 1 AS version FROM programme_versions WHERE tenant_id = $1",
+                binds![tenant_id.to_string()],
+            )
+            .await?
+            .int("version")?;
+        tx.execute(
+            "INSERT INTO programme_versions (tenant_id, version, effective_from, definition, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            binds![
+                tenant_id.to_string(),
+                version,
+                to_micros(effective_from),
+                text,
+                to_micros(chrono::Utc::now()),
+            ],
         )
-        .bind(tenant_id.to_string())
-        .fetch_one(&mut *transaction)
-        .await?
-        .get(0);
-        sqlx::query(
-            "INSERT INTO programme_versions (tenant_id, version, effective_from, definition, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(tenant_id.to_string())
-        .bind(version)
-        .bind(to_micros(effective_from))
-        .bind(text)
-        .bind(to_micros(chrono::Utc::now()))
-        .execute(&mut *transaction)
         .await?;
-        transaction.commit().await?;
+        tx.commit().await?;
         self.forget_tenant(tenant_id);
         Ok(version)
     }
@@ -331,18 +346,20 @@ impl Store {
                 "1 to 32 letters, digits, '-' or '_'",
             ));
         }
-        let result = sqlx::query(
-            "INSERT INTO stores (tenant_id, code, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(tenant_id.to_string())
-        .bind(code.to_owned())
-        .bind(name.to_owned())
-        .bind(to_micros(chrono::Utc::now()))
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from);
+        let result = self
+            .db
+            .execute(
+                "INSERT INTO stores (tenant_id, code, name, created_at) VALUES ($1, $2, $3, $4)",
+                binds![
+                    tenant_id.to_string(),
+                    code,
+                    name,
+                    to_micros(chrono::Utc::now())
+                ],
+            )
+            .await;
         match result {
-            Err(error) if error.is_unique_violation() => {
+            Err(error) if error.violated() == Some(Unique::StoreCode) => {
                 return Err(StoreError::Conflict { what: "store" })
             }
             other => other?,
@@ -354,20 +371,22 @@ impl Store {
     /// The tenant's stores, by code.
     pub async fn stores(&self, tenant_id: TenantId) -> Result<Vec<StoreView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = sqlx::query(
-            "SELECT code, name, created_at FROM stores WHERE tenant_id = $1 ORDER BY code",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| StoreView {
-                code: row.get(0),
-                name: row.get(1),
-                created_at: crate::model::rfc3339(from_micros(row.get(2)), zone),
+        let rows = self
+            .db
+            .fetch(
+                "SELECT code, name, created_at FROM stores WHERE tenant_id = $1 ORDER BY code",
+                binds![tenant_id.to_string()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoreView {
+                    code: row.text("code")?,
+                    name: row.text("name")?,
+                    created_at: crate::model::rfc3339(from_micros(row.int("created_at")?), zone),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The tiers of the programme in force now, lowest first, with how many members hold
@@ -377,16 +396,18 @@ impl Store {
         let Some(programme) = settings.programme_at(chrono::Utc::now()) else {
             return Ok(Vec::new());
         };
-        let rows = sqlx::query(
-            "SELECT tier, COUNT(*) FROM members WHERE tenant_id = $1 AND erased_at IS NULL GROUP BY tier",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .db
+            .fetch(
+                "SELECT tier, COUNT(*) AS members FROM members WHERE tenant_id = $1 AND erased_at IS NULL \
+                 GROUP BY tier",
+                binds![tenant_id.to_string()],
+            )
+            .await?;
         let counts: std::collections::HashMap<String, i64> = rows
             .iter()
-            .map(|row| (row.get::<String, _>(0), row.get::<i64, _>(1)))
-            .collect();
+            .map(|row| Ok((row.text("tier")?, row.int("members")?)))
+            .collect::<Result<_, StoreError>>()?;
         Ok(programme
             .definition
             .tiers
@@ -420,25 +441,22 @@ impl Store {
         actor: &Actor,
     ) -> Result<RewardId, StoreError> {
         check_reward(reward)?;
-        let mut transaction = self.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let mut values = reward_columns(reward);
-        values.extend([
-            reward.id.to_string().into(),
-            tenant_id.to_string().into(),
-            to_micros(chrono::Utc::now()).into(),
+        values.extend(binds![
+            reward.id.to_string(),
+            tenant_id.to_string(),
+            to_micros(chrono::Utc::now()),
         ]);
-        bind_all(
-            sqlx::query(
-                "INSERT INTO rewards (name, description, cost, stock, per_member_limit, valid_from, valid_until, \
-                 stores, voucher_valid_days, active, id, tenant_id, created_at) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
-            ),
+        tx.execute(
+            "INSERT INTO rewards (name, description, cost, stock, per_member_limit, valid_from, valid_until, \
+             stores, voucher_valid_days, active, id, tenant_id, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
             values,
         )
-        .execute(&mut *transaction)
         .await?;
-        crate::audit::record_in(
-            &mut transaction,
+        crate::audit::record_tx(
+            &mut tx,
             &Change {
                 tenant_id,
                 actor,
@@ -449,7 +467,7 @@ impl Store {
             },
         )
         .await?;
-        transaction.commit().await?;
+        tx.commit().await?;
         Ok(reward.id)
     }
 
@@ -459,8 +477,11 @@ impl Store {
         tenant_id: TenantId,
         reward_id: RewardId,
     ) -> Result<Reward, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        reward_in(&mut connection, tenant_id, reward_id).await
+        let row = self
+            .db
+            .fetch_optional(&reward_select(false), reward_key(tenant_id, reward_id))
+            .await?;
+        reward_of(row)
     }
 
     /// Changes a reward: `Some` fields are set (`Some(None)` clears a limit or a date).
@@ -477,15 +498,8 @@ impl Store {
         // The reward is read inside the transaction that writes it, locked as a redemption
         // locks it (SQLite: the write lock from `BEGIN IMMEDIATE`; PostgreSQL: the row), so a
         // redemption between the read and the write cannot have its stock overwritten.
-        let mut transaction = self.begin_write().await?;
-        if self.backend == crate::Backend::Postgres {
-            sqlx::query("SELECT id FROM rewards WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
-                .bind(tenant_id.to_string())
-                .bind(reward_id.to_string())
-                .execute(&mut *transaction)
-                .await?;
-        }
-        let before = reward_in(&mut transaction, tenant_id, reward_id).await?;
+        let mut tx = self.db.begin_write().await?;
+        let before = reward_in(&mut tx, tenant_id, reward_id).await?;
         let mut after = before.clone();
         change.apply_to(&mut after);
         check_reward(&after)?;
@@ -495,19 +509,16 @@ impl Store {
             _ => "reward.update",
         };
         let mut values = reward_columns(&after);
-        values.extend([tenant_id.to_string().into(), reward_id.to_string().into()]);
-        bind_all(
-            sqlx::query(
-                "UPDATE rewards SET name = $1, description = $2, cost = $3, stock = $4, per_member_limit = $5, \
-                 valid_from = $6, valid_until = $7, stores = $8, voucher_valid_days = $9, active = $10 \
-                 WHERE tenant_id = $11 AND id = $12",
-            ),
+        values.extend(binds![tenant_id.to_string(), reward_id.to_string()]);
+        tx.execute(
+            "UPDATE rewards SET name = $1, description = $2, cost = $3, stock = $4, per_member_limit = $5, \
+             valid_from = $6, valid_until = $7, stores = $8, voucher_valid_days = $9, active = $10 \
+             WHERE tenant_id = $11 AND id = $12",
             values,
         )
-        .execute(&mut *transaction)
         .await?;
-        crate::audit::record_in(
-            &mut transaction,
+        crate::audit::record_tx(
+            &mut tx,
             &Change {
                 tenant_id,
                 actor,
@@ -518,7 +529,7 @@ impl Store {
             },
         )
         .await?;
-        transaction.commit().await?;
+        tx.commit().await?;
         Ok(after)
     }
 
@@ -549,10 +560,12 @@ impl Store {
             return Err(StoreError::invalid("name", "must be 1 to 200 characters"));
         }
         if let Some(code) = store_code {
-            let known = sqlx::query("SELECT 1 FROM stores WHERE tenant_id = $1 AND code = $2")
-                .bind(tenant_id.to_string())
-                .bind(code.to_owned())
-                .fetch_optional(&self.pool)
+            let known = self
+                .db
+                .fetch_optional(
+                    "SELECT 1 AS known FROM stores WHERE tenant_id = $1 AND code = $2",
+                    binds![tenant_id.to_string(), code],
+                )
                 .await?;
             if known.is_none() {
                 return Err(StoreError::invalid("store", "no such store"));
@@ -562,24 +575,25 @@ impl Store {
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("pk_{}", hex::encode(bytes));
         let id = uuid::Uuid::now_v7().to_string();
-        let mut transaction = self.begin_write().await?;
-        sqlx::query(
+        let mut tx = self.db.begin_write().await?;
+        tx.execute(
             "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, scope, created_at, store_code, created_by) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            binds![
+                &id,
+                tenant_id.to_string(),
+                name.trim(),
+                hash_key(&secret),
+                &secret[..10],
+                scope.as_str(),
+                to_micros(chrono::Utc::now()),
+                store_code,
+                &actor.0,
+            ],
         )
-        .bind(id.clone())
-        .bind(tenant_id.to_string())
-        .bind(name.trim().to_owned())
-        .bind(hash_key(&secret))
-        .bind(secret[..10].to_owned())
-        .bind(scope.as_str())
-        .bind(to_micros(chrono::Utc::now()))
-        .bind(store_code.map(str::to_owned))
-        .bind(actor.0.clone())
-        .execute(&mut *transaction)
         .await?;
-        crate::audit::record_in(
-            &mut transaction,
+        crate::audit::record_tx(
+            &mut tx,
             &Change {
                 tenant_id,
                 actor,
@@ -590,7 +604,7 @@ impl Store {
             },
         )
         .await?;
-        transaction.commit().await?;
+        tx.commit().await?;
         let key = self
             .api_keys(tenant_id)
             .await?
@@ -605,25 +619,27 @@ impl Store {
         let zone = self.tenant(tenant_id).await?.zone;
         let at =
             |micros: Option<i64>| micros.map(|micros| crate::rfc3339(from_micros(micros), zone));
-        Ok(sqlx::query(
-            "SELECT id, name, prefix, scope, store_code, created_at, last_used_at, revoked_at FROM api_keys \
-             WHERE tenant_id = $1 ORDER BY id DESC",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| ApiKeyView {
-            id: row.get(0),
-            name: row.get(1),
-            prefix: row.get(2),
-            scope: row.get(3),
-            store: row.get(4),
-            created_at: at(Some(row.get(5))).unwrap_or_default(),
-            last_used_at: at(row.get(6)),
-            revoked_at: at(row.get(7)),
-        })
-        .collect())
+        self.db
+            .fetch(
+                "SELECT id, name, prefix, scope, store_code, created_at, last_used_at, revoked_at FROM api_keys \
+                 WHERE tenant_id = $1 ORDER BY id DESC",
+                binds![tenant_id.to_string()],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ApiKeyView {
+                    id: row.text("id")?,
+                    name: row.text("name")?,
+                    prefix: row.text("prefix")?,
+                    scope: row.text("scope")?,
+                    store: row.opt_text("store_code")?,
+                    created_at: crate::rfc3339(from_micros(row.int("created_at")?), zone),
+                    last_used_at: at(row.opt_int("last_used_at")?),
+                    revoked_at: at(row.opt_int("revoked_at")?),
+                })
+            })
+            .collect()
     }
 
     /// Revokes a key at once (callers drop it from their caches).
@@ -633,20 +649,18 @@ impl Store {
         id: &str,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
-        )
-        .bind(to_micros(chrono::Utc::now()))
-        .bind(tenant_id.to_string())
-        .bind(id.to_owned())
-        .execute(&mut *transaction)
-        .await?;
-        if updated.rows_affected() == 0 {
+        let mut tx = self.db.begin_write().await?;
+        let updated = tx
+            .execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+                binds![to_micros(chrono::Utc::now()), tenant_id.to_string(), id],
+            )
+            .await?;
+        if updated == 0 {
             return Err(StoreError::NotFound { what: "api key" });
         }
-        crate::audit::record_in(
-            &mut transaction,
+        crate::audit::record_tx(
+            &mut tx,
             &Change {
                 tenant_id,
                 actor,
@@ -657,42 +671,44 @@ impl Store {
             },
         )
         .await?;
-        transaction.commit().await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// What a presented key grants, if it is a live key.
     pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyGrant>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, scope, store_code FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash_key(secret))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT id, tenant_id, scope, store_code FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                binds![hash_key(secret)],
+            )
+            .await?;
         let Some(row) = row else { return Ok(None) };
-        let scope: String = row.get(2);
-        let key_id: String = row.get(0);
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-            .bind(to_micros(chrono::Utc::now()))
-            .bind(key_id.clone())
-            .execute(&self.pool)
+        let scope = row.text("scope")?;
+        let key_id = row.text("id")?;
+        self.db
+            .execute(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
+                binds![to_micros(chrono::Utc::now()), &key_id],
+            )
             .await?;
         Ok(Some(KeyGrant {
             key_id,
-            tenant_id: parse_tenant_id(&row.get::<String, _>(1))?,
+            tenant_id: parse_tenant_id(&row.text("tenant_id")?)?,
             scope: KeyScope::parse(&scope)
                 .ok_or_else(|| StoreError::Corrupt(format!("key scope {scope}")))?,
-            store_code: row.get(3),
+            store_code: row.opt_text("store_code")?,
         }))
     }
 
     /// Every tenant id, oldest first.
     pub async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
-        sqlx::query("SELECT id FROM tenants ORDER BY created_at")
-            .fetch_all(&self.pool)
+        self.db
+            .fetch("SELECT id FROM tenants ORDER BY created_at", Vec::new())
             .await?
             .iter()
-            .map(|row| parse_tenant_id(&row.get::<String, _>(0)))
+            .map(|row| parse_tenant_id(&row.text("id")?))
             .collect()
     }
 
@@ -711,7 +727,7 @@ impl Store {
             .map(|programme| programme.base_tier_code().to_owned())
             .unwrap_or_default();
         let mut ids = Vec::with_capacity(phones.len());
-        let mut transaction = self.begin_write().await?;
+        let mut tx = self.db.begin_write().await?;
         for chunk in phones.chunks(10_000) {
             let mut rows = crate::sql::Rows::new(25);
             for phone in chunk {
@@ -724,15 +740,12 @@ impl Store {
                 rows.push(crate::batch::member_row(tenant_id, &state, to_micros(now)));
                 ids.push(id);
             }
-            for (sql, values) in rows.statements(backend, crate::batch::MEMBER_INSERT, "") {
-                crate::sql::bind_all(sqlx::query(&sql), values)
-                    .execute(&mut *transaction)
-                    .await?;
-            }
+            tx.execute_all(rows.statements(backend, crate::batch::MEMBER_INSERT, ""))
+                .await?;
         }
-        transaction.commit().await?;
+        tx.commit().await?;
         // Fresh statistics, or the planner may take a million-row table for an empty one.
-        sqlx::query("ANALYZE members").execute(&self.pool).await?;
+        self.db.batch("ANALYZE members").await?;
         Ok(ids)
     }
 }
@@ -863,22 +876,35 @@ fn reward_columns(reward: &Reward) -> Vec<Bind> {
     ]
 }
 
-/// One reward of the tenant, read on `connection` (inside a caller's transaction, it sees
-/// what that transaction locked).
+/// The statement that reads one reward by tenant and id ([`reward_key`]); `lock` adds
+/// `FOR UPDATE` (PostgreSQL, in a write transaction).
+fn reward_select(lock: bool) -> String {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    format!(
+        "{} WHERE tenant_id = $1 AND id = $2{lock}",
+        crate::batch::REWARD_SELECT
+    )
+}
+
+fn reward_key(tenant_id: TenantId, reward_id: RewardId) -> Vec<Bind> {
+    binds![tenant_id.to_string(), reward_id.to_string()]
+}
+
+fn reward_of(row: Option<Row>) -> Result<Reward, StoreError> {
+    let row = row.ok_or(StoreError::NotFound { what: "reward" })?;
+    Ok(reward_from(&row)?.1)
+}
+
+/// One reward of the tenant, read in a caller's write transaction (on PostgreSQL its row is
+/// locked until the transaction ends).
 async fn reward_in(
-    connection: &mut sqlx::AnyConnection,
+    tx: &mut Tx<'_>,
     tenant_id: TenantId,
     reward_id: RewardId,
 ) -> Result<Reward, StoreError> {
-    let sql = format!(
-        "{} WHERE tenant_id = $1 AND id = $2",
-        crate::batch::REWARD_SELECT
-    );
-    let row = sqlx::query(&sql)
-        .bind(tenant_id.to_string())
-        .bind(reward_id.to_string())
-        .fetch_optional(connection)
-        .await?
-        .ok_or(StoreError::NotFound { what: "reward" })?;
-    Ok(crate::batch::reward_from_row(&DbRow::from_any(&row))?.1)
+    let sql = reward_select(tx.backend() == Backend::Postgres);
+    let row = tx
+        .fetch_optional(&sql, reward_key(tenant_id, reward_id))
+        .await?;
+    reward_of(row)
 }

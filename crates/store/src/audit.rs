@@ -3,11 +3,10 @@
 //! row; read by owners through the API.
 
 use crate::sql::{bind_all, Bind};
-use crate::{Store, StoreError};
+use crate::{binds, Store, StoreError};
 use patron_core::time::{from_micros, to_micros};
 use patron_core::TenantId;
 use serde::Serialize;
-use sqlx::Row;
 
 /// Most entries in one page of the audit log.
 pub const AUDIT_PAGE_MAX: i64 = 200;
@@ -88,9 +87,7 @@ pub async fn record_tx(tx: &mut crate::db::Tx<'_>, change: &Change<'_>) -> Resul
 impl Store {
     /// Records `change` on its own.
     pub async fn audit(&self, change: &Change<'_>) -> Result<(), StoreError> {
-        bind_all(sqlx::query(INSERT), change_values(change))
-            .execute(&self.pool)
-            .await?;
+        self.db.execute(INSERT, change_values(change)).await?;
         Ok(())
     }
 
@@ -103,27 +100,32 @@ impl Store {
         before: Option<&str>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = sqlx::query(
-            "SELECT id, actor, action, subject, before_value, after_value, at FROM audit_log \
-             WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-        )
-        .bind(tenant_id.to_string())
-        .bind(before.unwrap_or("~").to_owned())
-        .bind(limit.clamp(1, AUDIT_PAGE_MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .db
+            .fetch(
+                "SELECT id, actor, action, subject, before_value, after_value, at FROM audit_log \
+                 WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                binds![
+                    tenant_id.to_string(),
+                    before.unwrap_or("~"),
+                    limit.clamp(1, AUDIT_PAGE_MAX),
+                ],
+            )
+            .await?;
+        // A value that is not JSON any more is shown as none rather than failing the page.
         let json = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
-        Ok(rows
-            .iter()
-            .map(|row| AuditEntry {
-                id: row.get(0),
-                actor: row.get(1),
-                action: row.get(2),
-                subject: row.get(3),
-                before: json(row.get(4)),
-                after: json(row.get(5)),
-                at: crate::model::rfc3339(from_micros(row.get(6)), zone),
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.text("id")?,
+                    actor: row.text("actor")?,
+                    action: row.text("action")?,
+                    subject: row.text("subject")?,
+                    before: json(row.opt_text("before_value")?),
+                    after: json(row.opt_text("after_value")?),
+                    at: crate::model::rfc3339(from_micros(row.int("at")?), zone),
+                })
             })
-            .collect())
+            .collect()
     }
 }

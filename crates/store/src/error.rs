@@ -141,15 +141,18 @@ pub enum Unique {
     MigrationVersion,
     /// The member has a card already.
     MemberCard,
+    /// The tenant has a store with the code.
+    StoreCode,
 }
 
 impl Unique {
-    const ALL: [Unique; 5] = [
+    const ALL: [Unique; 6] = [
         Unique::MemberPhone,
         Unique::EventId,
         Unique::UserEmail,
         Unique::MigrationVersion,
         Unique::MemberCard,
+        Unique::StoreCode,
     ];
 
     /// (PostgreSQL's constraint or index name, SQLite's column list).
@@ -160,6 +163,7 @@ impl Unique {
             Unique::UserEmail => ("users_email", "users.tenant_id, users.email"),
             Unique::MigrationVersion => ("schema_migrations_pkey", "schema_migrations.version"),
             Unique::MemberCard => ("member_cards_member", "member_cards.member_id"),
+            Unique::StoreCode => ("stores_pkey", "stores.tenant_id, stores.code"),
         }
     }
 }

@@ -2,10 +2,9 @@
 //! holds one page in memory: members by id, ledger entries by transaction id, outstanding
 //! points by expiry instant.
 
-use crate::{Store, StoreError};
-use patron_core::time::{from_micros, Timestamp};
+use crate::{binds, Store, StoreError};
+use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::TenantId;
-use sqlx::Row;
 
 /// Most rows (members, transactions, expiry instants) read in one page.
 pub const EXPORT_PAGE_MAX: i64 = 5_000;
@@ -70,34 +69,36 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<MemberExport>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, phone, name, email, birthday, gender, city, tags, tier, points_balance, lifetime_spend, \
-             order_count, created_at FROM members WHERE tenant_id = $1 AND id > $2 AND erased_at IS NULL \
-             ORDER BY id LIMIT $3",
-        )
-        .bind(tenant_id.to_string())
-        .bind(after.unwrap_or("").to_owned())
-        .bind(limit.clamp(1, EXPORT_PAGE_MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .db
+            .fetch(
+                "SELECT id, phone, name, email, birthday, gender, city, tags, tier, points_balance, lifetime_spend, \
+                 order_count, created_at FROM members WHERE tenant_id = $1 AND id > $2 AND erased_at IS NULL \
+                 ORDER BY id LIMIT $3",
+                binds![
+                    tenant_id.to_string(),
+                    after.unwrap_or(""),
+                    limit.clamp(1, EXPORT_PAGE_MAX),
+                ],
+            )
+            .await?;
         rows.iter()
             .map(|row| {
-                let tags: String = row.get(7);
                 Ok(MemberExport {
-                    id: row.get(0),
-                    phone: row.get(1),
-                    name: row.get(2),
-                    email: row.get(3),
-                    birthday: row.get(4),
-                    gender: row.get(5),
-                    city: row.get(6),
-                    tags: serde_json::from_str(&tags)
+                    id: row.text("id")?,
+                    phone: row.opt_text("phone")?,
+                    name: row.opt_text("name")?,
+                    email: row.opt_text("email")?,
+                    birthday: row.opt_text("birthday")?,
+                    gender: row.opt_text("gender")?,
+                    city: row.opt_text("city")?,
+                    tags: serde_json::from_str(&row.text("tags")?)
                         .map_err(|error| StoreError::Corrupt(format!("member tags: {error}")))?,
-                    tier: row.get(8),
-                    balance: row.get(9),
-                    lifetime_spend: row.get(10),
-                    order_count: row.get(11),
-                    created_at: from_micros(row.get(12)),
+                    tier: row.text("tier")?,
+                    balance: row.int("points_balance")?,
+                    lifetime_spend: row.int("lifetime_spend")?,
+                    order_count: row.int("order_count")?,
+                    created_at: from_micros(row.int("created_at")?),
                 })
             })
             .collect()
@@ -111,29 +112,34 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<LedgerExport>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.id, t.member_id, t.kind, t.reason, e.account, e.amount, t.occurred_at \
-             FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id \
-             WHERE t.id IN (SELECT id FROM ledger_transactions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3) \
-             ORDER BY t.id, e.account, e.amount",
-        )
-        .bind(tenant_id.to_string())
-        .bind(after.unwrap_or("").to_owned())
-        .bind(limit.clamp(1, EXPORT_PAGE_MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| LedgerExport {
-                transaction_id: row.get(0),
-                member_id: row.get(1),
-                kind: row.get(2),
-                reason: row.get(3),
-                account: row.get(4),
-                amount: row.get(5),
-                occurred_at: from_micros(row.get(6)),
+        let rows = self
+            .db
+            .fetch(
+                "SELECT t.id AS transaction_id, t.member_id AS member_id, t.kind AS kind, t.reason AS reason, \
+                 e.account AS account, e.amount AS amount, t.occurred_at AS occurred_at \
+                 FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id \
+                 WHERE t.id IN (SELECT id FROM ledger_transactions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3) \
+                 ORDER BY t.id, e.account, e.amount",
+                binds![
+                    tenant_id.to_string(),
+                    after.unwrap_or(""),
+                    limit.clamp(1, EXPORT_PAGE_MAX),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerExport {
+                    transaction_id: row.text("transaction_id")?,
+                    member_id: row.text("member_id")?,
+                    kind: row.text("kind")?,
+                    reason: row.text("reason")?,
+                    account: row.text("account")?,
+                    amount: row.int("amount")?,
+                    occurred_at: from_micros(row.int("occurred_at")?),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Points left in lots of `tenant_id`, summed per expiry instant after `after` (exclusive),
@@ -144,35 +150,39 @@ impl Store {
         after: Option<Timestamp>,
         limit: i64,
     ) -> Result<Vec<LiabilityExport>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots \
-             WHERE tenant_id = $1 AND remaining <> 0 AND expires_at IS NOT NULL AND expires_at > $2 \
-             GROUP BY expires_at ORDER BY expires_at LIMIT $3",
-        )
-        .bind(tenant_id.to_string())
-        .bind(after.map(patron_core::time::to_micros).unwrap_or(i64::MIN))
-        .bind(limit.clamp(1, EXPORT_PAGE_MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| LiabilityExport {
-                expires_at: Some(from_micros(row.get(0))),
-                points: row.get(1),
+        let rows = self
+            .db
+            .fetch(
+                "SELECT expires_at, SUM(remaining) AS points FROM lots \
+                 WHERE tenant_id = $1 AND asset = 'points' AND remaining <> 0 AND expires_at IS NOT NULL AND expires_at > $2 \
+                 GROUP BY expires_at ORDER BY expires_at LIMIT $3",
+                binds![
+                    tenant_id.to_string(),
+                    after.map(to_micros).unwrap_or(i64::MIN),
+                    limit.clamp(1, EXPORT_PAGE_MAX),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LiabilityExport {
+                    expires_at: Some(from_micros(row.int("expires_at")?)),
+                    points: row.int("points")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Points left in lots of `tenant_id` that never expire (debt lots included).
     pub async fn export_liability_never(&self, tenant_id: TenantId) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM lots \
-             WHERE tenant_id = $1 AND remaining <> 0 AND expires_at IS NULL",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
+        self.db
+            .fetch_one(
+                "SELECT COALESCE(SUM(remaining), 0) AS points FROM lots \
+                 WHERE tenant_id = $1 AND asset = 'points' AND remaining <> 0 AND expires_at IS NULL",
+                binds![tenant_id.to_string()],
+            )
+            .await?
+            .int("points")
     }
 }
 

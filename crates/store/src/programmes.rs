@@ -3,14 +3,13 @@
 
 use crate::audit::{Actor, Change};
 use crate::sql::Bind;
-use crate::{Store, StoreError};
+use crate::{binds, Store, StoreError};
 use patron_core::programme::{
     Programme, ProgrammeDefinition, QualificationMetric, QualificationWindow,
 };
 use patron_core::time::{from_micros, month_index, to_micros, year_of_month_index, Timestamp};
 use patron_core::TenantId;
 use serde::Serialize;
-use sqlx::Row;
 
 /// A published version.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -91,17 +90,14 @@ impl Store {
         self.tenant(tenant_id).await?;
         let text = serde_json::to_string(definition).expect("a definition serialises");
         let now = to_micros(chrono::Utc::now());
-        sqlx::query(
-            "INSERT INTO programme_drafts (tenant_id, definition, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant_id) DO UPDATE SET definition = excluded.definition, \
-             updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-        )
-        .bind(tenant_id.to_string())
-        .bind(text)
-        .bind(now)
-        .bind(actor.0.clone())
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "INSERT INTO programme_drafts (tenant_id, definition, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET definition = excluded.definition, \
+                 updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                binds![tenant_id.to_string(), text, now, &actor.0],
+            )
+            .await?;
         self.draft(tenant_id)
             .await?
             .ok_or(StoreError::NotFound { what: "draft" })
@@ -110,19 +106,19 @@ impl Store {
     /// The draft, if there is one.
     pub async fn draft(&self, tenant_id: TenantId) -> Result<Option<DraftView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let row = sqlx::query(
-            "SELECT definition, updated_at, updated_by FROM programme_drafts WHERE tenant_id = $1",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT definition, updated_at, updated_by FROM programme_drafts WHERE tenant_id = $1",
+                binds![tenant_id.to_string()],
+            )
+            .await?;
         let Some(row) = row else { return Ok(None) };
-        let text: String = row.get(0);
         Ok(Some(DraftView {
-            definition: serde_json::from_str(&text)
+            definition: serde_json::from_str(&row.text("definition")?)
                 .map_err(|error| StoreError::Corrupt(format!("draft: {error}")))?,
-            updated_at: crate::rfc3339(from_micros(row.get(1)), zone),
-            updated_by: row.get(2),
+            updated_at: crate::rfc3339(from_micros(row.int("updated_at")?), zone),
+            updated_by: row.text("updated_by")?,
         }))
     }
 
@@ -145,9 +141,11 @@ impl Store {
             .publish_programme(tenant_id, definition, effective_from)
             .await?;
         if from_draft {
-            sqlx::query("DELETE FROM programme_drafts WHERE tenant_id = $1")
-                .bind(tenant_id.to_string())
-                .execute(&self.pool)
+            self.db
+                .execute(
+                    "DELETE FROM programme_drafts WHERE tenant_id = $1",
+                    binds![tenant_id.to_string()],
+                )
                 .await?;
         }
         self.audit(&Change {
@@ -178,30 +176,36 @@ impl Store {
     ) -> Result<TierImpact, StoreError> {
         let settings = self.tenant(tenant_id).await?;
         let zone = settings.zone;
-        let mut values: Vec<Bind> = vec![tenant_id.to_string().into(), to_micros(now).into()];
         if definition.tiers.is_empty() {
-            let rows = self
-                .read(
-                    "SELECT COUNT(*) FROM members WHERE tenant_id = $1",
-                    vec![tenant_id.to_string().into()],
+            let row = self
+                .db
+                .fetch_one(
+                    "SELECT COUNT(*) AS members FROM members WHERE tenant_id = $1",
+                    binds![tenant_id.to_string()],
                 )
                 .await?;
             return Ok(TierImpact {
-                members: rows.first().map(|row| row.int(0)).unwrap_or(0),
+                members: row.int("members")?,
                 ..TierImpact::default()
             });
         }
-        let draft_qualifying = qualifying_sql(definition, now, zone, &mut values);
-        let draft = settled_position_sql(definition, "q_draft", &mut values);
-        // Where the programme in force would settle each member, as a position in the draft's
-        // tiers (-1: a tier the draft does not have). Without tiers in force, the tier held.
+        // The pieces are made in the order they stand in the statement, so each placeholder
+        // first appears after those numbered before it (SQLite numbers `$n` by first
+        // appearance): `$1` and `$2`, then the qualifying values, then the positions.
+        let mut values: Vec<Bind> = binds![tenant_id.to_string(), to_micros(now)];
         let in_force = settings
             .programme_at(now)
             .filter(|programme| !programme.definition.tiers.is_empty());
-        let mut current_qualifying = String::from("0");
+        let draft_qualifying = qualifying_sql(definition, now, zone, &mut values);
+        let current_qualifying = match in_force {
+            Some(programme) => qualifying_sql(&programme.definition, now, zone, &mut values),
+            None => String::from("0"),
+        };
+        let draft = settled_position_sql(definition, "q_draft", &mut values);
+        // Where the programme in force would settle each member, as a position in the draft's
+        // tiers (-1: a tier the draft does not have). Without tiers in force, the tier held.
         let current = match in_force {
             Some(programme) => {
-                current_qualifying = qualifying_sql(&programme.definition, now, zone, &mut values);
                 let settled = settled_position_sql(&programme.definition, "q_current", &mut values);
                 let mut translated = format!("CASE {settled}");
                 for (index, tier) in programme.definition.tiers.iter().enumerate() {
@@ -214,24 +218,24 @@ impl Store {
             None => held_position_sql(definition, &mut values),
         };
         let sql = format!(
-            "SELECT COUNT(*), \
-             COALESCE(SUM(CASE WHEN new_position <> old_position THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN old_position >= 0 AND new_position > old_position THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN old_position < 0 OR new_position < old_position THEN 1 ELSE 0 END), 0) \
-             FROM (SELECT {draft} AS new_position, {current} AS old_position \
-             FROM (SELECT m.tier AS tier, m.tier_held_until AS held_until, \
-             {draft_qualifying} AS q_draft, {current_qualifying} AS q_current \
-             FROM members m WHERE m.tenant_id = $1) qualified) positions"
+            "WITH tenant_members AS (SELECT id, tier, tier_held_until, lifetime_spend, lifetime_points \
+             FROM members WHERE tenant_id = $1), \
+             qualified AS (SELECT m.tier AS tier, \
+             CASE WHEN m.tier_held_until IS NOT NULL AND m.tier_held_until > $2 THEN 1 ELSE 0 END AS held, \
+             {draft_qualifying} AS q_draft, {current_qualifying} AS q_current FROM tenant_members m), \
+             positions AS (SELECT {draft} AS new_position, {current} AS old_position FROM qualified) \
+             SELECT COUNT(*) AS members, \
+             COALESCE(SUM(CASE WHEN new_position <> old_position THEN 1 ELSE 0 END), 0) AS changed, \
+             COALESCE(SUM(CASE WHEN old_position >= 0 AND new_position > old_position THEN 1 ELSE 0 END), 0) AS up, \
+             COALESCE(SUM(CASE WHEN old_position < 0 OR new_position < old_position THEN 1 ELSE 0 END), 0) AS down \
+             FROM positions"
         );
-        let rows = self.read(&sql, values).await?;
-        let row = rows
-            .first()
-            .ok_or(StoreError::NotFound { what: "members" })?;
+        let row = self.db.fetch_one(&sql, values).await?;
         Ok(TierImpact {
-            members: row.int(0),
-            changed: row.int(1),
-            up: row.int(2),
-            down: row.int(3),
+            members: row.int("members")?,
+            changed: row.int("changed")?,
+            up: row.int("up")?,
+            down: row.int("down")?,
         })
     }
 }
@@ -290,7 +294,7 @@ fn held_position_sql(definition: &ProgrammeDefinition, values: &mut Vec<Bind>) -
 /// their qualifying value reaches when that is higher than the tier held (an upgrade is
 /// immediate); the tier held while a manager's hold lasts; otherwise the tier the value reaches
 /// (where reviews take them once grace periods have run, one level at a time). Reads the
-/// columns `qualifying`, `tier` and `held_until`; `$2` is `now`.
+/// columns `qualifying`, `tier` and `held` (1 while a manager's hold lasts).
 fn settled_position_sql(
     definition: &ProgrammeDefinition,
     qualifying: &str,
@@ -308,7 +312,7 @@ fn settled_position_sql(
     let held = held_position_sql(definition, values);
     format!(
         "(CASE WHEN {reached} >= {held} THEN {reached} \
-         WHEN held_until IS NOT NULL AND held_until > $2 THEN {held} \
+         WHEN held = 1 THEN {held} \
          ELSE {reached} END)"
     )
 }

@@ -2,14 +2,14 @@
 //! the ledger's own consistency check.
 
 use crate::batch::{
-    lot_from_row, member_from_row, reward_from_row, voucher_from_row, voucher_view, MEMBER_SELECT,
-    REWARD_SELECT,
+    lot_from, member_from, parse_member_id, reward_from, voucher_from, voucher_view,
+    LOT_SELECT, MEMBER_SELECT, REWARD_SELECT,
 };
 use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
 use crate::sql::{bind_all, Bind, DbRow};
-use crate::{rfc3339, Store, StoreError};
+use crate::{binds, rfc3339, Store, StoreError};
 use patron_core::lots::Lots;
-use patron_core::member::PeriodTotals;
+use patron_core::member::{MemberState, PeriodTotals};
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::{tiers, Money, Points, TenantId};
 
@@ -148,7 +148,7 @@ impl Store {
         &self,
         tenant_id: TenantId,
         reference: &MemberRef,
-    ) -> Result<patron_core::member::MemberState, StoreError> {
+    ) -> Result<MemberState, StoreError> {
         let (sql, key) = match reference {
             MemberRef::Id(id) => (
                 format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
@@ -160,29 +160,28 @@ impl Store {
             ),
         };
         let row = self
-            .read(&sql, vec![tenant_id.to_string().into(), key.into()])
+            .db
+            .fetch_optional(&sql, binds![tenant_id.to_string(), key])
             .await?
-            .into_iter()
-            .next()
             .ok_or(StoreError::NotFound { what: "member" })?;
-        let (_, mut state) = member_from_row(&row)?;
+        let (_, mut state) = member_from(&row)?;
         let member_id = state.id.to_string();
         let mut lots = Vec::new();
-        let sql = format!(
-            "{} WHERE member_id = $1 AND remaining <> 0",
-            crate::batch::LOT_SELECT
-        );
-        for row in self.read(&sql, vec![member_id.clone().into()]).await? {
-            lots.push(lot_from_row(&row)?.1);
+        let sql = format!("{LOT_SELECT} WHERE member_id = $1 AND remaining <> 0 AND asset = 'points'");
+        for row in self.db.fetch(&sql, binds![&member_id]).await? {
+            lots.push(lot_from(&row)?.2);
         }
         state.lots = Lots::new(lots);
         let sql = "SELECT month, spend, points FROM member_periods WHERE member_id = $1";
-        for row in self.read(sql, vec![member_id.clone().into()]).await? {
+        for row in self.db.fetch(sql, binds![&member_id]).await? {
+            let month = row.int("month")?;
+            let month = i32::try_from(month)
+                .map_err(|_| StoreError::Corrupt(format!("member period month {month}")))?;
             state.periods.insert(
-                row.int(0) as i32,
+                month,
                 PeriodTotals {
-                    spend: Money(row.int(1)),
-                    points: Points(row.int(2)),
+                    spend: Money(row.int("spend")?),
+                    points: Points(row.int("points")?),
                 },
             );
         }
@@ -205,36 +204,39 @@ impl Store {
         let after = after.unwrap_or(&start);
         let zone = self.tenant(tenant_id).await?.zone;
         let rows = self
-            .read(
+            .db
+            .fetch(
                 "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
-                 (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT) FROM ledger_entries e \
-                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id) \
+                 (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e \
+                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id) AS points \
                  FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 \
                  AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
                  ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5",
-                vec![
-                    tenant_id.to_string().into(),
-                    member_id.to_string().into(),
-                    after.occurred_at_micros.into(),
-                    after.transaction_id.clone().into(),
-                    limit.clamp(1, HISTORY_PAGE_MAX).into(),
+                binds![
+                    tenant_id.to_string(),
+                    member_id.to_string(),
+                    after.occurred_at_micros,
+                    &after.transaction_id,
+                    limit.clamp(1, HISTORY_PAGE_MAX),
                 ],
             )
             .await?;
         rows.iter()
             .map(|row| {
+                let id = row.text("id")?;
+                let occurred_at = row.int("occurred_at")?;
                 Ok(HistoryEntry {
                     cursor: HistoryCursor {
-                        occurred_at_micros: row.int(3),
-                        transaction_id: row.text(0),
+                        occurred_at_micros: occurred_at,
+                        transaction_id: id.clone(),
                     },
-                    transaction_id: row.text(0),
-                    kind: row.text(1),
-                    event_id: row.opt_text(2),
-                    occurred_at: rfc3339(from_micros(row.int(3)), zone),
-                    reason: serde_json::from_str(&row.text(4))
+                    transaction_id: id,
+                    kind: row.text("kind")?,
+                    event_id: row.opt_text("event_id")?,
+                    occurred_at: rfc3339(from_micros(occurred_at), zone),
+                    reason: serde_json::from_str(&row.text("reason")?)
                         .map_err(|error| StoreError::Corrupt(format!("reason: {error}")))?,
-                    points: row.int(5),
+                    points: row.int("points")?,
                 })
             })
             .collect()
@@ -248,10 +250,10 @@ impl Store {
     ) -> Result<Vec<RewardView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
         let sql = format!("{REWARD_SELECT} WHERE tenant_id = $1 ORDER BY cost, name");
-        let rows = self.read(&sql, vec![tenant_id.to_string().into()]).await?;
+        let rows = self.db.fetch(&sql, binds![tenant_id.to_string()]).await?;
         let mut rewards = Vec::new();
         for row in rows {
-            let (_, reward) = reward_from_row(&row)?;
+            let (_, reward) = reward_from(&row)?;
             if offered_at.is_some_and(|at| !reward.is_offered(at)) {
                 continue;
             }
@@ -280,17 +282,19 @@ impl Store {
     ) -> Result<Vec<VoucherView>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
         let rows = self
-            .read(
+            .db
+            .fetch(
                 "SELECT v.code, v.tenant_id, v.member_id, v.reward_id, v.cost, v.status, v.redemption_transaction, \
-                 v.allocations, v.issued_at, v.expires_at, v.used_at, v.used_store, r.name FROM vouchers v \
-                 JOIN rewards r ON r.id = v.reward_id WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
-                vec![tenant_id.to_string().into(), member_id.to_string().into()],
+                 v.allocations, v.issued_at, v.expires_at, v.used_at, v.used_store, r.name AS reward_name \
+                 FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
+                 WHERE v.tenant_id = $1 AND v.member_id = $2 ORDER BY v.issued_at DESC",
+                binds![tenant_id.to_string(), member_id.to_string()],
             )
             .await?;
         rows.iter()
             .map(|row| {
-                let (_, voucher) = voucher_from_row(row)?;
-                Ok(voucher_view(&voucher, row.text(12), zone))
+                let (_, voucher) = voucher_from(row)?;
+                Ok(voucher_view(&voucher, row.text("reward_name")?, zone))
             })
             .collect()
     }
@@ -298,36 +302,41 @@ impl Store {
     /// Checks the ledger of every tenant: balanced transactions, and every member's stored
     /// balance equal to the sum of their entries and to the sum of their lots.
     pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
-        let count = |sql: &'static str| async move {
-            let rows = self.read(sql, Vec::new()).await?;
-            Ok::<i64, StoreError>(rows.first().map(|row| row.int(0)).unwrap_or(0))
-        };
+        // Each statement is one `COUNT(*) AS n`, which always gives one row.
+        let count =
+            |sql: &'static str| async move { self.db.fetch_one(sql, Vec::new()).await?.int("n") };
         Ok(LedgerCheck {
-            transactions: count("SELECT COUNT(*) FROM ledger_transactions").await?,
+            transactions: count("SELECT COUNT(*) AS n FROM ledger_transactions").await?,
             unbalanced_transactions: count(
-                "SELECT COUNT(*) FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, asset \
+                "SELECT COUNT(*) AS n FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, asset \
                  HAVING SUM(amount) <> 0) unbalanced",
             )
             .await?,
+            // Per member and asset: points are stored on the member, other assets in
+            // `member_balances`; a balance with no entries, or entries with no balance, count too.
             balance_differs_from_entries: count(
-                "SELECT COUNT(*) FROM members m LEFT JOIN (SELECT member_id, SUM(amount) AS total FROM ledger_entries \
-                 WHERE account = 'member' GROUP BY member_id) e ON e.member_id = m.id \
-                 WHERE m.points_balance <> COALESCE(e.total, 0)",
+                "SELECT COUNT(*) AS n FROM (SELECT id AS member_id, 'points' AS asset, points_balance AS balance FROM members \
+                 UNION ALL SELECT member_id, asset, balance FROM member_balances) s \
+                 FULL JOIN (SELECT member_id, asset, SUM(amount) AS total FROM ledger_entries \
+                 WHERE account = 'member' GROUP BY member_id, asset) e ON e.member_id = s.member_id AND e.asset = s.asset \
+                 WHERE COALESCE(s.balance, 0) <> COALESCE(e.total, 0)",
             )
             .await?,
             balance_differs_from_lots: count(
-                "SELECT COUNT(*) FROM members m LEFT JOIN (SELECT member_id, SUM(remaining) AS total FROM lots \
-                 WHERE remaining <> 0 GROUP BY member_id) l ON l.member_id = m.id \
-                 WHERE m.points_balance <> COALESCE(l.total, 0)",
+                "SELECT COUNT(*) AS n FROM (SELECT id AS member_id, 'points' AS asset, points_balance AS balance FROM members \
+                 UNION ALL SELECT member_id, asset, balance FROM member_balances) s \
+                 FULL JOIN (SELECT member_id, asset, SUM(remaining) AS total FROM lots \
+                 WHERE remaining <> 0 GROUP BY member_id, asset) l ON l.member_id = s.member_id AND l.asset = s.asset \
+                 WHERE COALESCE(s.balance, 0) <> COALESCE(l.total, 0)",
             )
             .await?,
             negative_without_debt: count(
-                "SELECT COUNT(*) FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
-                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.remaining <> 0 AND l.remaining < 0)",
+                "SELECT COUNT(*) AS n FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
+                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.asset = 'points' AND l.remaining < 0)",
             )
             .await?,
-            members: count("SELECT COUNT(*) FROM members").await?,
-            events: count("SELECT COUNT(*) FROM events").await?,
+            members: count("SELECT COUNT(*) AS n FROM members").await?,
+            events: count("SELECT COUNT(*) AS n FROM events").await?,
         })
     }
 
@@ -347,12 +356,13 @@ impl Store {
                 phone.as_str().to_owned(),
             ),
         };
-        let rows = self
-            .read(sql, vec![tenant_id.to_string().into(), key.into()])
-            .await?;
-        let row = rows
-            .first()
+        let row = self
+            .db
+            .fetch_optional(sql, binds![tenant_id.to_string(), key])
+            .await?
             .ok_or(StoreError::NotFound { what: "member" })?;
-        crate::batch::parse_member_id(&row.text(0))
+        parse_member_id(&row.text("id")?)
     }
 }
+
+// ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Figures for the owner's dashboard: members, purchases, points and rewards over a period and
-//! a store. Each figure is one set-based query scoped by tenant; sums are integers cast to
-//! BIGINT (PostgreSQL's SUM of BIGINT is NUMERIC); rates are left to the caller as basis points.
+//! a store. Each figure is one set-based query scoped by tenant; sums are integers (a whole
+//! NUMERIC, PostgreSQL's SUM of BIGINT, reads as one); rates are left to the caller as basis
+//! points.
 //!
 //! The engine sees only purchases that name a member (an unknown phone enrols one), so revenue
 //! here is revenue from members; the store cannot tell what non-members spent.
@@ -9,8 +10,9 @@
 //! tenant's zone. Series (per day, week or month) take their bucket boundaries from the caller
 //! too, so local days are exact in any zone: one `CASE` maps each row to its bucket.
 
+use crate::db::Row;
 use crate::sql::Bind;
-use crate::{Store, StoreError};
+use crate::{binds, Store, StoreError};
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::{MemberId, TenantId};
 
@@ -174,7 +176,7 @@ const PURCHASES: &str = "FROM events e WHERE e.tenant_id = $1 AND e.kind = 'purc
 
 /// Members' entries of the period's transactions; with a store, only those of its events.
 const MEMBER_ENTRIES: &str = "FROM ledger_transactions t \
-     JOIN ledger_entries l ON l.transaction_id = t.id AND l.account = 'member' \
+     JOIN ledger_entries l ON l.transaction_id = t.id AND l.account = 'member' AND l.asset = 'points' \
      WHERE t.tenant_id = $1 AND t.occurred_at >= $2 AND t.occurred_at < $3 \
      AND ($4 = '' OR EXISTS (SELECT 1 FROM events s WHERE s.tenant_id = t.tenant_id \
      AND s.event_id = t.event_id AND s.store_code = $4))";
@@ -230,84 +232,93 @@ const NET_AMOUNT: &str = "e.amount - COALESCE(e.refunded_amount, 0)";
 /// overflow either, while the whole may well pass `i64` after 10^4 rows.
 const SUM_SPLIT: i64 = 1_000_000;
 
-/// `SUM(expression)` as two BIGINT columns, `expression / SUM_SPLIT` and `% SUM_SPLIT` summed
-/// apart (both databases truncate toward zero, so the halves add back exactly); read them with
-/// [`joined_sum`].
-fn split_sum(expression: &str) -> String {
+/// `SUM(expression)` as two BIGINT columns `{name}_high` and `{name}_low`,
+/// `expression / SUM_SPLIT` and `% SUM_SPLIT` summed apart (both databases truncate toward
+/// zero, so the halves add back exactly); read them with [`joined_sum`].
+fn split_sum(expression: &str, name: &str) -> String {
     format!(
-        "CAST(COALESCE(SUM(({expression}) / {SUM_SPLIT}), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(({expression}) % {SUM_SPLIT}), 0) AS BIGINT)"
+        "CAST(COALESCE(SUM(({expression}) / {SUM_SPLIT}), 0) AS BIGINT) AS {name}_high, \
+         CAST(COALESCE(SUM(({expression}) % {SUM_SPLIT}), 0) AS BIGINT) AS {name}_low"
     )
 }
 
-/// The sum [`split_sum`] gave at columns `index` and `index + 1`, held within `i64`.
-fn joined_sum(row: &crate::sql::DbRow, index: usize) -> i64 {
-    let whole = i128::from(row.int(index)) * i128::from(SUM_SPLIT) + i128::from(row.int(index + 1));
-    whole.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+/// The sum [`split_sum`] gave as `name`, held within `i64`.
+fn joined_sum(row: &Row, name: &str) -> Result<i64, StoreError> {
+    let high = row.int(&format!("{name}_high"))?;
+    let low = row.int(&format!("{name}_low"))?;
+    let whole = i128::from(high) * i128::from(SUM_SPLIT) + i128::from(low);
+    Ok(whole.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+/// The bucket a row of a series names in its `bucket` column (`None` past the last).
+fn bucket_of<'b>(
+    buckets: &'b mut [Bucket],
+    row: &Row,
+) -> Result<Option<&'b mut Bucket>, StoreError> {
+    let index = row.int("bucket")?;
+    Ok(usize::try_from(index)
+        .ok()
+        .and_then(|index| buckets.get_mut(index)))
 }
 
 impl Store {
     /// The headline figures of `query`'s period.
     pub async fn overview(&self, query: &StatsQuery) -> Result<Overview, StoreError> {
-        let tenant = || vec![Bind::from(query.tenant_id.to_string())];
+        // Every statement is an aggregate without GROUP BY: one row each.
+        let tenant = || binds![query.tenant_id.to_string()];
         let purchases_sql = format!(
-            "SELECT COUNT(*), COUNT(DISTINCT e.member_id), {} {PURCHASES}",
-            split_sum(NET_AMOUNT)
+            "SELECT COUNT(*) AS purchases, COUNT(DISTINCT e.member_id) AS buyers, {} {PURCHASES}",
+            split_sum(NET_AMOUNT, "revenue")
         );
         let repeat_sql = format!(
-            "SELECT COUNT(*) FROM (SELECT e.member_id {PURCHASES} GROUP BY e.member_id \
+            "SELECT COUNT(*) AS repeaters FROM (SELECT e.member_id {PURCHASES} GROUP BY e.member_id \
              HAVING COUNT(*) >= 2) repeaters"
         );
         let flow_sql = format!(
-            "SELECT t.kind, {} {MEMBER_ENTRIES} GROUP BY t.kind",
-            split_sum("l.amount")
+            "SELECT t.kind AS kind, {} {MEMBER_ENTRIES} GROUP BY t.kind",
+            split_sum("l.amount", "net")
         );
         let outstanding_sql = format!(
-            "SELECT {} FROM lots WHERE tenant_id = $1 AND remaining > 0",
-            split_sum("remaining")
+            "SELECT {} FROM lots WHERE tenant_id = $1 AND remaining > 0 AND asset = 'points'",
+            split_sum("remaining", "points")
         );
         let vouchers_sql = format!(
-            "SELECT COUNT(*), {} FROM vouchers WHERE tenant_id = $1 AND status = 'issued'",
-            split_sum("cost")
+            "SELECT COUNT(*) AS vouchers, {} FROM vouchers WHERE tenant_id = $1 AND status = 'issued'",
+            split_sum("cost", "points")
         );
         // Independent reads, on as many pooled connections at once.
         let (members, purchases, repeat, flow, outstanding, vouchers) = tokio::try_join!(
-            self.read(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN created_at >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-                 FROM members WHERE tenant_id = $1 AND created_at < $3 AND erased_at IS NULL",
-                vec![
-                    query.tenant_id.to_string().into(),
-                    to_micros(query.from).into(),
-                    to_micros(query.until).into(),
+            self.db.fetch_one(
+                "SELECT COUNT(*) AS members, \
+                 COALESCE(SUM(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END), 0) AS new_members \
+                 FROM members WHERE tenant_id = $2 AND created_at < $3 AND erased_at IS NULL",
+                binds![
+                    to_micros(query.from),
+                    query.tenant_id.to_string(),
+                    to_micros(query.until),
                 ],
             ),
-            self.read(&purchases_sql, query.binds()),
-            self.read(&repeat_sql, query.binds()),
-            self.read(&flow_sql, query.binds()),
-            self.read(&outstanding_sql, tenant()),
-            self.read(&vouchers_sql, tenant()),
+            self.db.fetch_one(&purchases_sql, query.binds()),
+            self.db.fetch_one(&repeat_sql, query.binds()),
+            self.db.fetch(&flow_sql, query.binds()),
+            self.db.fetch_one(&outstanding_sql, tenant()),
+            self.db.fetch_one(&vouchers_sql, tenant()),
         )?;
-        let first = |rows: &Vec<crate::sql::DbRow>, index: usize| {
-            rows.first().map(|row| row.int(index)).unwrap_or(0)
-        };
-        let first_sum = |rows: &Vec<crate::sql::DbRow>, index: usize| {
-            rows.first().map(|row| joined_sum(row, index)).unwrap_or(0)
-        };
         let mut points = PointsFlow::default();
         for row in &flow {
-            points.add(&row.text(0), joined_sum(row, 1));
+            points.add(&row.text("kind")?, joined_sum(row, "net")?);
         }
         Ok(Overview {
-            members: first(&members, 0),
-            new_members: first(&members, 1),
-            active_members: first(&purchases, 1),
-            repeat_members: first(&repeat, 0),
-            purchases: first(&purchases, 0),
-            revenue: first_sum(&purchases, 2),
+            members: members.int("members")?,
+            new_members: members.int("new_members")?,
+            active_members: purchases.int("buyers")?,
+            repeat_members: repeat.int("repeaters")?,
+            purchases: purchases.int("purchases")?,
+            revenue: joined_sum(&purchases, "revenue")?,
             points,
-            outstanding_points: first_sum(&outstanding, 0),
-            outstanding_vouchers: first(&vouchers, 0),
-            outstanding_voucher_points: first_sum(&vouchers, 1),
+            outstanding_points: joined_sum(&outstanding, "points")?,
+            outstanding_vouchers: vouchers.int("vouchers")?,
+            outstanding_voucher_points: joined_sum(&vouchers, "points")?,
         })
     }
 
@@ -334,29 +345,36 @@ impl Store {
                 ..Bucket::default()
             })
             .collect();
+        // The rows are chosen in a `WITH` and bucketed after it, so `$1` to `$4` stand before
+        // the boundaries `$5`… in the statement (SQLite numbers `$n` by first appearance).
         let purchases_sql = format!(
-            "SELECT {} AS bucket, COUNT(*), {} {PURCHASES} GROUP BY 1",
-            bucket_case("e.occurred_at", 5, inner.len()),
-            split_sum(NET_AMOUNT)
+            "WITH purchases AS (SELECT e.occurred_at AS occurred_at, {NET_AMOUNT} AS net {PURCHASES}) \
+             SELECT {} AS bucket, COUNT(*) AS purchases, {} FROM purchases GROUP BY 1",
+            bucket_case("occurred_at", 5, inner.len()),
+            split_sum("net", "revenue")
         );
         let points_sql = format!(
-            "SELECT {} AS bucket, t.kind, {} {MEMBER_ENTRIES} GROUP BY 1, t.kind",
-            bucket_case("t.occurred_at", 5, inner.len()),
-            split_sum("l.amount")
+            "WITH entries AS (SELECT t.occurred_at AS occurred_at, t.kind AS kind, l.amount AS amount \
+             {MEMBER_ENTRIES}) \
+             SELECT {} AS bucket, kind, {} FROM entries GROUP BY 1, kind",
+            bucket_case("occurred_at", 5, inner.len()),
+            split_sum("amount", "net")
         );
         let (purchases, points) = tokio::try_join!(
-            self.read(&purchases_sql, values.clone()),
-            self.read(&points_sql, values),
+            self.db.fetch(&purchases_sql, values.clone()),
+            self.db.fetch(&points_sql, values),
         )?;
         for row in purchases {
-            if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
-                bucket.purchases = row.int(1);
-                bucket.revenue = joined_sum(&row, 2);
+            if let Some(bucket) = bucket_of(&mut buckets, &row)? {
+                bucket.purchases = row.int("purchases")?;
+                bucket.revenue = joined_sum(&row, "revenue")?;
             }
         }
         for row in points {
-            if let Some(bucket) = buckets.get_mut(row.int(0) as usize) {
-                bucket.points.add(&row.text(1), joined_sum(&row, 2));
+            if let Some(bucket) = bucket_of(&mut buckets, &row)? {
+                bucket
+                    .points
+                    .add(&row.text("kind")?, joined_sum(&row, "net")?);
             }
         }
         Ok(buckets)
@@ -366,26 +384,31 @@ impl Store {
     /// in code order (the caller orders them as the programme does).
     pub async fn spend_by_tier(&self, query: &StatsQuery) -> Result<Vec<TierSpend>, StoreError> {
         let mut tiers: Vec<TierSpend> = self
-            .read(
-                "SELECT tier, COUNT(*) FROM members WHERE tenant_id = $1 AND erased_at IS NULL \
+            .db
+            .fetch(
+                "SELECT tier, COUNT(*) AS members FROM members WHERE tenant_id = $1 AND erased_at IS NULL \
                  GROUP BY tier ORDER BY tier",
-                vec![query.tenant_id.to_string().into()],
+                binds![query.tenant_id.to_string()],
             )
             .await?
             .iter()
-            .map(|row| TierSpend {
-                tier: row.text(0),
-                members: row.int(1),
-                buyers: 0,
-                purchases: 0,
-                revenue: 0,
+            .map(|row| {
+                Ok(TierSpend {
+                    tier: row.text("tier")?,
+                    members: row.int("members")?,
+                    buyers: 0,
+                    purchases: 0,
+                    revenue: 0,
+                })
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         let rows = self
-            .read(
+            .db
+            .fetch(
                 &format!(
-                    "SELECT m.tier, COUNT(DISTINCT e.member_id), COUNT(*), {} {} GROUP BY m.tier",
-                    split_sum(NET_AMOUNT),
+                    "SELECT m.tier AS tier, COUNT(DISTINCT e.member_id) AS buyers, COUNT(*) AS purchases, {} \
+                     {} GROUP BY m.tier",
+                    split_sum(NET_AMOUNT, "revenue"),
                     PURCHASES.replacen(
                         "FROM events e",
                         "FROM events e JOIN members m ON m.id = e.member_id AND m.tenant_id = e.tenant_id",
@@ -396,7 +419,7 @@ impl Store {
             )
             .await?;
         for row in rows {
-            let tier = row.text(0);
+            let tier = row.text("tier")?;
             let position = match tiers.iter().position(|entry| entry.tier == tier) {
                 Some(position) => position,
                 None => {
@@ -411,9 +434,9 @@ impl Store {
                 }
             };
             let entry = &mut tiers[position];
-            entry.buyers = row.int(1);
-            entry.purchases = row.int(2);
-            entry.revenue = joined_sum(&row, 3);
+            entry.buyers = row.int("buyers")?;
+            entry.purchases = row.int("purchases")?;
+            entry.revenue = joined_sum(&row, "revenue")?;
         }
         Ok(tiers)
     }
@@ -422,33 +445,35 @@ impl Store {
     /// first, at most [`TOP_REWARDS_MAX`]. Redemptions name no store, so every store counts.
     pub async fn top_rewards(&self, query: &StatsQuery) -> Result<Vec<RewardCount>, StoreError> {
         let rows = self
-            .read(
+            .db
+            .fetch(
                 &format!(
-                    "SELECT v.reward_id, r.name, COUNT(*), \
-                     CAST(COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT), {} \
+                    "SELECT v.reward_id AS reward_id, r.name AS name, COUNT(*) AS vouchers, \
+                     COALESCE(SUM(CASE WHEN v.status = 'used' THEN 1 ELSE 0 END), 0) AS used, {} \
                      FROM vouchers v JOIN rewards r ON r.id = v.reward_id \
                      WHERE v.tenant_id = $1 AND v.issued_at >= $2 AND v.issued_at < $3 AND v.status <> 'cancelled' \
                      GROUP BY v.reward_id, r.name ORDER BY 3 DESC, 2, 1 LIMIT $4",
-                    split_sum("v.cost")
+                    split_sum("v.cost", "points")
                 ),
-                vec![
-                    query.tenant_id.to_string().into(),
-                    to_micros(query.from).into(),
-                    to_micros(query.until).into(),
-                    TOP_REWARDS_MAX.into(),
+                binds![
+                    query.tenant_id.to_string(),
+                    to_micros(query.from),
+                    to_micros(query.until),
+                    TOP_REWARDS_MAX,
                 ],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| RewardCount {
-                reward_id: row.text(0),
-                name: row.text(1),
-                vouchers: row.int(2),
-                points: joined_sum(row, 4),
-                used: row.int(3),
+        rows.iter()
+            .map(|row| {
+                Ok(RewardCount {
+                    reward_id: row.text("reward_id")?,
+                    name: row.text("name")?,
+                    vouchers: row.int("vouchers")?,
+                    points: joined_sum(row, "points")?,
+                    used: row.int("used")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Points members hold now, by when they expire (see [`LiabilityByExpiry`]).
@@ -461,13 +486,14 @@ impl Store {
         // Expiry instants are few (ends of months, or days): group by the instant in the
         // index's order and bucket here, rather than a CASE on every lot.
         let rows = self
-            .read(
+            .db
+            .fetch(
                 &format!(
                     "SELECT expires_at, {} FROM lots \
-                     WHERE tenant_id = $1 AND remaining > 0 GROUP BY expires_at",
-                    split_sum("remaining")
+                     WHERE tenant_id = $1 AND remaining > 0 AND asset = 'points' GROUP BY expires_at",
+                    split_sum("remaining", "points")
                 ),
-                vec![Bind::from(tenant_id.to_string())],
+                binds![tenant_id.to_string()],
             )
             .await?;
         let bounds: Vec<i64> = boundaries.iter().map(|at| to_micros(*at)).collect();
@@ -476,8 +502,9 @@ impl Store {
             ..LiabilityByExpiry::default()
         };
         for row in rows {
-            let points = joined_sum(&row, 1);
-            let Some(expires_at) = row.opt_int(0) else {
+            let points = joined_sum(&row, "points")?;
+            // NULL: lots that never expire.
+            let Some(expires_at) = row.opt_int("expires_at")? else {
                 liability.never = liability.never.saturating_add(points);
                 continue;
             };
@@ -498,38 +525,29 @@ impl Store {
         tenant_id: TenantId,
         member_id: MemberId,
     ) -> Result<MemberFigures, StoreError> {
-        let values = || {
-            vec![
-                Bind::from(tenant_id.to_string()),
-                Bind::from(member_id.to_string()),
-            ]
-        };
+        let values = || binds![tenant_id.to_string(), member_id.to_string()];
         let member = self
-            .read(
+            .db
+            .fetch_optional(
                 "SELECT erased_at FROM members WHERE tenant_id = $1 AND id = $2",
                 values(),
             )
-            .await?;
-        let Some(member) = member.first() else {
-            return Err(StoreError::NotFound { what: "member" });
-        };
+            .await?
+            .ok_or(StoreError::NotFound { what: "member" })?;
+        // MIN and MAX are NULL when the member has no purchase.
         let purchases = self
-            .read(
-                "SELECT MIN(occurred_at), MAX(occurred_at) FROM events \
+            .db
+            .fetch_one(
+                "SELECT MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at FROM events \
                  WHERE tenant_id = $1 AND member_id = $2 AND kind = 'purchase'",
                 values(),
             )
             .await?;
-        let at = |index: usize| {
-            purchases
-                .first()
-                .and_then(|row| row.opt_int(index))
-                .map(from_micros)
-        };
+        let at = |column: &str| Ok::<_, StoreError>(purchases.opt_int(column)?.map(from_micros));
         Ok(MemberFigures {
-            erased_at: member.opt_int(0).map(from_micros),
-            first_purchase_at: at(0),
-            last_purchase_at: at(1),
+            erased_at: member.opt_int("erased_at")?.map(from_micros),
+            first_purchase_at: at("first_at")?,
+            last_purchase_at: at("last_at")?,
         })
     }
 }
