@@ -141,15 +141,21 @@ pub enum Unique {
     MigrationVersion,
     /// The member has a card already.
     MemberCard,
+    /// Another member of the tenant has the card code.
+    MemberCardCode,
+    /// The tenant has a link-signing secret already.
+    MemberLinkSecret,
 }
 
 impl Unique {
-    const ALL: [Unique; 5] = [
+    const ALL: [Unique; 7] = [
         Unique::MemberPhone,
         Unique::EventId,
         Unique::UserEmail,
         Unique::MigrationVersion,
         Unique::MemberCard,
+        Unique::MemberCardCode,
+        Unique::MemberLinkSecret,
     ];
 
     /// (PostgreSQL's constraint or index name, SQLite's column list).
@@ -160,6 +166,8 @@ impl Unique {
             Unique::UserEmail => ("users_email", "users.tenant_id, users.email"),
             Unique::MigrationVersion => ("schema_migrations_pkey", "schema_migrations.version"),
             Unique::MemberCard => ("member_cards_member", "member_cards.member_id"),
+            Unique::MemberCardCode => ("member_cards_pkey", "member_cards.tenant_id, member_cards.code"),
+            Unique::MemberLinkSecret => ("member_link_secrets_pkey", "member_link_secrets.tenant_id"),
         }
     }
 }
