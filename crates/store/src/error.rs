@@ -166,8 +166,13 @@ impl Unique {
             Unique::UserEmail => ("users_email", "users.tenant_id, users.email"),
             Unique::MigrationVersion => ("schema_migrations_pkey", "schema_migrations.version"),
             Unique::MemberCard => ("member_cards_member", "member_cards.member_id"),
-            Unique::MemberCardCode => ("member_cards_pkey", "member_cards.tenant_id, member_cards.code"),
-            Unique::MemberLinkSecret => ("member_link_secrets_pkey", "member_link_secrets.tenant_id"),
+            Unique::MemberCardCode => (
+                "member_cards_pkey",
+                "member_cards.tenant_id, member_cards.code",
+            ),
+            Unique::MemberLinkSecret => {
+                ("member_link_secrets_pkey", "member_link_secrets.tenant_id")
+            }
         }
     }
 }

@@ -45,7 +45,7 @@ pub const SIGN_IN_CODE_TOPIC: &str = "member.sign_in_code";
 pub const CARD_CODE_LENGTH: usize = 8;
 /// Derivation attempts before giving up on a free card code (each collides with odds of about
 /// one in a trillion times the tenant's members).
-const CARD_CODE_ATTEMPTS_MAX: u32 = 4;
+pub const CARD_CODE_ATTEMPTS_MAX: u32 = 4;
 
 /// Crockford's base 32: digits and letters without I, L, O, U.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -319,10 +319,7 @@ impl Store {
         }
         if disabled == Some(true) || role.is_some() {
             transaction
-                .execute(
-                    "DELETE FROM sessions WHERE user_id = $1",
-                    crate::binds![id],
-                )
+                .execute("DELETE FROM sessions WHERE user_id = $1", crate::binds![id])
                 .await?;
         }
         crate::audit::record_tx(
