@@ -143,16 +143,22 @@ pub enum Unique {
     MemberCard,
     /// The tenant has a store with the code.
     StoreCode,
+    /// Another member of the tenant has the card code.
+    MemberCardCode,
+    /// The tenant has a link-signing secret already.
+    MemberLinkSecret,
 }
 
 impl Unique {
-    const ALL: [Unique; 6] = [
+    const ALL: [Unique; 8] = [
         Unique::MemberPhone,
         Unique::EventId,
         Unique::UserEmail,
         Unique::MigrationVersion,
         Unique::MemberCard,
         Unique::StoreCode,
+        Unique::MemberCardCode,
+        Unique::MemberLinkSecret,
     ];
 
     /// (PostgreSQL's constraint or index name, SQLite's column list).
@@ -164,6 +170,13 @@ impl Unique {
             Unique::MigrationVersion => ("schema_migrations_pkey", "schema_migrations.version"),
             Unique::MemberCard => ("member_cards_member", "member_cards.member_id"),
             Unique::StoreCode => ("stores_pkey", "stores.tenant_id, stores.code"),
+            Unique::MemberCardCode => (
+                "member_cards_pkey",
+                "member_cards.tenant_id, member_cards.code",
+            ),
+            Unique::MemberLinkSecret => {
+                ("member_link_secrets_pkey", "member_link_secrets.tenant_id")
+            }
         }
     }
 }

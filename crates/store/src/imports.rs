@@ -5,10 +5,10 @@
 use crate::{Store, StoreError};
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::TenantId;
-use sqlx::Row;
 use std::collections::HashMap;
 
-/// Most event ids looked up in one statement.
+/// Most event ids looked up in one statement: one list parameter, so the statement stays
+/// prepared whatever the length, but a page of ids this long keeps each answer small.
 const IDS_PER_LOOKUP_MAX: usize = 500;
 
 /// Where a job is.
@@ -74,17 +74,19 @@ impl Store {
         kind: &str,
     ) -> Result<String, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
-            "INSERT INTO import_jobs (id, tenant_id, kind, status, rows_read, rows_accepted, rows_rejected, errors, \
-             created_at, finished_at) VALUES ($1, $2, $3, $4, 0, 0, 0, '[]', $5, NULL)",
-        )
-        .bind(id.clone())
-        .bind(tenant_id.to_string())
-        .bind(kind.to_owned())
-        .bind(ImportStatus::Queued.as_str())
-        .bind(to_micros(chrono::Utc::now()))
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "INSERT INTO import_jobs (id, tenant_id, kind, status, rows_read, rows_accepted, rows_rejected, errors, \
+                 created_at, finished_at) VALUES ($1, $2, $3, $4, 0, 0, 0, '[]', $5, NULL)",
+                crate::binds![
+                    &id,
+                    tenant_id.to_string(),
+                    kind,
+                    ImportStatus::Queued.as_str(),
+                    to_micros(chrono::Utc::now()),
+                ],
+            )
+            .await?;
         Ok(id)
     }
 
@@ -99,19 +101,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         let finished = matches!(status, ImportStatus::Done | ImportStatus::Failed)
             .then(|| to_micros(chrono::Utc::now()));
-        sqlx::query(
-            "UPDATE import_jobs SET status = $1, rows_read = $2, rows_accepted = $3, rows_rejected = $4, \
-             errors = COALESCE($5, errors), finished_at = $6 WHERE id = $7",
-        )
-        .bind(status.as_str())
-        .bind(counts.rows_read)
-        .bind(counts.rows_accepted)
-        .bind(counts.rows_rejected)
-        .bind(errors.map(|errors| errors.to_string()))
-        .bind(finished)
-        .bind(id.to_owned())
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "UPDATE import_jobs SET status = $1, rows_read = $2, rows_accepted = $3, rows_rejected = $4, \
+                 errors = COALESCE($5, errors), finished_at = $6 WHERE id = $7",
+                crate::binds![
+                    status.as_str(),
+                    counts.rows_read,
+                    counts.rows_accepted,
+                    counts.rows_rejected,
+                    errors.map(|errors| errors.to_string()),
+                    finished,
+                    id,
+                ],
+            )
+            .await?;
         Ok(())
     }
 
@@ -119,39 +123,37 @@ impl Store {
     /// before any new job): their rows so far are in, and running the same file again adds
     /// only what is missing. Returns how many.
     pub async fn fail_interrupted_imports(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE import_jobs SET status = 'failed', finished_at = $1 WHERE status IN ('queued', 'running')",
-        )
-        .bind(to_micros(chrono::Utc::now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.db
+            .execute(
+                "UPDATE import_jobs SET status = 'failed', finished_at = $1 WHERE status IN ('queued', 'running')",
+                crate::binds![to_micros(chrono::Utc::now())],
+            )
+            .await
     }
 
     /// A job of `tenant_id`; another tenant's job is not found.
     pub async fn import_job(&self, tenant_id: TenantId, id: &str) -> Result<ImportJob, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, kind, status, rows_read, rows_accepted, rows_rejected, errors, created_at, finished_at \
-             FROM import_jobs WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id.to_string())
-        .bind(id.to_owned())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound { what: "import job" })?;
-        let errors: String = row.get(6);
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT id, kind, status, rows_read, rows_accepted, rows_rejected, errors, created_at, finished_at \
+                 FROM import_jobs WHERE tenant_id = $1 AND id = $2",
+                crate::binds![tenant_id.to_string(), id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound { what: "import job" })?;
         Ok(ImportJob {
-            id: row.get(0),
+            id: row.text("id")?,
             tenant_id,
-            kind: row.get(1),
-            status: ImportStatus::parse(&row.get::<String, _>(2))?,
-            rows_read: row.get(3),
-            rows_accepted: row.get(4),
-            rows_rejected: row.get(5),
-            errors: serde_json::from_str(&errors)
+            kind: row.text("kind")?,
+            status: ImportStatus::parse(&row.text("status")?)?,
+            rows_read: row.int("rows_read")?,
+            rows_accepted: row.int("rows_accepted")?,
+            rows_rejected: row.int("rows_rejected")?,
+            errors: serde_json::from_str(&row.text("errors")?)
                 .map_err(|error| StoreError::Corrupt(format!("import errors: {error}")))?,
-            created_at: from_micros(row.get(7)),
-            finished_at: row.get::<Option<i64>, _>(8).map(from_micros),
+            created_at: from_micros(row.int("created_at")?),
+            finished_at: row.opt_int("finished_at")?.map(from_micros),
         })
     }
 
@@ -162,20 +164,17 @@ impl Store {
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut hashes = HashMap::new();
+        let sql = format!(
+            "SELECT event_id, body_hash FROM events WHERE tenant_id = $1 AND {}",
+            crate::sql::one_of(self.backend, "event_id", 2)
+        );
         for chunk in ids.chunks(IDS_PER_LOOKUP_MAX) {
-            let placeholders: Vec<String> = (0..chunk.len())
-                .map(|index| format!("${}", index + 2))
-                .collect();
-            let sql = format!(
-                "SELECT event_id, body_hash FROM events WHERE tenant_id = $1 AND event_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(tenant_id.to_string());
-            for id in chunk {
-                query = query.bind(id.clone());
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                hashes.insert(row.get(0), row.get(1));
+            let rows = self
+                .db
+                .fetch(&sql, crate::binds![tenant_id.to_string(), chunk.to_vec()])
+                .await?;
+            for row in rows {
+                hashes.insert(row.text("event_id")?, row.text("body_hash")?);
             }
         }
         Ok(hashes)

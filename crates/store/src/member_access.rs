@@ -17,6 +17,7 @@
 //! - **Member sessions**: a random token in a cookie, its SHA-256 in the database, with a CSRF
 //!   token for the page's forms.
 
+use crate::error::Unique;
 use crate::model::EventResult;
 use crate::{rfc3339, Store, StoreError};
 use hmac::{Hmac, Mac};
@@ -44,7 +45,7 @@ pub const SIGN_IN_CODE_TOPIC: &str = "member.sign_in_code";
 pub const CARD_CODE_LENGTH: usize = 8;
 /// Derivation attempts before giving up on a free card code (each collides with odds of about
 /// one in a trillion times the tenant's members).
-const CARD_CODE_ATTEMPTS_MAX: u32 = 4;
+pub const CARD_CODE_ATTEMPTS_MAX: u32 = 4;
 
 /// Crockford's base 32: digits and letters without I, L, O, U.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -179,14 +180,14 @@ impl Store {
         tenant_id: TenantId,
         phone: &Phone,
     ) -> Result<Option<MemberId>, StoreError> {
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 "SELECT id FROM members WHERE tenant_id = $1 AND phone = $2 AND erased_at IS NULL",
-                vec![tenant_id.to_string().into(), phone.as_str().into()],
+                crate::binds![tenant_id.to_string(), phone.as_str()],
             )
             .await?;
-        rows.first()
-            .map(|row| crate::batch::parse_member_id(&row.text(0)))
+        row.map(|row| crate::batch::parse_member_id(&row.text("id")?))
             .transpose()
     }
 
@@ -208,36 +209,44 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let code = new_sign_in_code();
         let expires_at = now + SIGN_IN_CODE_TTL;
-        let mut transaction = self.begin_write().await?;
+        let mut transaction = self.db.begin_write().await?;
         // Count and insert must be one step, or requests sent at once all see room under the
         // limit. On PostgreSQL the member's row is locked first, so requests for one member
-        // take turns; on SQLite the insert comes first, which takes the database's write lock
-        // until commit. Either way the count below sees every code issued before ours.
+        // take turns; on SQLite the write transaction holds the database's write lock from
+        // its start until commit. Either way the count below sees every code issued before
+        // ours.
         if self.backend == crate::Backend::Postgres {
-            sqlx::query("SELECT id FROM members WHERE id = $1 FOR UPDATE")
-                .bind(member_id.to_string())
-                .execute(&mut *transaction)
+            transaction
+                .fetch(
+                    "SELECT id FROM members WHERE id = $1 FOR UPDATE",
+                    crate::binds![member_id.to_string()],
+                )
                 .await?;
         }
-        sqlx::query(
-            "INSERT INTO member_sign_in_codes (id, tenant_id, member_id, code_hash, attempts, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, 0, $5, $6)",
-        )
-        .bind(id.clone())
-        .bind(tenant_id.to_string())
-        .bind(member_id.to_string())
-        .bind(code_hash(&id, &code))
-        .bind(to_micros(now))
-        .bind(to_micros(expires_at))
-        .execute(&mut *transaction)
-        .await?;
-        let issued: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM member_sign_in_codes WHERE member_id = $1 AND created_at > $2",
-        )
-        .bind(member_id.to_string())
-        .bind(to_micros(now - chrono::Duration::hours(1)))
-        .fetch_one(&mut *transaction)
-        .await?;
+        transaction
+            .execute(
+                "INSERT INTO member_sign_in_codes (id, tenant_id, member_id, code_hash, attempts, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $6)",
+                crate::binds![
+                    &id,
+                    tenant_id.to_string(),
+                    member_id.to_string(),
+                    code_hash(&id, &code),
+                    to_micros(now),
+                    to_micros(expires_at),
+                ],
+            )
+            .await?;
+        let issued = transaction
+            .fetch_one(
+                "SELECT COUNT(*) AS issued FROM member_sign_in_codes WHERE member_id = $1 AND created_at > $2",
+                crate::binds![
+                    member_id.to_string(),
+                    to_micros(now - chrono::Duration::hours(1)),
+                ],
+            )
+            .await?
+            .int("issued")?;
         if issued > SIGN_IN_CODES_PER_HOUR_MAX {
             transaction.rollback().await?;
             return Err(StoreError::invalid(
@@ -260,17 +269,21 @@ impl Store {
                     "expires_at": rfc3339(expires_at, settings.zone),
                 },
             });
-            sqlx::query(&format!(
-                "{} VALUES ($1, $2, $3, $4, $5, 0)",
-                crate::webhooks::OUTBOX_INSERT
-            ))
-            .bind(outbox_id)
-            .bind(tenant_id.to_string())
-            .bind(SIGN_IN_CODE_TOPIC)
-            .bind(payload.to_string())
-            .bind(to_micros(now))
-            .execute(&mut *transaction)
-            .await?;
+            transaction
+                .execute(
+                    &format!(
+                        "{} VALUES ($1, $2, $3, $4, $5, 0)",
+                        crate::webhooks::OUTBOX_INSERT
+                    ),
+                    crate::binds![
+                        outbox_id,
+                        tenant_id.to_string(),
+                        SIGN_IN_CODE_TOPIC,
+                        payload.to_string(),
+                        to_micros(now),
+                    ],
+                )
+                .await?;
         }
         transaction.commit().await?;
         if has_channel {
@@ -302,54 +315,56 @@ impl Store {
         let Some(member_id) = self.member_with_phone(tenant_id, phone).await? else {
             return Ok(CodeCheck::NoCode);
         };
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 "SELECT id, code_hash, attempts, expires_at, used_at FROM member_sign_in_codes \
                  WHERE tenant_id = $1 AND member_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
-                vec![tenant_id.to_string().into(), member_id.to_string().into()],
+                crate::binds![tenant_id.to_string(), member_id.to_string()],
             )
             .await?;
-        let Some(row) = rows.first() else {
+        let Some(row) = row else {
             return Ok(CodeCheck::NoCode);
         };
-        let id = row.text(0);
-        if row.opt_int(4).is_some() {
+        let id = row.text("id")?;
+        if row.opt_int("used_at")?.is_some() {
             return Ok(CodeCheck::NoCode);
         }
-        if from_micros(row.int(3)) <= now {
+        if from_micros(row.int("expires_at")?) <= now {
             return Ok(CodeCheck::Expired);
         }
         // Take a try first, atomically, so tries sent at once cannot pass the limit.
-        let taken = sqlx::query(
-            "UPDATE member_sign_in_codes SET attempts = attempts + 1 \
-             WHERE id = $1 AND attempts < $2 AND used_at IS NULL",
-        )
-        .bind(id.clone())
-        .bind(SIGN_IN_CODE_ATTEMPTS_MAX)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let taken = self
+            .db
+            .execute(
+                "UPDATE member_sign_in_codes SET attempts = attempts + 1 \
+                 WHERE id = $1 AND attempts < $2 AND used_at IS NULL",
+                crate::binds![&id, SIGN_IN_CODE_ATTEMPTS_MAX],
+            )
+            .await?;
         if taken == 0 {
             return Ok(CodeCheck::Locked);
         }
-        let attempts = row.int(2) + 1;
+        let attempts = row
+            .int("attempts")?
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("sign-in code attempts overflow".into()))?;
         let typed: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
         let presented = code_hash(&id, &typed);
-        if !constant_time_eq(presented.as_bytes(), row.text(1).as_bytes()) {
+        if !constant_time_eq(presented.as_bytes(), row.text("code_hash")?.as_bytes()) {
             let attempts_left = (SIGN_IN_CODE_ATTEMPTS_MAX - attempts).max(0);
             if attempts_left == 0 {
                 return Ok(CodeCheck::Locked);
             }
             return Ok(CodeCheck::Wrong { attempts_left });
         }
-        let used = sqlx::query(
-            "UPDATE member_sign_in_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
-        )
-        .bind(to_micros(now))
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let used = self
+            .db
+            .execute(
+                "UPDATE member_sign_in_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
+                crate::binds![to_micros(now), id],
+            )
+            .await?;
         if used == 0 {
             return Ok(CodeCheck::NoCode);
         }
@@ -371,18 +386,20 @@ impl Store {
             csrf_token: random_hex(""),
             expires_at: now + MEMBER_SESSION_TTL,
         };
-        sqlx::query(
-            "INSERT INTO member_sessions (token_hash, tenant_id, member_id, csrf_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(sha256(&session.token))
-        .bind(tenant_id.to_string())
-        .bind(member_id.to_string())
-        .bind(session.csrf_token.clone())
-        .bind(to_micros(now))
-        .bind(to_micros(session.expires_at))
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "INSERT INTO member_sessions (token_hash, tenant_id, member_id, csrf_token, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                crate::binds![
+                    sha256(&session.token),
+                    tenant_id.to_string(),
+                    member_id.to_string(),
+                    &session.csrf_token,
+                    to_micros(now),
+                    to_micros(session.expires_at),
+                ],
+            )
+            .await?;
         Ok(session)
     }
 
@@ -393,33 +410,31 @@ impl Store {
         token: &str,
         now: Timestamp,
     ) -> Result<Option<MemberSession>, StoreError> {
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 "SELECT s.member_id, s.csrf_token FROM member_sessions s JOIN members m ON m.id = s.member_id \
-                 WHERE s.token_hash = $1 AND s.tenant_id = $2 AND s.expires_at > $3 AND m.tenant_id = $4 \
+                 WHERE s.token_hash = $1 AND s.tenant_id = $2 AND s.expires_at > $3 AND m.tenant_id = $2 \
                  AND m.erased_at IS NULL",
-                vec![
-                    sha256(token).into(),
-                    tenant_id.to_string().into(),
-                    to_micros(now).into(),
-                    tenant_id.to_string().into(),
-                ],
+                crate::binds![sha256(token), tenant_id.to_string(), to_micros(now)],
             )
             .await?;
-        let Some(row) = rows.first() else {
+        let Some(row) = row else {
             return Ok(None);
         };
         Ok(Some(MemberSession {
-            member_id: crate::batch::parse_member_id(&row.text(0))?,
-            csrf_token: row.text(1),
+            member_id: crate::batch::parse_member_id(&row.text("member_id")?)?,
+            csrf_token: row.text("csrf_token")?,
         }))
     }
 
     /// Ends a member session.
     pub async fn end_member_session(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM member_sessions WHERE token_hash = $1")
-            .bind(sha256(token))
-            .execute(&self.pool)
+        self.db
+            .execute(
+                "DELETE FROM member_sessions WHERE token_hash = $1",
+                crate::binds![sha256(token)],
+            )
             .await?;
         Ok(())
     }
@@ -427,38 +442,39 @@ impl Store {
     /// The tenant's link-signing secret, made on first use.
     async fn member_link_secret(&self, tenant_id: TenantId) -> Result<String, StoreError> {
         let select = || {
-            self.read(
+            self.db.fetch_optional(
                 "SELECT secret FROM member_link_secrets WHERE tenant_id = $1",
-                vec![tenant_id.to_string().into()],
+                crate::binds![tenant_id.to_string()],
             )
         };
-        if let Some(row) = select().await?.first() {
-            return Ok(row.text(0));
+        if let Some(row) = select().await? {
+            return row.text("secret");
         }
         self.tenant(tenant_id).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO member_link_secrets (tenant_id, secret, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(tenant_id.to_string())
-        .bind(random_hex(""))
-        .bind(to_micros(chrono::Utc::now()))
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from);
+        let inserted = self
+            .db
+            .execute(
+                "INSERT INTO member_link_secrets (tenant_id, secret, created_at) VALUES ($1, $2, $3)",
+                crate::binds![
+                    tenant_id.to_string(),
+                    random_hex(""),
+                    to_micros(chrono::Utc::now()),
+                ],
+            )
+            .await;
         match inserted {
             // Another request made it first: theirs is the secret.
-            Err(error) if error.is_unique_violation() => {}
+            Err(error) if error.violated() == Some(Unique::MemberLinkSecret) => {}
             other => {
                 other?;
             }
         }
         select()
             .await?
-            .first()
-            .map(|row| row.text(0))
             .ok_or(StoreError::NotFound {
                 what: "member link secret",
-            })
+            })?
+            .text("secret")
     }
 
     /// A sign-in link for a member of `tenant_id`, valid for [`MEMBER_LINK_TTL`] from `now`.
@@ -524,36 +540,41 @@ impl Store {
         member_id: MemberId,
     ) -> Result<String, StoreError> {
         let select = || {
-            self.read(
+            self.db.fetch_optional(
                 "SELECT code FROM member_cards WHERE member_id = $1",
-                vec![member_id.to_string().into()],
+                crate::binds![member_id.to_string()],
             )
         };
-        if let Some(row) = select().await?.first() {
-            return Ok(row.text(0));
+        if let Some(row) = select().await? {
+            return row.text("code");
         }
         for attempt in 0..CARD_CODE_ATTEMPTS_MAX {
             let code = card_code_of(member_id, attempt);
-            let inserted = sqlx::query(
-                "INSERT INTO member_cards (tenant_id, code, member_id, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(tenant_id.to_string())
-            .bind(code.clone())
-            .bind(member_id.to_string())
-            .bind(to_micros(chrono::Utc::now()))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from);
+            let inserted = self
+                .db
+                .execute(
+                    "INSERT INTO member_cards (tenant_id, code, member_id, created_at) VALUES ($1, $2, $3, $4)",
+                    crate::binds![
+                        tenant_id.to_string(),
+                        &code,
+                        member_id.to_string(),
+                        to_micros(chrono::Utc::now()),
+                    ],
+                )
+                .await;
             match inserted {
                 Ok(_) => return Ok(code),
-                // Made at the same moment by another request, or the code is another
-                // member's: look again, then try the next attempt's code.
-                Err(error) if error.is_unique_violation() => {
-                    if let Some(row) = select().await?.first() {
-                        return Ok(row.text(0));
+                Err(error) => match error.violated() {
+                    // Made at the same moment by another request: theirs is the card.
+                    Some(Unique::MemberCard) => {
+                        if let Some(row) = select().await? {
+                            return row.text("code");
+                        }
                     }
-                }
-                Err(error) => return Err(error),
+                    // The code is another member's: try the next attempt's code.
+                    Some(Unique::MemberCardCode) => {}
+                    _ => return Err(error),
+                },
             }
         }
         Err(StoreError::Conflict {
@@ -570,15 +591,15 @@ impl Store {
         let Some(code) = parse_card_code(code) else {
             return Ok(None);
         };
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 "SELECT c.member_id FROM member_cards c JOIN members m ON m.id = c.member_id \
                  WHERE c.tenant_id = $1 AND c.code = $2 AND m.erased_at IS NULL",
-                vec![tenant_id.to_string().into(), code.into()],
+                crate::binds![tenant_id.to_string(), code],
             )
             .await?;
-        rows.first()
-            .map(|row| crate::batch::parse_member_id(&row.text(0)))
+        row.map(|row| crate::batch::parse_member_id(&row.text("member_id")?))
             .transpose()
     }
 
@@ -587,13 +608,15 @@ impl Store {
         &self,
         tenant_id: TenantId,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = self
-            .read(
+        self.db
+            .fetch(
                 "SELECT code, name FROM stores WHERE tenant_id = $1 ORDER BY code",
-                vec![tenant_id.to_string().into()],
+                crate::binds![tenant_id.to_string()],
             )
-            .await?;
-        Ok(rows.iter().map(|row| (row.text(0), row.text(1))).collect())
+            .await?
+            .iter()
+            .map(|row| Ok((row.text("code")?, row.text("name")?)))
+            .collect()
     }
 
     /// The stored answer to an accepted event of `tenant_id` (the till's receipt).
@@ -602,18 +625,18 @@ impl Store {
         tenant_id: TenantId,
         event_id: &str,
     ) -> Result<Option<EventResult>, StoreError> {
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 "SELECT result FROM events WHERE tenant_id = $1 AND event_id = $2",
-                vec![tenant_id.to_string().into(), event_id.into()],
+                crate::binds![tenant_id.to_string(), event_id],
             )
             .await?;
-        rows.first()
-            .map(|row| {
-                serde_json::from_str(&row.text(0))
-                    .map_err(|error| StoreError::Corrupt(format!("event result: {error}")))
-            })
-            .transpose()
+        row.map(|row| {
+            serde_json::from_str(&row.text("result")?)
+                .map_err(|error| StoreError::Corrupt(format!("event result: {error}")))
+        })
+        .transpose()
     }
 }
 

@@ -2,6 +2,8 @@
 //! sessions in the database: the browser holds a random token, the database its SHA-256.
 
 use crate::audit::{Actor, Change};
+use crate::db::Row;
+use crate::error::Unique;
 use crate::{Store, StoreError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -10,7 +12,6 @@ use patron_core::TenantId;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
@@ -160,17 +161,18 @@ fn password_matches(password: &str, hash: &str) -> bool {
 const USER_SELECT: &str =
     "SELECT id, tenant_id, email, name, role, created_at, disabled_at FROM users";
 
-fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
-    let role: String = row.get(4);
+/// A user from a row with the columns of [`USER_SELECT`].
+fn user_from_row(row: &Row) -> Result<User, StoreError> {
+    let role = row.text("role")?;
     Ok(User {
-        id: row.get(0),
-        tenant_id: row.get(1),
-        email: row.get(2),
-        name: row.get(3),
+        id: row.text("id")?,
+        tenant_id: row.text("tenant_id")?,
+        email: row.text("email")?,
+        name: row.text("name")?,
         role: Role::parse_staff(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        created_at: crate::rfc3339(from_micros(row.get(5)), chrono_tz::UTC),
-        disabled: row.get::<Option<i64>, _>(6).is_some(),
+        created_at: crate::rfc3339(from_micros(row.int("created_at")?), chrono_tz::UTC),
+        disabled: row.opt_int("disabled_at")?.is_some(),
     })
 }
 
@@ -214,22 +216,23 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let owned = password.to_owned();
         let hash = hashing(move || hash_password(&owned)).await??;
-        let mut transaction = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.clone())
-        .bind(tenant_id.to_string())
-        .bind(email.clone())
-        .bind(name.trim().to_owned())
-        .bind(role.as_str())
-        .bind(hash)
-        .bind(to_micros(chrono::Utc::now()))
-        .execute(&mut *transaction)
-        .await
-        .map_err(StoreError::from);
+        let mut transaction = self.db.begin_write().await?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                crate::binds![
+                    &id,
+                    tenant_id.to_string(),
+                    &email,
+                    name.trim(),
+                    role.as_str(),
+                    hash,
+                    to_micros(chrono::Utc::now()),
+                ],
+            )
+            .await;
         if let Err(error) = inserted {
-            return Err(if error.is_unique_violation() {
+            return Err(if error.violated() == Some(Unique::UserEmail) {
                 StoreError::Conflict {
                     what: "user with this e-mail",
                 }
@@ -237,7 +240,7 @@ impl Store {
                 error
             });
         }
-        crate::audit::record_in(
+        crate::audit::record_tx(
             &mut transaction,
             &Change {
                 tenant_id,
@@ -254,19 +257,23 @@ impl Store {
     }
 
     pub async fn user(&self, tenant_id: TenantId, id: &str) -> Result<User, StoreError> {
-        let row = sqlx::query(&format!("{USER_SELECT} WHERE tenant_id = $1 AND id = $2"))
-            .bind(tenant_id.to_string())
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
+        let row = self
+            .db
+            .fetch_optional(
+                &format!("{USER_SELECT} WHERE tenant_id = $1 AND id = $2"),
+                crate::binds![tenant_id.to_string(), id],
+            )
             .await?
             .ok_or(StoreError::NotFound { what: "user" })?;
         user_from_row(&row)
     }
 
     pub async fn users(&self, tenant_id: TenantId) -> Result<Vec<User>, StoreError> {
-        sqlx::query(&format!("{USER_SELECT} WHERE tenant_id = $1 ORDER BY id"))
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
+        self.db
+            .fetch(
+                &format!("{USER_SELECT} WHERE tenant_id = $1 ORDER BY id"),
+                crate::binds![tenant_id.to_string()],
+            )
             .await?
             .iter()
             .map(user_from_row)
@@ -289,30 +296,33 @@ impl Store {
                 "must be owner, manager, marketer, cashier or viewer",
             ));
         }
-        let mut transaction = self.begin_write().await?;
+        let mut transaction = self.db.begin_write().await?;
         if let Some(role) = role {
-            sqlx::query("UPDATE users SET role = $1 WHERE tenant_id = $2 AND id = $3")
-                .bind(role.as_str())
-                .bind(tenant_id.to_string())
-                .bind(id.to_owned())
-                .execute(&mut *transaction)
+            transaction
+                .execute(
+                    "UPDATE users SET role = $1 WHERE tenant_id = $2 AND id = $3",
+                    crate::binds![role.as_str(), tenant_id.to_string(), id],
+                )
                 .await?;
         }
         if let Some(disabled) = disabled {
-            sqlx::query("UPDATE users SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3")
-                .bind(disabled.then(|| to_micros(chrono::Utc::now())))
-                .bind(tenant_id.to_string())
-                .bind(id.to_owned())
-                .execute(&mut *transaction)
+            transaction
+                .execute(
+                    "UPDATE users SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3",
+                    crate::binds![
+                        disabled.then(|| to_micros(chrono::Utc::now())),
+                        tenant_id.to_string(),
+                        id,
+                    ],
+                )
                 .await?;
         }
         if disabled == Some(true) || role.is_some() {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(id.to_owned())
-                .execute(&mut *transaction)
+            transaction
+                .execute("DELETE FROM sessions WHERE user_id = $1", crate::binds![id])
                 .await?;
         }
-        crate::audit::record_in(
+        crate::audit::record_tx(
             &mut transaction,
             &Change {
                 tenant_id,
@@ -361,25 +371,29 @@ impl Store {
         password: &str,
     ) -> Result<StaffSignIn, StoreError> {
         let email = email.trim().to_lowercase();
-        let rows = sqlx::query(
-            "SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.created_at, u.disabled_at, \
-             u.password_hash, t.name FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE u.email = $1 AND u.disabled_at IS NULL ORDER BY u.created_at, u.id",
-        )
-        .bind(email)
-        .fetch_all(&self.pool)
-        .await?;
-        let candidates: Vec<_> = rows
+        let rows = self
+            .db
+            .fetch(
+                "SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.created_at, u.disabled_at, \
+                 u.password_hash, t.name AS tenant_name FROM users u JOIN tenants t ON t.id = u.tenant_id \
+                 WHERE u.email = $1 AND u.disabled_at IS NULL ORDER BY u.created_at, u.id",
+                crate::binds![email],
+            )
+            .await?;
+        let wanted = tenant_id.map(|tenant| tenant.to_string());
+        let mut candidates = Vec::new();
+        for row in &rows {
+            if candidates.len() == SIGN_IN_ACCOUNTS_MAX {
+                break;
+            }
+            if wanted.is_none() || wanted == Some(row.text("tenant_id")?) {
+                candidates.push(row);
+            }
+        }
+        let hashes = candidates
             .iter()
-            .filter(|row| {
-                tenant_id.is_none_or(|tenant| row.get::<String, _>(1) == tenant.to_string())
-            })
-            .take(SIGN_IN_ACCOUNTS_MAX)
-            .collect();
-        let hashes: Vec<String> = candidates
-            .iter()
-            .map(|row| row.get::<String, _>(7))
-            .collect();
+            .map(|row| row.text("password_hash"))
+            .collect::<Result<Vec<String>, StoreError>>()?;
         let password = password.to_owned();
         let matching = hashing(move || {
             if hashes.is_empty() {
@@ -404,11 +418,13 @@ impl Store {
             several => {
                 let choices = several
                     .iter()
-                    .map(|row| TenantChoice {
-                        tenant_id: row.get(1),
-                        name: row.get(8),
+                    .map(|row| {
+                        Ok(TenantChoice {
+                            tenant_id: row.text("tenant_id")?,
+                            name: row.text("tenant_name")?,
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_, StoreError>>()?;
                 return Ok(StaffSignIn::ChooseTenant(choices));
             }
         };
@@ -418,42 +434,46 @@ impl Store {
             csrf_token: random_token(""),
             expires_at: chrono::Utc::now() + SESSION_TTL,
         };
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(sha256(&session.token))
-        .bind(user.id.clone())
-        .bind(session.csrf_token.clone())
-        .bind(to_micros(chrono::Utc::now()))
-        .bind(to_micros(session.expires_at))
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                crate::binds![
+                    sha256(&session.token),
+                    &user.id,
+                    &session.csrf_token,
+                    to_micros(chrono::Utc::now()),
+                    to_micros(session.expires_at),
+                ],
+            )
+            .await?;
         Ok(StaffSignIn::SignedIn(user, session))
     }
 
     /// The live session behind a cookie's token.
     pub async fn session(&self, token: &str) -> Result<Option<SessionGrant>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.created_at, u.disabled_at, s.csrf_token \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
-        )
-        .bind(sha256(token))
-        .bind(to_micros(chrono::Utc::now()))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT u.id, u.tenant_id, u.email, u.name, u.role, u.created_at, u.disabled_at, s.csrf_token \
+                 FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
+                crate::binds![sha256(token), to_micros(chrono::Utc::now())],
+            )
+            .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(SessionGrant {
             user: user_from_row(&row)?,
-            csrf_token: row.get(7),
+            csrf_token: row.text("csrf_token")?,
         }))
     }
 
     /// Ends a session.
     pub async fn sign_out(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(sha256(token))
-            .execute(&self.pool)
+        self.db
+            .execute(
+                "DELETE FROM sessions WHERE token_hash = $1",
+                crate::binds![sha256(token)],
+            )
             .await?;
         Ok(())
     }

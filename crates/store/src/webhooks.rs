@@ -7,9 +7,10 @@
 //! deliveries ([`Store::claim_due_deliveries`]), sends them and records the outcome. Delivery
 //! is at least once: a receiver should de-duplicate by the `Patron-Webhook-Id` header.
 
-use crate::audit::{record_in, Actor, Change};
+use crate::audit::{record_tx, Actor, Change};
+use crate::db::Row;
 use crate::model::EventResult;
-use crate::sql::{bind_all, placeholders, Bind, DbRow, Rows, IN_LIST_MAX};
+use crate::sql::{one_of, Bind, Rows};
 use crate::{rfc3339, Store, StoreError, TenantSettings};
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::TenantId;
@@ -293,48 +294,38 @@ fn new_secret() -> String {
 const SUBSCRIPTION_SELECT: &str =
     "SELECT id, url, topics, created_at, disabled_at FROM webhook_subscriptions";
 
-fn subscription_from_row(row: &DbRow, zone: chrono_tz::Tz) -> Subscription {
-    Subscription {
-        id: row.text(0),
-        url: row.text(1),
-        topics: serde_json::from_str(&row.text(2)).unwrap_or_default(),
-        created_at: rfc3339(from_micros(row.int(3)), zone),
-        disabled_at: row.opt_int(4).map(|at| rfc3339(from_micros(at), zone)),
-    }
+fn subscription_from_row(row: &Row, zone: chrono_tz::Tz) -> Result<Subscription, StoreError> {
+    Ok(Subscription {
+        id: row.text("id")?,
+        url: row.text("url")?,
+        topics: serde_json::from_str(&row.text("topics")?).unwrap_or_default(),
+        created_at: rfc3339(from_micros(row.int("created_at")?), zone),
+        disabled_at: row
+            .opt_int("disabled_at")?
+            .map(|at| rfc3339(from_micros(at), zone)),
+    })
 }
 
 const DELIVERY_SELECT: &str =
     "SELECT id, subscription_id, outbox_id, topic, status, attempts, next_attempt_at, last_status_code, \
      last_error, created_at, delivered_at FROM webhook_deliveries";
 
-fn delivery_from_row(row: &DbRow, zone: chrono_tz::Tz) -> Delivery {
+fn delivery_from_row(row: &Row, zone: chrono_tz::Tz) -> Result<Delivery, StoreError> {
     let at = |micros: i64| rfc3339(from_micros(micros), zone);
-    Delivery {
-        id: row.text(0),
-        subscription_id: row.text(1),
-        outbox_id: row.text(2),
-        topic: row.text(3),
-        status: row.text(4),
-        attempts: row.int(5),
-        next_attempt_at: at(row.int(6)),
-        last_status_code: row.opt_int(7),
-        last_error: shown_reason(row.opt_text(8), row.opt_int(7)),
-        created_at: at(row.int(9)),
-        delivered_at: row.opt_int(10).map(at),
-    }
-}
-
-async fn fetch_in(
-    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sql: &str,
-    values: Vec<Bind>,
-) -> Result<Vec<DbRow>, StoreError> {
-    Ok(bind_all(sqlx::query(sql), values)
-        .fetch_all(&mut **transaction)
-        .await?
-        .iter()
-        .map(DbRow::from_any)
-        .collect())
+    let last_status_code = row.opt_int("last_status_code")?;
+    Ok(Delivery {
+        id: row.text("id")?,
+        subscription_id: row.text("subscription_id")?,
+        outbox_id: row.text("outbox_id")?,
+        topic: row.text("topic")?,
+        status: row.text("status")?,
+        attempts: row.int("attempts")?,
+        next_attempt_at: at(row.int("next_attempt_at")?),
+        last_status_code,
+        last_error: shown_reason(row.opt_text("last_error")?, last_status_code),
+        created_at: at(row.int("created_at")?),
+        delivered_at: row.opt_int("delivered_at")?.map(at),
+    })
 }
 
 impl Store {
@@ -344,14 +335,15 @@ impl Store {
         tenant_id: TenantId,
     ) -> Result<HashSet<String>, StoreError> {
         let rows = self
-            .read(
+            .db
+            .fetch(
                 "SELECT topics FROM webhook_subscriptions WHERE tenant_id = $1 AND disabled_at IS NULL",
-                vec![tenant_id.to_string().into()],
+                crate::binds![tenant_id.to_string()],
             )
             .await?;
         let mut topics = HashSet::new();
         for row in rows {
-            let listed: Vec<String> = serde_json::from_str(&row.text(0))
+            let listed: Vec<String> = serde_json::from_str(&row.text("topics")?)
                 .map_err(|error| StoreError::Corrupt(format!("webhook topics: {error}")))?;
             topics.extend(listed);
         }
@@ -375,33 +367,26 @@ impl Store {
         let secret = new_secret();
         let now = to_micros(chrono::Utc::now());
         let topics_text = serde_json::to_string(&topics).expect("strings serialise");
-        let mut transaction = self.begin_write().await?;
-        let live = fetch_in(
-            &mut transaction,
-            "SELECT COUNT(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND disabled_at IS NULL",
-            vec![tenant_id.to_string().into()],
-        )
-        .await?
-        .first()
-        .map(|row| row.int(0))
-        .unwrap_or(0);
+        let mut transaction = self.db.begin_write().await?;
+        let live = transaction
+            .fetch_one(
+                "SELECT COUNT(*) AS live FROM webhook_subscriptions WHERE tenant_id = $1 AND disabled_at IS NULL",
+                crate::binds![tenant_id.to_string()],
+            )
+            .await?
+            .int("live")?;
         if live >= SUBSCRIPTIONS_MAX {
             return Err(StoreError::invalid(
                 "url",
                 format!("a tenant may have at most {SUBSCRIPTIONS_MAX} live webhooks"),
             ));
         }
-        sqlx::query(
-            "INSERT INTO webhook_subscriptions (id, tenant_id, url, topics, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.clone())
-        .bind(tenant_id.to_string())
-        .bind(url.to_owned())
-        .bind(topics_text)
-        .bind(secret.clone())
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?;
+        transaction
+            .execute(
+                "INSERT INTO webhook_subscriptions (id, tenant_id, url, topics, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                crate::binds![&id, tenant_id.to_string(), url, topics_text, &secret, now],
+            )
+            .await?;
         let subscription = Subscription {
             id: id.clone(),
             url: url.to_owned(),
@@ -409,7 +394,7 @@ impl Store {
             created_at: rfc3339(from_micros(now), zone),
             disabled_at: None,
         };
-        record_in(
+        record_tx(
             &mut transaction,
             &Change {
                 tenant_id,
@@ -429,30 +414,29 @@ impl Store {
     /// The tenant's subscriptions, oldest first, disabled ones included.
     pub async fn webhooks(&self, tenant_id: TenantId) -> Result<Vec<Subscription>, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = self
-            .read(
+        self.db
+            .fetch(
                 &format!("{SUBSCRIPTION_SELECT} WHERE tenant_id = $1 ORDER BY id"),
-                vec![tenant_id.to_string().into()],
+                crate::binds![tenant_id.to_string()],
             )
-            .await?;
-        Ok(rows
+            .await?
             .iter()
             .map(|row| subscription_from_row(row, zone))
-            .collect())
+            .collect()
     }
 
     /// One of the tenant's subscriptions; another tenant's is not found.
     pub async fn webhook(&self, tenant_id: TenantId, id: &str) -> Result<Subscription, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 &format!("{SUBSCRIPTION_SELECT} WHERE tenant_id = $1 AND id = $2"),
-                vec![tenant_id.to_string().into(), id.into()],
+                crate::binds![tenant_id.to_string(), id],
             )
-            .await?;
-        rows.first()
-            .map(|row| subscription_from_row(row, zone))
-            .ok_or(StoreError::NotFound { what: "webhook" })
+            .await?
+            .ok_or(StoreError::NotFound { what: "webhook" })?;
+        subscription_from_row(&row, zone)
     }
 
     /// Disables a subscription: it gets nothing more, and its pending deliveries are
@@ -468,29 +452,26 @@ impl Store {
             return Ok(before);
         }
         let now = to_micros(chrono::Utc::now());
-        let mut transaction = self.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE webhook_subscriptions SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3 AND disabled_at IS NULL",
-        )
-        .bind(now)
-        .bind(tenant_id.to_string())
-        .bind(id.to_owned())
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = 'cancelled' WHERE subscription_id = $1 AND status = 'pending'",
+        let mut transaction = self.db.begin_write().await?;
+        let changed = transaction
+            .execute(
+                "UPDATE webhook_subscriptions SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3 AND disabled_at IS NULL",
+                crate::binds![now, tenant_id.to_string(), id],
             )
-            .bind(id.to_owned())
-            .execute(&mut *transaction)
             .await?;
+        if changed == 1 {
+            transaction
+                .execute(
+                    "UPDATE webhook_deliveries SET status = 'cancelled' WHERE subscription_id = $1 AND status = 'pending'",
+                    crate::binds![id],
+                )
+                .await?;
             let mut after = before.clone();
             after.disabled_at = Some(rfc3339(
                 from_micros(now),
                 self.tenant(tenant_id).await?.zone,
             ));
-            record_in(
+            record_tx(
                 &mut transaction,
                 &Change {
                     tenant_id,
@@ -517,22 +498,21 @@ impl Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.webhook(tenant_id, subscription_id).await?;
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = self
-            .read(
+        self.db
+            .fetch(
                 &format!(
                     "{DELIVERY_SELECT} WHERE subscription_id = $1 AND tenant_id = $2 ORDER BY id DESC LIMIT $3"
                 ),
-                vec![
-                    subscription_id.into(),
-                    tenant_id.to_string().into(),
-                    limit.clamp(1, DELIVERY_PAGE_MAX).into(),
+                crate::binds![
+                    subscription_id,
+                    tenant_id.to_string(),
+                    limit.clamp(1, DELIVERY_PAGE_MAX),
                 ],
             )
-            .await?;
-        Ok(rows
+            .await?
             .iter()
             .map(|row| delivery_from_row(row, zone))
-            .collect())
+            .collect()
     }
 
     /// One of the tenant's deliveries.
@@ -542,15 +522,15 @@ impl Store {
         id: &str,
     ) -> Result<Delivery, StoreError> {
         let zone = self.tenant(tenant_id).await?.zone;
-        let rows = self
-            .read(
+        let row = self
+            .db
+            .fetch_optional(
                 &format!("{DELIVERY_SELECT} WHERE id = $1 AND tenant_id = $2"),
-                vec![id.into(), tenant_id.to_string().into()],
+                crate::binds![id, tenant_id.to_string()],
             )
-            .await?;
-        rows.first()
-            .map(|row| delivery_from_row(row, zone))
-            .ok_or(StoreError::NotFound { what: "delivery" })
+            .await?
+            .ok_or(StoreError::NotFound { what: "delivery" })?;
+        delivery_from_row(&row, zone)
     }
 
     /// Sends a delivery again: back to `pending`, due now, with a fresh count of attempts.
@@ -570,17 +550,15 @@ impl Store {
             ));
         }
         let now = to_micros(chrono::Utc::now());
-        let mut transaction = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, delivered_at = NULL \
-             WHERE id = $2 AND tenant_id = $3",
-        )
-        .bind(now)
-        .bind(id.to_owned())
-        .bind(tenant_id.to_string())
-        .execute(&mut *transaction)
-        .await?;
-        record_in(
+        let mut transaction = self.db.begin_write().await?;
+        transaction
+            .execute(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, delivered_at = NULL \
+                 WHERE id = $2 AND tenant_id = $3",
+                crate::binds![now, id, tenant_id.to_string()],
+            )
+            .await?;
+        record_tx(
             &mut transaction,
             &Change {
                 tenant_id,
@@ -603,49 +581,46 @@ impl Store {
     /// Returns how many outbox rows were taken.
     pub async fn fan_out_outbox(&self, limit: i64) -> Result<usize, StoreError> {
         let now = to_micros(chrono::Utc::now());
-        let mut transaction = self.begin_write().await?;
-        // Claiming first makes this transaction a writer from its first statement (SQLite
-        // then waits for the lock rather than failing to upgrade), and the `fanned_out = 0`
-        // check keeps two dispatchers from taking the same row.
-        let claimed = fetch_in(
-            &mut transaction,
-            "UPDATE outbox SET fanned_out = $1 WHERE fanned_out = 0 AND id IN \
-             (SELECT id FROM outbox WHERE fanned_out = 0 ORDER BY id LIMIT $2) RETURNING id, tenant_id, topic",
-            vec![now.into(), limit.max(1).into()],
-        )
-        .await?;
+        let mut transaction = self.db.begin_write().await?;
+        // The `fanned_out = 0` check keeps two dispatchers from taking the same row.
+        let claimed = transaction
+            .fetch(
+                "UPDATE outbox SET fanned_out = $1 WHERE fanned_out = 0 AND id IN \
+                 (SELECT id FROM outbox WHERE fanned_out = 0 ORDER BY id LIMIT $2) RETURNING id, tenant_id, topic",
+                crate::binds![now, limit.max(1)],
+            )
+            .await?
+            .iter()
+            .map(|row| Ok((row.text("id")?, row.text("tenant_id")?, row.text("topic")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         if claimed.is_empty() {
             transaction.rollback().await?;
             return Ok(0);
         }
         let tenants: Vec<String> = claimed
             .iter()
-            .map(|row| row.text(1))
+            .map(|(_, tenant_id, _)| tenant_id.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let backend = self.backend;
         let mut subscriptions: HashMap<String, Vec<(String, HashSet<String>)>> = HashMap::new();
-        for chunk in tenants.chunks(IN_LIST_MAX) {
-            let sql = format!(
-                "SELECT id, tenant_id, topics FROM webhook_subscriptions WHERE disabled_at IS NULL AND tenant_id IN ({})",
-                placeholders(backend, 1, chunk.len())
-            );
-            let values = chunk.iter().map(|id| Bind::from(id.as_str())).collect();
-            for row in fetch_in(&mut transaction, &sql, values).await? {
-                let topics: HashSet<String> =
-                    serde_json::from_str(&row.text(2)).unwrap_or_default();
-                subscriptions
-                    .entry(row.text(1))
-                    .or_default()
-                    .push((row.text(0), topics));
-            }
+        let sql = format!(
+            "SELECT id, tenant_id, topics FROM webhook_subscriptions WHERE disabled_at IS NULL AND {}",
+            one_of(backend, "tenant_id", 1)
+        );
+        for row in transaction.fetch(&sql, crate::binds![tenants]).await? {
+            let topics: HashSet<String> =
+                serde_json::from_str(&row.text("topics")?).unwrap_or_default();
+            subscriptions
+                .entry(row.text("tenant_id")?)
+                .or_default()
+                .push((row.text("id")?, topics));
         }
         let mut deliveries = Rows::new(10);
-        for row in &claimed {
-            let (outbox_id, tenant_id, topic) = (row.text(0), row.text(1), row.text(2));
-            for (subscription_id, topics) in subscriptions.get(&tenant_id).into_iter().flatten() {
-                if topics.contains(&topic) {
+        for (outbox_id, tenant_id, topic) in &claimed {
+            for (subscription_id, topics) in subscriptions.get(tenant_id).into_iter().flatten() {
+                if topics.contains(topic) {
                     deliveries.push(vec![
                         uuid::Uuid::now_v7().to_string().into(),
                         tenant_id.clone().into(),
@@ -661,16 +636,14 @@ impl Store {
                 }
             }
         }
-        for (sql, values) in deliveries.statements(
-            backend,
-            "INSERT INTO webhook_deliveries (id, tenant_id, subscription_id, outbox_id, topic, status, attempts, \
-             next_attempt_at, created_at, delivered_at)",
-            "",
-        ) {
-            bind_all(sqlx::query(&sql), values)
-                .execute(&mut *transaction)
-                .await?;
-        }
+        transaction
+            .execute_all(deliveries.statements(
+                backend,
+                "INSERT INTO webhook_deliveries (id, tenant_id, subscription_id, outbox_id, topic, status, attempts, \
+                 next_attempt_at, created_at, delivered_at)",
+                "",
+            ))
+            .await?;
         transaction.commit().await?;
         Ok(claimed.len())
     }
@@ -696,29 +669,30 @@ impl Store {
         // candidates always hold `limit` takeable ones when there are that many.
         let skippable: usize = claim.in_flight.values().sum();
         let candidates = self
-            .read(
+            .db
+            .fetch(
                 "SELECT id, tenant_id FROM (SELECT id, tenant_id, next_attempt_at, \
                  ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn \
                  FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1) due \
                  WHERE turn <= $2 ORDER BY turn, next_attempt_at, id LIMIT $3",
-                vec![
-                    now_micros.into(),
-                    (claim.per_tenant_max as i64).into(),
-                    ((claim.limit + skippable) as i64).into(),
+                crate::binds![
+                    now_micros,
+                    i64::try_from(claim.per_tenant_max).unwrap_or(i64::MAX),
+                    i64::try_from(claim.limit.saturating_add(skippable)).unwrap_or(i64::MAX),
                 ],
             )
             .await?;
         let mut taken: HashMap<String, usize> = HashMap::new();
         let mut chosen = Vec::new();
         for row in &candidates {
-            let tenant = row.text(1);
+            let tenant = row.text("tenant_id")?;
             let busy = claim.in_flight.get(&tenant).copied().unwrap_or(0);
             let count = taken.entry(tenant).or_default();
             if busy + *count >= claim.per_tenant_max {
                 continue;
             }
             *count += 1;
-            chosen.push(row.text(0));
+            chosen.push(row.text("id")?);
             if chosen.len() == claim.limit {
                 break;
             }
@@ -727,24 +701,22 @@ impl Store {
             return Ok(Vec::new());
         }
         let backend = self.backend;
-        let mut transaction = self.begin_write().await?;
+        let mut transaction = self.db.begin_write().await?;
         // The `status` and `next_attempt_at` conditions again: another dispatcher may have
-        // claimed some of these since they were read; it keeps them. (SQLite numbers `?` apart
-        // from `$n`, so one kind of placeholder per statement.)
-        let mut values: Vec<Bind> = vec![lease_until.into(), now_micros.into()];
-        values.extend(chosen.iter().map(|id| Bind::from(id.as_str())));
-        let claimed = fetch_in(
-            &mut transaction,
-            &format!(
-                "UPDATE webhook_deliveries SET next_attempt_at = {} WHERE status = 'pending' AND next_attempt_at <= {} \
-                 AND id IN ({}) RETURNING id",
-                placeholders(backend, 1, 1),
-                placeholders(backend, 2, 1),
-                placeholders(backend, 3, chosen.len())
-            ),
-            values,
-        )
-        .await?;
+        // claimed some of these since they were read; it keeps them.
+        let claimed = transaction
+            .fetch(
+                &format!(
+                    "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at <= $2 \
+                     AND {} RETURNING id",
+                    one_of(backend, "id", 3)
+                ),
+                crate::binds![lease_until, now_micros, chosen],
+            )
+            .await?
+            .iter()
+            .map(|row| row.text("id"))
+            .collect::<Result<Vec<String>, StoreError>>()?;
         if claimed.is_empty() {
             transaction.rollback().await?;
             return Ok(Vec::new());
@@ -752,25 +724,25 @@ impl Store {
         let sql = format!(
             "SELECT d.id, d.tenant_id, d.subscription_id, d.topic, s.url, s.secret, o.payload, d.attempts \
              FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-             JOIN outbox o ON o.id = d.outbox_id WHERE s.disabled_at IS NULL AND d.id IN ({}) ORDER BY d.id",
-            placeholders(backend, 1, claimed.len())
+             JOIN outbox o ON o.id = d.outbox_id WHERE s.disabled_at IS NULL AND {} ORDER BY d.id",
+            one_of(backend, "d.id", 1)
         );
-        let values = claimed.iter().map(|row| Bind::from(row.text(0))).collect();
-        let rows = fetch_in(&mut transaction, &sql, values).await?;
+        let rows = transaction.fetch(&sql, crate::binds![claimed]).await?;
         transaction.commit().await?;
-        Ok(rows
-            .iter()
-            .map(|row| DueDelivery {
-                id: row.text(0),
-                tenant_id: row.text(1),
-                subscription_id: row.text(2),
-                topic: row.text(3),
-                url: row.text(4),
-                secret: row.text(5),
-                payload: row.text(6),
-                attempts: row.int(7),
+        rows.iter()
+            .map(|row| {
+                Ok(DueDelivery {
+                    id: row.text("id")?,
+                    tenant_id: row.text("tenant_id")?,
+                    subscription_id: row.text("subscription_id")?,
+                    topic: row.text("topic")?,
+                    url: row.text("url")?,
+                    secret: row.text("secret")?,
+                    payload: row.text("payload")?,
+                    attempts: row.int("attempts")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Records a delivered attempt.
@@ -780,15 +752,13 @@ impl Store {
         status_code: u16,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status_code = $1, \
-             last_error = NULL, delivered_at = $2 WHERE id = $3 AND status = 'pending'",
-        )
-        .bind(status_code as i64)
-        .bind(to_micros(at))
-        .bind(id.to_owned())
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status_code = $1, \
+                 last_error = NULL, delivered_at = $2 WHERE id = $3 AND status = 'pending'",
+                crate::binds![i64::from(status_code), to_micros(at), id],
+            )
+            .await?;
         Ok(())
     }
 
@@ -811,40 +781,48 @@ impl Store {
             + chrono::Duration::from_std(retry_delay(base_delay, attempts))
                 .unwrap_or(chrono::Duration::hours(1));
         let (status_code, reason) = failure.recorded();
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_status_code = $4, \
-             last_error = $5 WHERE id = $6 AND status = 'pending'",
-        )
-        .bind(status)
-        .bind(attempts)
-        .bind(to_micros(next))
-        .bind(status_code)
-        .bind(reason)
-        .bind(delivery.id.clone())
-        .execute(&self.pool)
-        .await?;
+        self.db
+            .execute(
+                "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_status_code = $4, \
+                 last_error = $5 WHERE id = $6 AND status = 'pending'",
+                crate::binds![
+                    status,
+                    attempts,
+                    to_micros(next),
+                    status_code,
+                    reason,
+                    &delivery.id,
+                ],
+            )
+            .await?;
         Ok(())
     }
 
     /// How far behind delivery is, for `/metrics`.
     pub async fn outbox_lag(&self, now: Timestamp) -> Result<OutboxLag, StoreError> {
         let pending = self
-            .read(
-                "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'",
+            .db
+            .fetch_one(
+                "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM webhook_deliveries WHERE status = 'pending'",
                 vec![],
             )
             .await?;
         let unfanned = self
-            .read("SELECT COUNT(*) FROM outbox WHERE fanned_out = 0", vec![])
-            .await?;
-        let row = pending.first();
-        let oldest = row.and_then(|row| row.opt_int(1));
+            .db
+            .fetch_one(
+                "SELECT COUNT(*) AS unfanned FROM outbox WHERE fanned_out = 0",
+                vec![],
+            )
+            .await?
+            .int("unfanned")?;
+        // No pending delivery: no oldest one, and no lag.
+        let oldest = pending.opt_int("oldest")?;
         Ok(OutboxLag {
-            pending: row.map(|row| row.int(0)).unwrap_or(0),
+            pending: pending.int("pending")?,
             oldest_pending_seconds: oldest
-                .map(|micros| ((to_micros(now) - micros).max(0)) as f64 / 1e6)
+                .map(|micros| (to_micros(now).saturating_sub(micros).max(0)) as f64 / 1e6)
                 .unwrap_or(0.0),
-            unfanned: unfanned.first().map(|row| row.int(0)).unwrap_or(0),
+            unfanned,
         })
     }
 }
