@@ -2,7 +2,7 @@
 //! before and after. Written in the same transaction as the change where the change is a plain
 //! row; read by owners through the API.
 
-use crate::sql::{bind_all, Bind};
+use crate::sql::Bind;
 use crate::{binds, Store, StoreError};
 use patron_core::time::{from_micros, to_micros};
 use patron_core::TenantId;
@@ -67,16 +67,6 @@ pub(crate) fn change_values(change: &Change<'_>) -> Vec<Bind> {
     ]
 }
 
-/// Records `change` inside an open transaction.
-pub async fn record_in(
-    connection: &mut sqlx::AnyConnection,
-    change: &Change<'_>,
-) -> Result<(), StoreError> {
-    bind_all(sqlx::query(INSERT), change_values(change))
-        .execute(connection)
-        .await?;
-    Ok(())
-}
 
 /// Records `change` inside an open transaction.
 pub async fn record_tx(tx: &mut crate::db::Tx<'_>, change: &Change<'_>) -> Result<(), StoreError> {

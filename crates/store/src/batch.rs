@@ -7,7 +7,6 @@ use crate::error::EventError;
 use crate::model::{
     EventResult, IncomingEvent, IncomingKind, MemberRef, TierChangeView, VoucherView,
 };
-use crate::sql::DbRow;
 use crate::sql::{by_keys, Rows};
 use crate::{rfc3339, Backend, Store, StoreError, TenantSettings};
 use patron_core::engine::{Judge, Outcome};
@@ -2027,115 +2026,6 @@ async fn write_vouchers(
         .await?;
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Positional readers of sqlx rows, for the modules not yet on `db::Database` (removed with them).
-
-#[allow(dead_code)]
-pub(crate) fn voucher_from_row(row: &DbRow) -> Result<(TenantId, Voucher), StoreError> {
-    let status = row.text(5);
-    let allocations: Vec<(String, i64)> = serde_json::from_str(&row.text(7))
-        .map_err(|error| StoreError::Corrupt(format!("voucher allocations: {error}")))?;
-    let allocations = allocations
-        .into_iter()
-        .map(|(lot, points)| {
-            Ok(Allocation {
-                lot_id: parse_lot_id(&lot)?,
-                points: Points(points),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let voucher = Voucher {
-        code: row.text(0),
-        member_id: parse_member_id(&row.text(2))?,
-        reward_id: RewardId::parse(&row.text(3))
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        cost: Points(row.int(4)),
-        status: VoucherStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("voucher status {status}")))?,
-        redemption_transaction: TransactionId::parse(&row.text(6))
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        allocations,
-        issued_at: from_micros(row.int(8)),
-        expires_at: from_micros(row.int(9)),
-        used_at: row.opt_int(10).map(from_micros),
-        used_store: row.opt_text(11),
-    };
-    let tenant_id =
-        TenantId::parse(&row.text(1)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    Ok((tenant_id, voucher))
-}
-
-#[allow(dead_code)]
-pub(crate) fn reward_from_row(row: &DbRow) -> Result<(TenantId, Reward), StoreError> {
-    let stores: Vec<String> = serde_json::from_str(&row.text(9))
-        .map_err(|error| StoreError::Corrupt(format!("reward stores: {error}")))?;
-    let reward = Reward {
-        id: RewardId::parse(&row.text(0))
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        name: row.text(2),
-        description: row.text(3),
-        cost: Points(row.int(4)),
-        stock: row.opt_int(5),
-        per_member_limit: row.opt_int(6),
-        valid_from: row.opt_int(7).map(from_micros),
-        valid_until: row.opt_int(8).map(from_micros),
-        stores,
-        voucher_valid_days: row.int(10) as u32,
-        active: row.int(11) != 0,
-    };
-    let tenant_id =
-        TenantId::parse(&row.text(1)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    Ok((tenant_id, reward))
-}
-
-#[allow(dead_code)]
-pub(crate) fn member_from_row(row: &DbRow) -> Result<(TenantId, MemberState), StoreError> {
-    let id = parse_member_id(&row.text(0))?;
-    let tenant_id =
-        TenantId::parse(&row.text(1)).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    let profile = Profile {
-        phone: row.opt_text(2).and_then(|phone| Phone::parse(&phone).ok()),
-        email: row.opt_text(3),
-        name: row.opt_text(4),
-        birthday: row
-            .opt_text(5)
-            .and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok()),
-        gender: row.opt_text(6),
-        city: row.opt_text(7),
-        tags: serde_json::from_str(&row.text(8)).map_err(corrupt("member tags"))?,
-        attributes: serde_json::from_str(&row.text(9)).map_err(corrupt("member attributes"))?,
-    };
-    let mut state = MemberState::new(id, profile, &row.text(10), from_micros(row.int(21)));
-    state.tier_since = from_micros(row.int(11));
-    state.tier_below_since = row.opt_int(12).map(from_micros);
-    state.tier_held_until = row.opt_int(13).map(from_micros);
-    state.balance = Points(row.int(14));
-    state.lifetime_spend = Money(row.int(15));
-    state.lifetime_points = Points(row.int(16));
-    state.order_count = row.int(17);
-    state.day = row
-        .opt_text(18)
-        .and_then(|day| chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok());
-    state.day_points = Points(row.int(19));
-    state.rule_hits = serde_json::from_str(&row.text(20)).map_err(corrupt("member rule hits"))?;
-    Ok((tenant_id, state))
-}
-
-#[allow(dead_code)]
-pub(crate) fn lot_from_row(row: &DbRow) -> Result<(MemberId, Lot), StoreError> {
-    Ok((
-        parse_member_id(&row.text(1))?,
-        Lot {
-            id: parse_lot_id(&row.text(0))?,
-            earned: Points(row.int(2)),
-            remaining: Points(row.int(3)),
-            matures_at: from_micros(row.int(4)),
-            expires_at: row.opt_int(5).map(from_micros),
-            created_at: from_micros(row.int(6)),
-        },
-    ))
 }
 
 #[cfg(test)]

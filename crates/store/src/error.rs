@@ -6,8 +6,6 @@ use patron_core::engine::Rejection;
 /// An error of a store operation other than judging an event.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("postgres: {0}")]
@@ -45,11 +43,6 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Retry(_) => true,
-            StoreError::Database(sqlx::Error::Database(error)) => matches!(
-                error.code().as_deref(),
-                // serialization_failure, deadlock_detected, lock_not_available
-                Some("40001") | Some("40P01") | Some("55P03")
-            ),
             StoreError::Postgres(error) => error.code().is_some_and(|code| {
                 [
                     &tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE,
@@ -117,7 +110,6 @@ impl StoreError {
             StoreError::Postgres(error) => {
                 error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
             }
-            StoreError::Database(sqlx::Error::Database(error)) => error.is_unique_violation(),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
                 error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                     || error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY

@@ -1,5 +1,7 @@
-//! Patron's persistence. One code path for SQLite (the embedded default) and PostgreSQL, through
-//! sqlx's `Any` driver with portable SQL: `$n` placeholders, TEXT ids, BIGINT instants.
+//! Patron's persistence. One database handle ([`db::Database`]) for SQLite (the embedded
+//! default, through rusqlite) and PostgreSQL (through tokio-postgres), with SQL that is portable
+//! where it costs nothing (`$n` placeholders, TEXT ids, BIGINT instants) and PostgreSQL's own
+//! where it pays (arrays, lateral lookups).
 //!
 //! Writes of events go through the [`journal`]: one writer per database that commits events in
 //! batches (group commit). Reads go straight to the pool.
@@ -30,12 +32,8 @@ pub use model::*;
 
 use patron_core::programme::Programme;
 use patron_core::TenantId;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +106,6 @@ impl TenantSettings {
 pub struct Store {
     /// Every read and write, on either backend.
     pub(crate) db: db::Database,
-    pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) tenants: Arc<RwLock<HashMap<TenantId, Arc<TenantSettings>>>>,
     sqlite_pragmas: String,
@@ -149,27 +146,13 @@ impl Store {
 
     /// Connects without migrating.
     pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let mut url = normalise_url(&config.url);
+        let url = normalise_url(&config.url);
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
             Backend::Postgres
         };
         let sqlite = (backend == Backend::Sqlite).then(|| sqlite_file(&url));
-        if let Some((path, _)) = &sqlite {
-            url = format!("sqlite://{path}");
-        }
-        if backend == Backend::Sqlite && !url.contains("mode=") {
-            url.push_str(if url.contains('?') {
-                "&mode=rwc"
-            } else {
-                "?mode=rwc"
-            });
-        }
-        let options = AnyConnectOptions::from_str(&url)
-            .map_err(|error| StoreError::Config(format!("database url: {error}")))?
-            .disable_statement_logging();
         let synchronous = if config.sqlite_synchronous_full {
             "FULL"
         } else {
@@ -181,24 +164,6 @@ impl Store {
              PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384; \
              PRAGMA journal_size_limit = 67108864;"
         );
-        let pragmas = sqlite_pragmas.clone();
-        let pool = AnyPoolOptions::new()
-            .max_connections(config.connections_max.max(2))
-            .acquire_timeout(Duration::from_secs(30))
-            // A pooled connection is not pinged before each use: a dead one fails its query
-            // and is dropped; the ping doubled the round trips of every read.
-            .test_before_acquire(false)
-            .after_connect(move |connection, _| {
-                let pragmas = pragmas.clone();
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        connection.execute(pragmas.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
         let options = db::Options {
             connections_max: config.connections_max.max(2) as usize,
             sqlite_pragmas: sqlite_pragmas.clone(),
@@ -209,26 +174,10 @@ impl Store {
         };
         Ok(Store {
             db,
-            pool,
             backend,
             tenants: Arc::new(RwLock::new(HashMap::new())),
             sqlite_pragmas,
         })
-    }
-
-    /// A transaction on the pool for a write outside the journal (profile edits, staff, keys,
-    /// webhooks). On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken first and waited
-    /// for (`busy_timeout`), where a plain `BEGIN` that read before writing fails at once with
-    /// "database is locked" if the journal committed meanwhile (a stale snapshot cannot be
-    /// upgraded, and SQLite does not wait for that).
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let transaction = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(transaction)
     }
 
     /// The journal's own connection to the SQLite file (`None` on PostgreSQL or in memory).
@@ -252,12 +201,8 @@ impl Store {
         &self.db
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    /// Closes the pool after in-flight queries finish.
+    /// Closes the idle connections (the SQLite file's last one to close checkpoints it).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close_idle();
     }
 }

@@ -3,7 +3,7 @@
 //! erasure). Every change is written to the audit log in the same transaction.
 
 use crate::audit::{self, Actor, Change};
-use crate::batch::{member_from_row, MEMBER_SELECT};
+use crate::batch::MEMBER_SELECT;
 use crate::db::{Row, Tx};
 use crate::error::Unique;
 use crate::sql::Bind;
@@ -96,8 +96,7 @@ fn profile_from_row(row: &Row) -> Result<Profile, StoreError> {
 
 /// Fills the search keys of every member (run once, by the migration that adds them), in the
 /// migration's transaction.
-#[allow(dead_code)] // migrate.rs calls the sqlx version below until it moves onto `Tx`.
-pub(crate) async fn backfill_search_keys_tx(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+pub(crate) async fn backfill_search_keys(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     let rows = tx
         .fetch(
             &format!(
@@ -122,26 +121,6 @@ pub(crate) async fn backfill_search_keys_tx(tx: &mut Tx<'_>) -> Result<(), Store
 }
 
 /// Fills the search keys of every member (run once, by the migration that adds them).
-// Stays on sqlx until migrate.rs moves onto `Tx`; then `backfill_search_keys_tx` replaces it.
-pub(crate) async fn backfill_search_keys(
-    connection: &mut sqlx::AnyConnection,
-) -> Result<(), StoreError> {
-    let rows = sqlx::query(&format!(
-        "{MEMBER_SELECT} WHERE search_name IS NULL AND search_phone IS NULL"
-    ))
-    .fetch_all(&mut *connection)
-    .await?;
-    for row in rows {
-        let (_, state) = member_from_row(&crate::sql::DbRow::from_any(&row))?;
-        sqlx::query("UPDATE members SET search_name = $1, search_phone = $2 WHERE id = $3")
-            .bind(search_name_key(&state.profile))
-            .bind(search_phone_key(&state.profile))
-            .bind(state.id.to_string())
-            .execute(&mut *connection)
-            .await?;
-    }
-    Ok(())
-}
 
 /// The digits of a search made only of digits and phone punctuation, when there are enough.
 fn phone_digits_of(query: &str) -> Option<String> {

@@ -2,7 +2,8 @@
 //! The same files serve SQLite and PostgreSQL.
 
 use crate::{Store, StoreError};
-use sqlx::{Executor, Row};
+use crate::binds;
+use crate::error::Unique;
 
 /// (version, name, SQL), in order. Never edit a released migration: add a new one.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -52,17 +53,12 @@ const SEARCH_KEYS_MIGRATION: i64 = 9;
 /// Applies every migration not yet applied; returns how many were applied.
 pub async fn run(store: &Store) -> Result<usize, StoreError> {
     store
-        .pool
-        .execute(
+        .db
+        .batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
         )
         .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|row| row.get::<i64, _>(0))
-        .collect();
+    let applied = applied(store).await?;
     let mut count = 0;
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {
@@ -71,45 +67,50 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         // The version's row first: a second process starting at the same moment waits on it
         // and, once the first commits, finds it taken and skips the migration (its DDL would
         // otherwise fail on the tables the first one made).
-        let mut transaction = store.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
-        .bind(*version)
-        .bind(*name)
-        .bind(chrono::Utc::now().timestamp_micros())
-        .execute(&mut *transaction)
-        .await;
+        let mut tx = store.db.begin_write().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                binds![*version, *name, chrono::Utc::now().timestamp_micros()],
+            )
+            .await;
         match inserted {
             Ok(_) => {}
             // Another process applied it first.
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                transaction.rollback().await?;
+            Err(error) if error.violated() == Some(Unique::MigrationVersion) => {
+                tx.rollback().await?;
                 continue;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error),
         }
         for statement in statements(sql) {
-            transaction.execute(statement.as_str()).await?;
+            tx.batch(&statement).await?;
         }
         if *version == SEARCH_KEYS_MIGRATION {
-            crate::members::backfill_search_keys(&mut transaction).await?;
+            crate::members::backfill_search_keys(&mut tx).await?;
         }
-        transaction.commit().await?;
+        tx.commit().await?;
         count += 1;
     }
     Ok(count)
 }
 
-/// How many migrations are not applied yet (all of them on an empty database).
-pub async fn pending(store: &Store) -> Result<usize, StoreError> {
-    let applied: Vec<i64> = match sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(&store.pool)
+/// The versions applied (none on an empty database).
+async fn applied(store: &Store) -> Result<Vec<i64>, StoreError> {
+    let rows = match store
+        .db
+        .fetch("SELECT version FROM schema_migrations", Vec::new())
         .await
     {
-        Ok(rows) => rows.iter().map(|row| row.get::<i64, _>(0)).collect(),
-        Err(_) => Vec::new(),
+        Ok(rows) => rows,
+        Err(_) => return Ok(Vec::new()),
     };
+    rows.iter().map(|row| row.int("version")).collect()
+}
+
+/// How many migrations are not applied yet (all of them on an empty database).
+pub async fn pending(store: &Store) -> Result<usize, StoreError> {
+    let applied = applied(store).await?;
     Ok(MIGRATIONS
         .iter()
         .filter(|(version, _, _)| !applied.contains(version))

@@ -6,7 +6,6 @@ use crate::batch::{
     LOT_SELECT, MEMBER_SELECT, REWARD_SELECT,
 };
 use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
-use crate::sql::{bind_all, Bind, DbRow};
 use crate::{binds, rfc3339, Store, StoreError};
 use patron_core::lots::Lots;
 use patron_core::member::{MemberState, PeriodTotals};
@@ -85,19 +84,6 @@ impl LedgerCheck {
 }
 
 impl Store {
-    /// Runs a read on the pool.
-    pub(crate) async fn read(
-        &self,
-        sql: &str,
-        values: Vec<Bind>,
-    ) -> Result<Vec<DbRow>, StoreError> {
-        Ok(bind_all(sqlx::query(sql), values)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(DbRow::from_any)
-            .collect())
-    }
 
     /// A member of `tenant_id` by id or phone, with balances and tier progress at `now`.
     pub async fn member(

@@ -2,29 +2,8 @@
 //! placeholders (sqlx's `Any` query builder writes `?`, which PostgreSQL does not read).
 
 use crate::Backend;
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::Any;
 
 pub(crate) use crate::db::Bind;
-
-pub(crate) fn bind_all<'q>(
-    mut query: Query<'q, Any, AnyArguments<'q>>,
-    values: Vec<Bind>,
-) -> Query<'q, Any, AnyArguments<'q>> {
-    for value in values {
-        query = match value {
-            Bind::Int(value) => query.bind(value),
-            Bind::Text(value) => query.bind(value),
-            Bind::NullInt => query.bind(None::<i64>),
-            Bind::NullText => query.bind(None::<String>),
-            Bind::Ints(_) | Bind::Texts(_) => {
-                unreachable!("sqlx's Any driver binds no arrays: lists go through db::Database")
-            }
-        };
-    }
-    query
-}
 
 /// Rows in one multi-row statement on SQLite.
 pub(crate) const SQLITE_ROWS_PER_STATEMENT: usize = 32;
@@ -116,92 +95,6 @@ impl Rows {
             statements.push((sql, chunk));
         }
         statements
-    }
-}
-
-/// Splits `items` into lists short enough for one `IN (...)`.
-pub(crate) const IN_LIST_MAX: usize = 5_000;
-
-/// One value read from a row.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Cell {
-    Int(i64),
-    Text(String),
-    Null,
-}
-
-/// A row read from either backend. The schema holds only BIGINT and TEXT, so two kinds of
-/// value (and NULL) are all a row can carry.
-#[derive(Clone, Debug)]
-pub(crate) struct DbRow(Vec<Cell>);
-
-impl DbRow {
-    pub(crate) fn int(&self, index: usize) -> i64 {
-        self.opt_int(index).unwrap_or(0)
-    }
-
-    pub(crate) fn opt_int(&self, index: usize) -> Option<i64> {
-        match self.0.get(index) {
-            Some(Cell::Int(value)) => Some(*value),
-            Some(Cell::Text(text)) => text.parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn text(&self, index: usize) -> String {
-        self.opt_text(index).unwrap_or_default()
-    }
-
-    pub(crate) fn opt_text(&self, index: usize) -> Option<String> {
-        match self.0.get(index) {
-            Some(Cell::Text(text)) => Some(text.clone()),
-            Some(Cell::Int(value)) => Some(value.to_string()),
-            _ => None,
-        }
-    }
-
-    /// Reads a row of the sqlx pool (reads outside the journal, and the journal on
-    /// PostgreSQL). Each column is read by its declared kind: guessing by trying a type and
-    /// catching the error costs a formatted error message per column.
-    pub(crate) fn from_any(row: &sqlx::any::AnyRow) -> DbRow {
-        use sqlx::any::AnyTypeInfoKind;
-        use sqlx::{Column, Row, ValueRef};
-        let cells = row
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(index, column)| {
-                let is_null = row
-                    .try_get_raw(index)
-                    .map(|value| value.is_null())
-                    .unwrap_or(true);
-                if is_null {
-                    return Cell::Null;
-                }
-                let kind = column.type_info().kind();
-                match kind {
-                    AnyTypeInfoKind::SmallInt
-                    | AnyTypeInfoKind::Integer
-                    | AnyTypeInfoKind::BigInt => row
-                        .try_get::<i64, _>(index)
-                        .map(Cell::Int)
-                        .unwrap_or(Cell::Null),
-                    AnyTypeInfoKind::Text => row
-                        .try_get::<String, _>(index)
-                        .map(Cell::Text)
-                        .unwrap_or(Cell::Null),
-                    // SQLite reports an expression's kind from its value; read what is there.
-                    _ => match row.try_get::<i64, _>(index) {
-                        Ok(value) => Cell::Int(value),
-                        Err(_) => row
-                            .try_get::<String, _>(index)
-                            .map(Cell::Text)
-                            .unwrap_or(Cell::Null),
-                    },
-                }
-            })
-            .collect();
-        DbRow(cells)
     }
 }
 
