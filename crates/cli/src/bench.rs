@@ -31,6 +31,15 @@ const DECAY_GOAL: f64 = 0.8;
 const TENTHS: usize = 10;
 /// Events one submitter hands the journal at once, and waits for before the next.
 const SUBMIT_CHUNK: usize = 256;
+/// Least events in a tenth, as a multiple of the events in flight (submitters × chunk), for the
+/// tenths to be compared: answers come back a batch at a time, so a tenth's end is known only to
+/// within a batch, and a short tenth can take the time of one commit or of none.
+const TENTH_IN_FLIGHT_MIN: usize = 4;
+
+/// Whether a run of `events` from `submitters` has tenths long enough to compare.
+fn tenths_comparable(events: usize, submitters: usize) -> bool {
+    events / TENTHS >= TENTH_IN_FLIGHT_MIN * submitters.max(1) * SUBMIT_CHUNK
+}
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
@@ -283,7 +292,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let decay = engine.decay();
     match decay {
         Some(decay) => println!("decay: {decay:.2}× (last tenth / first tenth)"),
-        None => println!("decay: unknown (a tenth has no time of its own; run more events)"),
+        None => println!(
+            "decay: unknown (a tenth of fewer than {} events, {TENTH_IN_FLIGHT_MIN}× those in flight, is not timed well enough)",
+            thousands((TENTH_IN_FLIGHT_MIN * args.submitters.max(1) * SUBMIT_CHUNK) as f64)
+        ),
     }
     let engine_rate = engine.rate();
     println!(
@@ -377,6 +389,8 @@ struct EngineRun {
     /// Events per second of each tenth; `None` for a tenth answered in the same chunk as the
     /// tenth before, which has no time of its own.
     tenths: Vec<Option<f64>>,
+    /// Whether the tenths are long enough to compare ([`tenths_comparable`]).
+    comparable: bool,
 }
 
 impl EngineRun {
@@ -386,6 +400,9 @@ impl EngineRun {
 
     /// The last tenth's rate over the first's: below 1 when the engine slows down as it runs.
     fn decay(&self) -> Option<f64> {
+        if !self.comparable {
+            return None;
+        }
         Some(self.tenths.last().copied()?? / self.tenths.first().copied()??)
     }
 }
@@ -504,6 +521,7 @@ async fn engine_run(
         events: samples.len(),
         seconds,
         tenths: tenth_rates(samples.len(), &marks),
+        comparable: tenths_comparable(samples.len(), submitters),
     })
 }
 
@@ -823,6 +841,7 @@ mod tests {
             events: 1_000,
             seconds,
             tenths: rates,
+            comparable: true,
         };
         assert_eq!(run.decay(), Some(0.5));
         assert_eq!(run.rate(), 1_000.0 / 15.0);
@@ -840,10 +859,27 @@ mod tests {
             events: 100,
             seconds: 2.0,
             tenths: rates,
+            comparable: true,
         };
         assert_eq!(run.decay(), None);
         // Marks that stop short (a run cut off) leave the tenths they do not reach without one.
         assert_eq!(tenth_rates(100, &[(50, 1.0)])[5..], [None; 5]);
+    }
+
+    #[test]
+    fn tenths_are_compared_from_four_times_the_events_in_flight() {
+        let edge = TENTHS * TENTH_IN_FLIGHT_MIN * 8 * SUBMIT_CHUNK;
+        assert!(tenths_comparable(edge, 8));
+        assert!(!tenths_comparable(edge - 1, 8));
+        assert!(tenths_comparable(edge / 8, 1));
+        assert!(!tenths_comparable(edge / 8 - 1, 1));
+        let run = EngineRun {
+            events: 1_000,
+            seconds: 2.0,
+            tenths: vec![Some(500.0); TENTHS],
+            comparable: false,
+        };
+        assert_eq!(run.decay(), None);
     }
 
     #[test]
