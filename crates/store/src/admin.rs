@@ -1,9 +1,9 @@
 //! Tenants, stores, programme versions, rewards and API keys: the setup around the engine.
 
 use crate::audit::{Actor, Change};
+use crate::batch::reward_from;
 use crate::db::{Row, Tx};
 use crate::error::Unique;
-use crate::batch::reward_from;
 use crate::sql::Bind;
 use crate::users::Role;
 use crate::{binds, Backend, Store, StoreError, TenantSettings};

@@ -67,7 +67,6 @@ pub(crate) fn change_values(change: &Change<'_>) -> Vec<Bind> {
     ]
 }
 
-
 /// Records `change` inside an open transaction.
 pub async fn record_tx(tx: &mut crate::db::Tx<'_>, change: &Change<'_>) -> Result<(), StoreError> {
     tx.execute(INSERT, change_values(change)).await?;

@@ -1,9 +1,9 @@
 //! Versioned migrations, embedded in the binary, applied at start-up and by `patron migrate`.
 //! The same files serve SQLite and PostgreSQL.
 
-use crate::{Store, StoreError};
 use crate::binds;
 use crate::error::Unique;
+use crate::{Store, StoreError};
 
 /// (version, name, SQL), in order. Never edit a released migration: add a new one.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -2,8 +2,8 @@
 //! the ledger's own consistency check.
 
 use crate::batch::{
-    lot_from, member_from, parse_member_id, reward_from, voucher_from, voucher_view,
-    LOT_SELECT, MEMBER_SELECT, REWARD_SELECT,
+    lot_from, member_from, parse_member_id, reward_from, voucher_from, voucher_view, LOT_SELECT,
+    MEMBER_SELECT, REWARD_SELECT,
 };
 use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
 use crate::{binds, rfc3339, Store, StoreError};
@@ -84,7 +84,6 @@ impl LedgerCheck {
 }
 
 impl Store {
-
     /// A member of `tenant_id` by id or phone, with balances and tier progress at `now`.
     pub async fn member(
         &self,
@@ -153,7 +152,8 @@ impl Store {
         let (_, mut state) = member_from(&row)?;
         let member_id = state.id.to_string();
         let mut lots = Vec::new();
-        let sql = format!("{LOT_SELECT} WHERE member_id = $1 AND remaining <> 0 AND asset = 'points'");
+        let sql =
+            format!("{LOT_SELECT} WHERE member_id = $1 AND remaining <> 0 AND asset = 'points'");
         for row in self.db.fetch(&sql, binds![&member_id]).await? {
             lots.push(lot_from(&row)?.2);
         }

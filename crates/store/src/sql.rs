@@ -1,5 +1,5 @@
-//! Small helpers for portable SQL: values to bind, and multi-row statements built with `$n`
-//! placeholders (sqlx's `Any` query builder writes `?`, which PostgreSQL does not read).
+//! Small helpers for SQL on both backends: multi-row statements, and lookups of a list of keys
+//! (one array parameter on PostgreSQL, a `rarray` on SQLite).
 
 use crate::Backend;
 
@@ -17,7 +17,7 @@ pub(crate) const BIND_VALUES_MAX: usize = 30_000;
 /// Placeholders for `count` values bound in order, the first being number `first`:
 /// `$first, $first+1, …` for PostgreSQL. SQLite gets anonymous `?`: its lookup of a named or
 /// numbered parameter is linear in the number of parameters, which makes binding a long
-/// multi-row statement quadratic. sqlx numbers anonymous `?` by their own count, so a
+/// multi-row statement quadratic. SQLite numbers anonymous `?` by their own count, so a
 /// statement must not mix them with `$n`: build every placeholder of it with this function.
 pub(crate) fn placeholders(backend: Backend, first: usize, count: usize) -> String {
     let mut out = String::with_capacity(count * 5);
