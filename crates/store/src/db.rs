@@ -624,7 +624,11 @@ impl Drop for PooledSqlite {
 
 /// Tests: every query PostgreSQL is sent while `Some`, with its values (to `EXPLAIN` them).
 #[cfg(test)]
-pub(crate) static RECORDED: Mutex<Option<Vec<(String, Vec<Bind>)>>> = Mutex::new(None);
+pub(crate) static RECORDED: Mutex<Option<Vec<Statement>>> = Mutex::new(None);
+
+/// A statement and its values.
+#[cfg(test)]
+pub(crate) type Statement = (String, Vec<Bind>);
 
 /// Statements kept prepared per connection; past this the cache starts over.
 const PREPARED_STATEMENTS_MAX: usize = 512;

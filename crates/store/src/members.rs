@@ -120,8 +120,6 @@ pub(crate) async fn backfill_search_keys(tx: &mut Tx<'_>) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Fills the search keys of every member (run once, by the migration that adds them).
-
 /// The digits of a search made only of digits and phone punctuation, when there are enough.
 fn phone_digits_of(query: &str) -> Option<String> {
     let is_phone_like = query
