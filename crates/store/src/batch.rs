@@ -409,10 +409,22 @@ fn judge_purchase(
         (None, MemberRef::Id(_)) => return Err(EventError::MemberNotFound),
     };
     let loaded = world.members.get_mut(&member_id).expect("member loaded");
-    let (outcome, record) = context
+    let judged = context
         .judge
-        .purchase(&mut loaded.state, context.event_id, purchase, context.at)
-        .map_err(EventError::Rejected)?;
+        .purchase(&mut loaded.state, context.event_id, purchase, context.at);
+    let (outcome, record) = match judged {
+        Ok(judged) => judged,
+        Err(rejection) => {
+            // A rejected event changes nothing: the member it would have enrolled is not made.
+            if created {
+                world.members.remove(&member_id);
+                if let MemberRef::Phone(phone) = member {
+                    world.phones.remove(&(context.tenant_id, phone.clone()));
+                }
+            }
+            return Err(EventError::Rejected(rejection));
+        }
+    };
     world.purchases.insert(
         (context.tenant_id, context.event_id.clone()),
         PurchaseEntry {

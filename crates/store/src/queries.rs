@@ -192,10 +192,13 @@ impl Store {
         let rows = self
             .db
             .fetch(
+                // The points history: transactions of other assets (store credit, stamps)
+                // are not in it.
                 "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
                  (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e \
-                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id) AS points \
+                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id AND e.asset = 'points') AS points \
                  FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 \
+                 AND EXISTS (SELECT 1 FROM ledger_entries p WHERE p.transaction_id = t.id AND p.asset = 'points') \
                  AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
                  ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5",
                 binds![

@@ -2,7 +2,9 @@
 //! SQLite and PostgreSQL. After the sequence the ledger is sound and every member's balance is
 //! the sum of their history; replaying every event (same ids, same bodies) in one batch returns
 //! the first answers and changes nothing. (Rejected events are not recorded, so that a
-//! corrected request may use the same id; the replay sends the accepted ones.)
+//! corrected request may use the same id; the replay sends the accepted ones.) A rejected event
+//! changes nothing at all: the database is compared before and after it. Adjustments move
+//! money and stamps too, and every asset's balances stay the sums of their entries and lots.
 
 mod common;
 
@@ -40,6 +42,12 @@ enum Step {
         days: i64,
     },
     Expire,
+    /// An adjustment of money (store credit) or of a card's stamps, up or down.
+    Credit {
+        member: usize,
+        stamps: bool,
+        amount: i64,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -53,6 +61,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..6).prop_map(|voucher| Step::Cancel { voucher }),
         2 => (1i64..=120).prop_map(|days| Step::Advance { days }),
         1 => Just(Step::Expire),
+        2 => (0usize..3, any::<bool>(), prop_oneof![-50_000i64..=-1, 1i64..=50_000])
+            .prop_map(|(member, stamps, amount)| Step::Credit { member, stamps, amount }),
     ]
 }
 
@@ -109,6 +119,21 @@ async fn run_case(store: Store, steps: Vec<Step>) {
                 today += days;
                 continue;
             }
+            Step::Credit {
+                member: who,
+                stamps,
+                amount,
+            } => IncomingKind::Adjustment {
+                member: member(*who),
+                asset: if *stamps {
+                    patron_core::ledger::Asset::Stamps("coffee".into())
+                } else {
+                    patron_core::ledger::Asset::Money
+                },
+                points: *amount,
+                reason: "property".into(),
+                actor: Some("user:test".into()),
+            },
             Step::Expire => {
                 cafe.journal
                     .run_job(JobKind::ExpireLots, day(today))
@@ -122,7 +147,15 @@ async fn run_case(store: Store, steps: Vec<Step>) {
             }
         };
         let event = cafe.event(&id, day(today), kind);
+        let before = snapshot(&cafe.store).await;
         let answer = cafe.journal.submit(event.clone()).await;
+        if answer.is_err() {
+            assert_eq!(
+                before,
+                snapshot(&cafe.store).await,
+                "a rejected event ({answer:?}) changed the database"
+            );
+        }
         if let Ok(result) = &answer {
             if let Some(voucher) = &result.voucher {
                 if result.kind == "redemption" {
@@ -176,6 +209,37 @@ async fn run_case(store: Store, steps: Vec<Step>) {
         (after.events, after.transactions),
         (check.events, check.transactions)
     );
+}
+
+/// Everything an event may change, as text to compare.
+async fn snapshot(store: &Store) -> String {
+    let mut out = String::new();
+    for sql in [
+        "SELECT COUNT(*) AS n FROM events",
+        "SELECT COUNT(*) AS n FROM ledger_transactions",
+        "SELECT COUNT(*) AS n FROM ledger_entries",
+        "SELECT COUNT(*) AS n FROM members",
+        "SELECT COUNT(*) AS n FROM vouchers",
+        "SELECT COUNT(*) AS n FROM event_lines",
+        "SELECT COUNT(*) AS n FROM audit_log",
+    ] {
+        out.push_str(&format!(
+            "{sql}: {}\n",
+            patron_testkit::scalar(store, sql, vec![]).await
+        ));
+    }
+    for sql in [
+        "SELECT id, points_balance, tier, order_count, lifetime_spend FROM members ORDER BY id",
+        "SELECT member_id, asset, balance FROM member_balances ORDER BY member_id, asset",
+        "SELECT id, asset, remaining FROM lots ORDER BY id",
+        "SELECT code, status FROM vouchers ORDER BY code",
+        "SELECT id, stock FROM rewards ORDER BY id",
+    ] {
+        for row in store.db().fetch(sql, vec![]).await.unwrap() {
+            out.push_str(&format!("{:?}\n", row.cells()));
+        }
+    }
+    out
 }
 
 fn property(open: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Store>>>, cases: u32) {

@@ -931,7 +931,102 @@ async fn a_store_scope_keeps_to_its_own_sales_and_vouchers(store: Store) {
     sound(&cafe.store).await;
 }
 
+/// A purchase from a phone nobody has, refused (it pays with points a new member cannot have),
+/// enrols no one; the same receipt sent again without points enrols the member once.
+async fn a_refused_purchase_from_an_unknown_phone_writes_no_member(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let refused = cafe
+        .journal
+        .submit(cafe.event("N-1", day(0), purchase(phone("0918000001"), 100_000, 5)))
+        .await;
+    assert!(
+        matches!(refused, Err(EventError::Rejected(_))),
+        "{refused:?}"
+    );
+    let members = patron_testkit::scalar(&cafe.store, "SELECT COUNT(*) FROM members", vec![]).await;
+    assert_eq!(members, 0, "no member was written");
+    let accepted = cafe
+        .journal
+        .submit(cafe.event("N-1", day(0), purchase(phone("0918000001"), 100_000, 0)))
+        .await
+        .unwrap();
+    assert!(accepted.member_created);
+    let members = patron_testkit::scalar(&cafe.store, "SELECT COUNT(*) FROM members", vec![]).await;
+    assert_eq!(members, 1);
+}
+
+/// Store credit and stamps beside points: each asset has its own balance, lots and ledger,
+/// a transaction sums to zero per asset, and a debit past what is held is refused.
+async fn assets_keep_their_own_balances(store: Store) {
+    use patron_core::ledger::Asset;
+    let cafe = Cafe::open(store).await;
+    cafe.journal
+        .submit(cafe.event("A-1", day(0), purchase(phone("0918000002"), 200_000, 0)))
+        .await
+        .unwrap();
+    let adjust = |id: &str, asset: Asset, amount: i64| {
+        cafe.event(
+            id,
+            day(1),
+            IncomingKind::Adjustment {
+                member: phone("0918000002"),
+                asset,
+                points: amount,
+                reason: "top-up".into(),
+                actor: Some("user:test".into()),
+            },
+        )
+    };
+    let credit = cafe
+        .journal
+        .submit(adjust("A-2", Asset::Money, 150_000))
+        .await
+        .unwrap();
+    assert_eq!(credit.balance, 20, "points untouched");
+    assert_eq!(credit.holdings.get("money"), Some(&150_000));
+    let stamps = cafe
+        .journal
+        .submit(adjust("A-3", Asset::Stamps("coffee".into()), 3))
+        .await
+        .unwrap();
+    assert_eq!(stamps.holdings.get("stamps:coffee"), Some(&3));
+    assert_eq!(stamps.holdings.get("money"), Some(&150_000));
+    let spent = cafe
+        .journal
+        .submit(adjust("A-4", Asset::Money, -50_000))
+        .await
+        .unwrap();
+    assert_eq!(spent.holdings.get("money"), Some(&100_000));
+    let refused = cafe
+        .journal
+        .submit(adjust("A-5", Asset::Money, -100_001))
+        .await;
+    assert_eq!(
+        refused.unwrap_err().code(),
+        "adjustment_below_zero",
+        "more than is held"
+    );
+    let check = cafe.store.check_ledger().await.unwrap();
+    assert!(check.is_sound(), "{check:?}");
+    let money = patron_testkit::scalar(
+        &cafe.store,
+        "SELECT SUM(amount) FROM ledger_entries WHERE account = 'member' AND asset = 'money'",
+        vec![],
+    )
+    .await;
+    assert_eq!(money, 100_000);
+    // Points reports see points only.
+    let view = cafe
+        .store
+        .member(cafe.tenant, &phone("0918000002"), day(1))
+        .await
+        .unwrap();
+    assert_eq!(view.balance, 20);
+}
+
 on_both_backends! {
+    a_refused_purchase_from_an_unknown_phone_writes_no_member;
+    assets_keep_their_own_balances;
     idempotency_same_and_different_body;
     a_bad_event_fails_alone;
     pending_points_and_paying_with_points;
