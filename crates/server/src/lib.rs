@@ -46,6 +46,8 @@ pub const BATCH_EVENTS_MAX: usize = 1000;
 pub struct AppState {
     pub store: Store,
     pub journal: Journal,
+    /// The commands and queries every edge shares (over the same store and journal).
+    pub app: patron_app::App,
     pub keys: Arc<auth::KeyCache>,
     pub limiter: Arc<rate::RateLimiter>,
     pub http: Arc<metrics::HttpMetrics>,
@@ -190,6 +192,7 @@ impl Application {
             None => derived_public_url(listener.local_addr()?, acceptor.is_some()),
         };
         let state = AppState {
+            app: patron_app::App::new(store.clone(), journal.clone()),
             store,
             journal,
             keys: Arc::new(auth::KeyCache::default()),
