@@ -16,11 +16,13 @@ pub use commands::{
 pub use error::{AppError, ErrorKind};
 pub use grant::{allows, Grant, Permission, ROLES};
 
+use patron_core::engine::Rejection;
 use patron_core::programme::ProgrammeDefinition;
-use patron_core::{EventId, MemberId};
+use patron_core::reward::VoucherStatus;
+use patron_core::{EventId, MemberId, Points};
 use patron_store::members::{MergeReport, MergeRequest};
 use patron_store::programmes::TierImpact;
-use patron_store::{EventResult, Journal, MemberRef, MemberView, Store, VoucherView};
+use patron_store::{EventError, EventResult, Journal, MemberRef, MemberView, Store, VoucherView};
 
 /// The commands and queries, over one store and its journal.
 #[derive(Clone)]
@@ -112,8 +114,17 @@ impl App {
             .map_err(|error| AppError::invalid("id", error.to_string()))?;
         let store = command.purchase.purchase.store.clone();
         let now = chrono::Utc::now();
-        let purchase = Sending::new(id, command.purchase).prepare(grant, now)?;
-        let voucher = Sending::new(voucher_id, UseVoucher { code, store }).prepare(grant, now)?;
+        let purchase = Sending::new(id, command.purchase.clone()).prepare(grant, now)?;
+        let voucher = Sending::new(
+            voucher_id,
+            UseVoucher {
+                code: code.clone(),
+                store,
+            },
+        )
+        .prepare(grant, now)?;
+        self.quote_purchase_with_voucher(grant, &command.purchase, &code, now)
+            .await?;
         let mut answers = self
             .journal
             .submit_all(vec![purchase, voucher])
@@ -125,6 +136,63 @@ impl App {
             purchase: answers.next().unwrap_or_else(missing),
             voucher: answers.next().unwrap_or_else(missing),
         })
+    }
+
+    /// Until the journal records a sale and its voucher use as one, checks before sending that
+    /// neither would go through without the other for a reason known now: the voucher is
+    /// the member's, issued and not expired, and the member has the points paid. The
+    /// journal's engine decides again when they are recorded.
+    async fn quote_purchase_with_voucher(
+        &self,
+        grant: &Grant,
+        purchase: &RecordPurchase,
+        code: &str,
+        now: patron_core::time::Timestamp,
+    ) -> Result<(), AppError> {
+        let refused = |error: EventError| {
+            let mut error = AppError::from(error);
+            error.field = Some("voucher".into());
+            error
+        };
+        let member = match self
+            .store
+            .member(grant.tenant_id, &purchase.member, now)
+            .await
+        {
+            Ok(member) => member,
+            Err(patron_store::StoreError::NotFound { .. }) => {
+                return Err(refused(EventError::VoucherNotFound))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let member_id = MemberId::parse(&member.id).map_err(AppError::internal)?;
+        let vouchers = self.store.vouchers(grant.tenant_id, member_id).await?;
+        let voucher = vouchers
+            .iter()
+            .find(|voucher| voucher.code == code)
+            .ok_or_else(|| refused(EventError::VoucherNotFound))?;
+        if voucher.status != VoucherStatus::Issued.as_str() {
+            let status = VoucherStatus::parse(&voucher.status).unwrap_or(VoucherStatus::Used);
+            return Err(refused(EventError::Rejected(Rejection::VoucherNotUsable(
+                status,
+            ))));
+        }
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&voucher.expires_at)
+            .map_err(AppError::internal)?;
+        if expires_at <= now {
+            return Err(refused(EventError::Rejected(Rejection::VoucherExpired)));
+        }
+        let paid = purchase.purchase.points_paid;
+        if paid.0 > member.available {
+            return Err(AppError::from(EventError::Rejected(
+                Rejection::InsufficientPoints {
+                    available: Points(member.available.max(0)),
+                    needed: paid,
+                    field: "points_paid",
+                },
+            )));
+        }
+        Ok(())
     }
 
     pub async fn refund(

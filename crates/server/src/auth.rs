@@ -17,7 +17,6 @@ use axum::http::{Method, StatusCode};
 use patron_core::TenantId;
 use patron_store::admin::KeyGrant;
 use patron_store::audit::Actor;
-use patron_store::users::Role;
 use patron_store::users::{NewSession, StaffSignIn, TenantChoice, User};
 use patron_store::StoreError;
 use std::collections::HashMap;
