@@ -6,7 +6,7 @@ use crate::grant::{Grant, Permission};
 use patron_core::event::Purchase;
 use patron_core::member::Profile;
 use patron_core::time::Timestamp;
-use patron_core::{EventId, Money, Phone, RewardId};
+use patron_core::{EventId, Money, Phone, RewardId, TenantId};
 use patron_store::{EventResult, IncomingEvent, IncomingKind, MemberRef};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -455,19 +455,34 @@ impl Sending {
                 ));
             }
         }
+        Ok(self.into_event(
+            grant.tenant_id,
+            &grant.actor.0,
+            grant.store_code.clone(),
+            now,
+        ))
+    }
+
+    /// The journal's event, sent by `actor`, without asking who may send it.
+    pub(crate) fn into_event(
+        self,
+        tenant_id: TenantId,
+        actor: &str,
+        store_scope: Option<String>,
+        now: Timestamp,
+    ) -> IncomingEvent {
         let body_hash = match self.body_hash {
             Some(hash) => hash,
             None => body_hash(&self.command.canonical_body(&self.id, self.occurred_at)),
         };
-        let actor = grant.actor.0.clone();
-        Ok(IncomingEvent {
-            tenant_id: grant.tenant_id,
+        IncomingEvent {
+            tenant_id,
             id: self.id,
             occurred_at: self.occurred_at.unwrap_or(now),
             body_hash,
-            kind: self.command.into_kind(&actor),
-            actor: Some(actor),
-            store_scope: grant.store_code.clone(),
-        })
+            kind: self.command.into_kind(actor),
+            actor: Some(actor.to_owned()),
+            store_scope,
+        }
     }
 }

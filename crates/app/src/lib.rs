@@ -19,7 +19,7 @@ pub use grant::{allows, Grant, Permission, ROLES};
 use patron_core::engine::Rejection;
 use patron_core::programme::ProgrammeDefinition;
 use patron_core::reward::VoucherStatus;
-use patron_core::{EventId, MemberId, Points};
+use patron_core::{EventId, MemberId, Points, RewardId, TenantId};
 use patron_store::members::{MergeReport, MergeRequest};
 use patron_store::programmes::TierImpact;
 use patron_store::{EventError, EventResult, Journal, MemberRef, MemberView, Store, VoucherView};
@@ -238,6 +238,28 @@ impl App {
         command: Redeem,
     ) -> Result<EventResult, AppError> {
         self.submit(grant, Sending::new(id, command)).await
+    }
+
+    /// A member's own redemption from their member page: no staff grant; the member (signed
+    /// in to that page) is the sender and redeems only for themselves.
+    pub async fn redeem_own(
+        &self,
+        tenant_id: TenantId,
+        member: MemberId,
+        id: EventId,
+        reward_id: RewardId,
+    ) -> Result<EventResult, AppError> {
+        let command = Redeem {
+            member: MemberRef::Id(member),
+            reward_id,
+        };
+        let event = Sending::new(id, command).into_event(
+            tenant_id,
+            &format!("member:{member}"),
+            None,
+            chrono::Utc::now(),
+        );
+        Ok(self.journal.submit(event).await?)
     }
 
     pub async fn use_voucher(

@@ -136,7 +136,13 @@ async fn a_command_refused_for_the_role_changes_nothing() {
             )
             .await,
         cafe.app
-            .void(&cashier, id("c-3"), Void { original: id("v-1") })
+            .void(
+                &cashier,
+                id("c-3"),
+                Void {
+                    original: id("v-1"),
+                },
+            )
             .await,
         cafe.app
             .enrol(
@@ -206,7 +212,11 @@ async fn a_purchase_with_a_voucher_answers_both() {
         voucher_valid_days: 30,
         active: true,
     };
-    let reward_id = cafe.store.create_reward(cafe.tenant, &reward).await.unwrap();
+    let reward_id = cafe
+        .store
+        .create_reward(cafe.tenant, &reward)
+        .await
+        .unwrap();
     let redeemed = cafe
         .app
         .redeem(
@@ -232,7 +242,10 @@ async fn a_purchase_with_a_voucher_answers_both() {
         .unwrap();
     let purchase = answer.purchase.unwrap();
     let voucher = answer.voucher.unwrap();
-    assert_eq!((purchase.event_id.as_str(), purchase.kind.as_str()), ("sale-2", "purchase"));
+    assert_eq!(
+        (purchase.event_id.as_str(), purchase.kind.as_str()),
+        ("sale-2", "purchase")
+    );
     assert_eq!(purchase.points_spent, 5);
     assert_eq!(
         (voucher.event_id.as_str(), voucher.kind.as_str()),

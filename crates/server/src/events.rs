@@ -480,19 +480,6 @@ fn voucher_code(code: String) -> Result<String, ApiError> {
 
 pub use patron_app::body_hash;
 
-/// Parses an event that a web page (the till, the member page) builds as the same JSON that
-/// `POST /v1/events` takes, with exactly the API's checks. The page has checked who may send
-/// it; the body hash makes a resent form the same event.
-pub fn parse_page_event(
-    tenant_id: TenantId,
-    value: serde_json::Value,
-    now: Timestamp,
-) -> Result<IncomingEvent, ApiError> {
-    let hash = body_hash(&value);
-    let request: EventRequest = parse_json(value)?;
-    parse_event(tenant_id, request, hash, now)
-}
-
 /// Parses an event sent by `caller` into the app layer's command, with the hash of its body
 /// (the same body resent is the same event). Who may send it is the app layer's to check.
 fn parse_value(

@@ -19,9 +19,7 @@ pub mod tls;
 mod webhooks;
 
 pub use error::ApiError;
-pub use events::{
-    parse_page_event, AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX,
-};
+pub use events::{AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX};
 pub use programme::{dry_run_purchase, DryRun};
 pub use rate::RateLimit;
 pub use webhooks::{
