@@ -123,8 +123,16 @@ impl App {
             },
         )
         .prepare(grant, now)?;
-        self.quote_purchase_with_voucher(grant, &command.purchase, &code, now)
-            .await?;
+        // A resend is the journal's to answer with the first answers, whatever has changed.
+        let sent_before = self
+            .store
+            .event_result(grant.tenant_id, purchase.id.as_str())
+            .await?
+            .is_some();
+        if !sent_before {
+            self.quote_purchase_with_voucher(grant, &command.purchase, &code, now)
+                .await?;
+        }
         let mut answers = self
             .journal
             .submit_all(vec![purchase, voucher])
