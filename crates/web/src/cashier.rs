@@ -422,13 +422,10 @@ async fn member_panel(
     member: MemberId,
 ) -> Result<MemberPanel, Response> {
     let t = staff.t;
-    let view = match state
-        .store
-        .member(staff.tenant_id, &MemberRef::Id(member), chrono::Utc::now())
-        .await
-    {
+    let grant = staff.grant();
+    let view = match state.app.member(&grant, &MemberRef::Id(member)).await {
         Ok(view) => view,
-        Err(StoreError::NotFound { .. }) => return Err(page::not_found(t)),
+        Err(error) if error.kind == ErrorKind::NotFound => return Err(page::not_found(t)),
         Err(error) => return Err(page::failed(t, error)),
     };
     let card_code = state
@@ -437,8 +434,8 @@ async fn member_panel(
         .await
         .map_err(|error| page::failed(t, error))?;
     let vouchers = state
-        .store
-        .vouchers(staff.tenant_id, member)
+        .app
+        .vouchers(&grant, member)
         .await
         .map_err(|error| page::failed(t, error))?
         .into_iter()
