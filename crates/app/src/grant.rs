@@ -96,8 +96,9 @@ mod tests {
     use super::*;
     use Permission::*;
 
-    /// The table as ARCHITECTURE.md ("Roles and permissions") writes it: one row per role, a
-    /// cross where the role holds the permission, columns in the order of `Permission::ALL`.
+    /// The documented table of roles and permissions, written out: one row per role, `true`
+    /// where the role holds the permission, columns in the order of `Permission::ALL`.
+    /// ARCHITECTURE.md's Rules is to show the same table.
     const TABLE: [(Role, [bool; 7]); 6] = [
         //                  Read  Record Members Catal. Progr. Admin  Export
         (Role::Owner, [true, true, true, true, true, true, true]),
