@@ -195,11 +195,7 @@ async fn revoke_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::Administer)?;
-    state
-        .store
-        .revoke_api_key(caller.0.tenant_id, &id, caller.actor())
-        .await?;
+    state.app.revoke_api_key(&caller.0, &id).await?;
     state.keys.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }

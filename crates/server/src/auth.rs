@@ -17,7 +17,6 @@ use axum::http::{Method, StatusCode};
 use patron_core::TenantId;
 use patron_store::admin::KeyGrant;
 use patron_store::audit::Actor;
-use patron_store::users::Role;
 use patron_store::users::{NewSession, StaffSignIn, TenantChoice, User};
 use patron_store::StoreError;
 use std::collections::HashMap;
@@ -61,50 +60,7 @@ impl KeyCache {
     }
 }
 
-/// What a caller may do. Each endpoint asks for one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Permission {
-    Read,
-    /// Purchases, refunds, redemptions, vouchers, enrolment, profile updates.
-    RecordEvents,
-    /// Manual adjustments, merges, erasure, tier holds.
-    ManageMembers,
-    /// Rewards and stores.
-    ManageCatalogue,
-    /// Programme drafts and versions.
-    ManageProgramme,
-    /// API keys, staff users, webhooks, the audit log.
-    Administer,
-    /// Bulk downloads of members' personal data (`/v1/exports/members.csv`, `ledger.csv`):
-    /// owners and managers only, each download audited.
-    ExportPersonalData,
-}
-
-/// Whether `role` holds `permission`.
-pub fn allows(role: Role, permission: Permission) -> bool {
-    use Permission::*;
-    match role {
-        Role::Owner => true,
-        Role::Manager => permission != Administer,
-        Role::Integration => !matches!(permission, Administer | ExportPersonalData),
-        Role::Marketer => matches!(permission, Read | ManageCatalogue | ManageProgramme),
-        Role::Cashier => matches!(permission, Read | RecordEvents),
-        Role::Viewer => permission == Read,
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Debug)]
-pub struct Grant {
-    pub tenant_id: TenantId,
-    pub role: Role,
-    /// Named in the audit log.
-    pub actor: Actor,
-    /// A till's key: its events must name this store.
-    pub store_code: Option<String>,
-    /// The rate limiter's bucket.
-    pub bucket: String,
-}
+pub use patron_app::{allows, Grant, Permission};
 
 /// The caller, authenticated by API key or staff session.
 pub struct Caller(pub Grant);
@@ -112,18 +68,7 @@ pub struct Caller(pub Grant);
 impl Caller {
     /// Refuses a caller without `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if allows(self.0.role, permission) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "the {} role may not do this ({permission:?} is needed)",
-                self.0.role.as_str()
-            ),
-            None,
-        ))
+        Ok(self.0.require(permission)?)
     }
 
     /// Refuses a caller who may only read.
@@ -417,29 +362,5 @@ mod tests {
         assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_seconds(Duration::from_millis(1001)), 2);
         assert_eq!(retry_after_seconds(Duration::from_secs(30)), 30);
-    }
-
-    #[test]
-    fn roles_hold_what_they_should() {
-        assert!(allows(Role::Cashier, Permission::RecordEvents));
-        assert!(!allows(Role::Cashier, Permission::ManageProgramme));
-        assert!(!allows(Role::Cashier, Permission::ManageMembers));
-        assert!(allows(Role::Marketer, Permission::ManageCatalogue));
-        assert!(!allows(Role::Marketer, Permission::RecordEvents));
-        assert!(!allows(Role::Viewer, Permission::RecordEvents));
-        assert!(allows(Role::Viewer, Permission::Read));
-        assert!(!allows(Role::Manager, Permission::Administer));
-        assert!(!allows(Role::Integration, Permission::Administer));
-        assert!(allows(Role::Owner, Permission::Administer));
-        assert!(allows(Role::Owner, Permission::ExportPersonalData));
-        assert!(allows(Role::Manager, Permission::ExportPersonalData));
-        for role in [
-            Role::Integration,
-            Role::Marketer,
-            Role::Cashier,
-            Role::Viewer,
-        ] {
-            assert!(!allows(role, Permission::ExportPersonalData), "{role:?}");
-        }
     }
 }

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use patron_app::{AppError, ErrorKind};
 use patron_store::{EventError, StoreError};
 use serde::Serialize;
 
@@ -90,46 +91,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<AppError> for ApiError {
+    /// The one place an application error becomes an HTTP answer.
+    fn from(error: AppError) -> ApiError {
+        let status = match error.kind {
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: error.code,
+                message: error.message,
+                field: error.field,
+            },
+            retry_after_seconds: None,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        match error {
-            StoreError::NotFound { what } => ApiError::not_found(what),
-            StoreError::Invalid { field, message } => ApiError::invalid(field, message),
-            StoreError::Conflict { what } => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("{what} already exists"),
-                None,
-            ),
-            other if other.is_unique_violation() => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "already exists", None)
-            }
-            other => ApiError::internal(other),
-        }
+        ApiError::from(AppError::from(error))
     }
 }
 
 impl From<EventError> for ApiError {
     fn from(error: EventError) -> ApiError {
-        let status = match &error {
-            EventError::Rejected(_)
-            | EventError::UnknownStore
-            | EventError::NoProgramme
-            | EventError::AmountAboveMaximum { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            EventError::OtherStore { .. } => StatusCode::FORBIDDEN,
-            EventError::ExistsWithDifferentBody
-            | EventError::PhoneTaken
-            | EventError::MemberQuarantined => StatusCode::CONFLICT,
-            EventError::MemberNotFound
-            | EventError::OriginalNotFound
-            | EventError::RewardNotFound
-            | EventError::VoucherNotFound
-            | EventError::TenantNotFound => StatusCode::NOT_FOUND,
-            EventError::OriginalNotPurchase => StatusCode::UNPROCESSABLE_ENTITY,
-            EventError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            EventError::Database(detail) => return ApiError::internal(detail),
-        };
-        ApiError::new(status, error.code(), error.to_string(), error.field())
+        ApiError::from(AppError::from(error))
     }
 }
 

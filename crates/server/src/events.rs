@@ -9,13 +9,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use patron_app::{Command, Sending};
 use patron_core::event::{Item, Purchase};
 use patron_core::member::Profile;
 use patron_core::time::Timestamp;
 use patron_core::{EventId, MemberId, Money, Phone, Points, RewardId, TenantId};
 use patron_store::{EventResult, IncomingEvent, IncomingKind, MemberRef};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -476,85 +476,27 @@ pub fn parse_event(
 }
 
 fn voucher_code(code: String) -> Result<String, ApiError> {
-    let code = code.trim().to_ascii_uppercase().replace('-', "");
-    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::invalid("code", "not a voucher code"));
-    }
-    Ok(code)
+    Ok(patron_app::voucher_code(&code)?)
 }
 
-/// SHA-256 of the canonical JSON (keys sorted, no spaces): the same event sent twice with its
-/// fields in another order is the same body.
-pub fn body_hash(value: &serde_json::Value) -> String {
-    hex::encode(Sha256::digest(
-        serde_json::to_vec(value).expect("JSON values serialise"),
-    ))
-}
+pub use patron_app::body_hash;
 
-/// Parses an event that a web page (the till, the member page) builds as the same JSON that
-/// `POST /v1/events` takes, with exactly the API's checks. The page has checked who may send
-/// it; the body hash makes a resent form the same event.
-pub fn parse_page_event(
-    tenant_id: TenantId,
-    value: serde_json::Value,
-    now: Timestamp,
-) -> Result<IncomingEvent, ApiError> {
-    let hash = body_hash(&value);
-    let request: EventRequest = parse_json(value)?;
-    parse_event(tenant_id, request, hash, now)
-}
-
-/// Parses an event sent by `caller` and checks they may send it: adjustments, tier holds and
-/// voids need the right to manage members (a manager's or owner's; a cashier may refund but
-/// not void); a till's key may only send its own store's sales, and may refund or void only
-/// those and use or cancel only vouchers its store takes (checked by the journal). The event
-/// names the caller as its actor.
+/// Parses an event sent by `caller` into the app layer's command, with the hash of its body
+/// (the same body resent is the same event). Who may send it is the app layer's to check.
 fn parse_value(
     caller: &Caller,
     value: serde_json::Value,
     now: Timestamp,
-) -> Result<IncomingEvent, ApiError> {
+) -> Result<Sending, ApiError> {
     let hash = body_hash(&value);
     let request: EventRequest = parse_json(value)?;
-    let mut event = parse_event(caller.0.tenant_id, request, hash, now)?;
-    match &mut event.kind {
-        IncomingKind::Adjustment { actor, .. } => {
-            caller.require(Permission::ManageMembers)?;
-            *actor = Some(caller.actor().0.clone());
-        }
-        IncomingKind::TierHold { .. } | IncomingKind::Void { .. } => {
-            caller.require(Permission::ManageMembers)?
-        }
-        _ => caller.require(Permission::RecordEvents)?,
-    }
-    event.actor = Some(caller.actor().0.clone());
-    event.store_scope = caller.0.store_code.clone();
-    if let Some(own) = &caller.0.store_code {
-        let named = match &event.kind {
-            IncomingKind::Purchase { purchase, .. } => Some(purchase.store.as_deref()),
-            IncomingKind::VoucherUse { store, .. } => Some(store.as_deref()),
-            IncomingKind::Adjustment { .. } | IncomingKind::TierHold { .. } => {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "a store's key may not change members' points or tiers",
-                    Some("type"),
-                ))
-            }
-            _ => None,
-        };
-        if let Some(named) = named {
-            if named != Some(own.as_str()) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    format!("this key may only record sales of store `{own}`"),
-                    Some("store"),
-                ));
-            }
-        }
-    }
-    Ok(event)
+    let event = parse_event(caller.0.tenant_id, request, hash, now)?;
+    Ok(Sending {
+        id: event.id,
+        occurred_at: Some(event.occurred_at),
+        body_hash: Some(event.body_hash),
+        command: Command::from_kind(event.kind),
+    })
 }
 
 /// Records one event; the answer says what it earned or spent, and why.
@@ -568,8 +510,8 @@ async fn post_event(
     caller: Caller,
     body: Bytes,
 ) -> Result<Json<EventResult>, ApiError> {
-    let event = parse_value(&caller, body_json(&body)?, chrono::Utc::now())?;
-    Ok(Json(state.journal.submit(event).await?))
+    let sending = parse_value(&caller, body_json(&body)?, chrono::Utc::now())?;
+    Ok(Json(state.app.submit(&caller.0, sending).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -629,29 +571,39 @@ async fn post_batch(
         ));
     }
     let now = chrono::Utc::now();
+    let in_place = |index: usize, mut error: ApiError| {
+        error.body.field = Some(format!(
+            "events[{index}].{}",
+            error.body.field.unwrap_or_default()
+        ));
+        error
+    };
     let mut slots: Vec<Result<usize, ApiError>> = Vec::with_capacity(request.events.len());
-    let mut events = Vec::new();
+    let mut sendings = Vec::new();
     for (index, value) in request.events.into_iter().enumerate() {
         match parse_value(&caller, value, now) {
-            Ok(event) => {
-                slots.push(Ok(events.len()));
-                events.push(event);
+            Ok(sending) => {
+                slots.push(Ok(sendings.len()));
+                sendings.push((index, sending));
             }
-            Err(mut error) => {
-                error.body.field = Some(format!(
-                    "events[{index}].{}",
-                    error.body.field.unwrap_or_default()
-                ));
-                slots.push(Err(error));
-            }
+            Err(error) => slots.push(Err(in_place(index, error))),
         }
     }
+    let (places, sendings): (Vec<usize>, Vec<Sending>) = sendings.into_iter().unzip();
+    // The request's own faults (a permission, a store) are named by their place in the batch;
+    // the journal's refusals name the event's field, as `/v1/events` does.
     let mut answers: Vec<Option<Result<EventResult, ApiError>>> = state
-        .journal
-        .submit_all(events)
+        .app
+        .submit_all(&caller.0, sendings)
         .await
         .into_iter()
-        .map(|answer| Some(answer.map_err(ApiError::from)))
+        .zip(places)
+        .map(|(answer, index)| {
+            Some(answer.map_err(|error| match error.event {
+                Some(_) => ApiError::from(error),
+                None => in_place(index, ApiError::from(error)),
+            }))
+        })
         .collect();
     let results: Vec<BatchAnswer> = slots
         .into_iter()
@@ -772,8 +724,8 @@ pub async fn post_value(
     caller: Caller,
     value: serde_json::Value,
 ) -> Result<Json<EventResult>, ApiError> {
-    let event = parse_value(&caller, value, chrono::Utc::now())?;
-    Ok(Json(state.journal.submit(event).await?))
+    let sending = parse_value(&caller, value, chrono::Utc::now())?;
+    Ok(Json(state.app.submit(&caller.0, sending).await?))
 }
 
 /// A tenant's limits on one purchase, in minor units of its currency.

@@ -19,10 +19,12 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use futures_util::StreamExt;
+use patron_app::{App, Command, ErrorKind, Grant, Sending};
 use patron_core::time::Timestamp;
 use patron_core::{Phone, TenantId};
 use patron_store::audit::Actor;
 use patron_store::imports::{ImportCounts, ImportJob, ImportStatus};
+use patron_store::users::Role;
 use patron_store::{EventError, IncomingEvent, Journal, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -131,12 +133,13 @@ struct Chunk {
 /// An import under way: call [`Importer::next_chunk`] until it answers `None`.
 pub struct Importer {
     store: Store,
-    journal: Journal,
+    app: App,
     tenant_id: TenantId,
     chunks: mpsc::Receiver<Result<Chunk, ImportError>>,
     summary: ImportSummary,
-    /// Who sent the file: recorded with each of its events, as any event's sender is.
-    actor: Option<String>,
+    /// Who sent the file: its rows go through the app layer as this caller's commands, and
+    /// each event names it as its sender.
+    grant: Grant,
 }
 
 impl Importer {
@@ -155,18 +158,32 @@ impl Importer {
             .spawn(move || parse_file(reader, kind, tenant_id, zone, sender))
             .map_err(|error| ImportError::Read(error.to_string()))?;
         Ok(Importer {
+            app: App::new(store.clone(), journal),
             store,
-            journal,
             tenant_id,
             chunks,
             summary: ImportSummary::default(),
-            actor: None,
+            grant: Grant {
+                tenant_id,
+                role: Role::Owner,
+                actor: Actor::cli(),
+                store_code: None,
+                bucket: "cli".into(),
+            },
         })
     }
 
-    /// Records `actor` as the sender of the file's events.
+    /// Records `actor` as the sender of the file's events (the operator's command line by
+    /// default).
     pub fn by(mut self, actor: &Actor) -> Importer {
-        self.actor = Some(actor.0.clone());
+        self.grant.actor = actor.clone();
+        self
+    }
+
+    /// Sends the file's rows as `grant`'s commands: its role, its store, its name.
+    pub fn as_caller(mut self, grant: Grant) -> Importer {
+        self.tenant_id = grant.tenant_id;
+        self.grant = grant;
         self
     }
 
@@ -193,7 +210,7 @@ impl Importer {
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut errors = Vec::new();
         let mut lines = Vec::new();
-        let mut events = Vec::new();
+        let mut sendings = Vec::new();
         for row in chunk.rows {
             let event = match row.event {
                 Ok(event) => event,
@@ -215,19 +232,28 @@ impl Importer {
                 None => {
                     seen.insert(id.to_owned(), event.body_hash.clone());
                     lines.push(row.line);
-                    let mut event = event;
-                    event.actor = self.actor.clone();
-                    events.push(event);
+                    sendings.push(Sending {
+                        id: event.id,
+                        occurred_at: Some(event.occurred_at),
+                        body_hash: Some(event.body_hash),
+                        command: Command::from_kind(event.kind),
+                    });
                 }
             }
         }
-        for (line, answer) in lines.into_iter().zip(self.journal.submit_all(events).await) {
+        let answers = self.app.submit_all(&self.grant, sendings).await;
+        for (line, answer) in lines.into_iter().zip(answers) {
             match answer {
                 Ok(_) => self.summary.accepted += 1,
-                Err(EventError::Unavailable) => return Err(ImportError::Unavailable),
+                Err(error) if error.kind == ErrorKind::Unavailable => {
+                    return Err(ImportError::Unavailable)
+                }
                 Err(error) => errors.push(RowError {
                     line,
-                    reason: engine_reason(&error),
+                    reason: match &error.event {
+                        Some(event) => engine_reason(event),
+                        None => format!("{}: {}", error.code, error.message),
+                    },
                 }),
             }
         }
@@ -703,7 +729,7 @@ async fn queue_import(
     let target = JobTarget {
         tenant_id,
         kind,
-        actor: caller.0.actor.clone(),
+        grant: caller.0.clone(),
     };
     tokio::spawn(run_job(
         state.store.clone(),
@@ -760,7 +786,7 @@ fn counts(summary: &ImportSummary) -> ImportCounts {
 struct JobTarget {
     tenant_id: TenantId,
     kind: ImportKind,
-    actor: Actor,
+    grant: Grant,
 }
 
 async fn run_job(
@@ -823,7 +849,7 @@ async fn import_job_file(
     )
     .await
     .map_err(failed)?
-    .by(&target.actor);
+    .as_caller(target.grant.clone());
     loop {
         let errors = match importer.next_chunk().await {
             Ok(Some(errors)) => errors,

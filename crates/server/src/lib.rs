@@ -19,9 +19,7 @@ pub mod tls;
 mod webhooks;
 
 pub use error::ApiError;
-pub use events::{
-    parse_page_event, AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX,
-};
+pub use events::{AMOUNT_MAX, ATTRIBUTES_BYTES_MAX, ATTRIBUTES_MAX, POINTS_MAX, QUANTITY_MAX};
 pub use programme::{dry_run_purchase, DryRun};
 pub use rate::RateLimit;
 pub use webhooks::{
@@ -46,6 +44,8 @@ pub const BATCH_EVENTS_MAX: usize = 1000;
 pub struct AppState {
     pub store: Store,
     pub journal: Journal,
+    /// The commands and queries every edge shares (over the same store and journal).
+    pub app: patron_app::App,
     pub keys: Arc<auth::KeyCache>,
     pub limiter: Arc<rate::RateLimiter>,
     pub http: Arc<metrics::HttpMetrics>,
@@ -190,6 +190,7 @@ impl Application {
             None => derived_public_url(listener.local_addr()?, acceptor.is_some()),
         };
         let state = AppState {
+            app: patron_app::App::new(store.clone(), journal.clone()),
             store,
             journal,
             keys: Arc::new(auth::KeyCache::default()),

@@ -11,8 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use patron_core::{MemberId, Phone};
 use patron_store::members::{
-    MemberFilter, MemberSummary, MergeReport, MergeRequest, ProfileUpdate, MEMBER_PAGE_MAX,
-    SEARCH_LENGTH_MAX,
+    MemberFilter, MemberSummary, MergeReport, ProfileUpdate, MEMBER_PAGE_MAX, SEARCH_LENGTH_MAX,
 };
 use patron_store::queries::{HistoryCursor, HISTORY_PAGE_MAX};
 use patron_store::{EventResult, HistoryEntry, MemberRef, MemberView, VoucherView};
@@ -44,12 +43,7 @@ async fn member_view(
     caller: &Caller,
     reference: &MemberRef,
 ) -> Result<Json<MemberView>, ApiError> {
-    caller.require(Permission::Read)?;
-    let view = state
-        .store
-        .member(caller.0.tenant_id, reference, chrono::Utc::now())
-        .await?;
-    Ok(Json(view))
+    Ok(Json(state.app.member(&caller.0, reference).await?))
 }
 
 /// A member of the caller's tenant named by id in the path (404 for another tenant's).
@@ -402,16 +396,7 @@ async fn merge_member(
     let survivor = member_id(&id)?;
     let source = MemberId::parse(&request.member_id)
         .map_err(|_| ApiError::invalid("member_id", "not a member id"))?;
-    let report = state
-        .journal
-        .merge(MergeRequest {
-            tenant_id: caller.0.tenant_id,
-            survivor,
-            source,
-            actor: caller.actor().clone(),
-        })
-        .await?;
-    Ok(Json(report))
+    Ok(Json(state.app.merge(&caller.0, survivor, source).await?))
 }
 
 /// Everything held about a member, as JSON (Decree 13/2023 data-access request).
@@ -452,11 +437,7 @@ async fn erase_member(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::ManageMembers)?;
-    let member = own_member(&state, &caller, &id).await?;
-    state
-        .store
-        .erase_member(caller.0.tenant_id, member, caller.actor())
-        .await?;
+    let member = member_id(&id)?;
+    state.app.erase(&caller.0, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }

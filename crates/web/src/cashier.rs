@@ -22,13 +22,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use patron_core::{MemberId, Phone};
+use patron_app::{
+    AppError, Command, Enrol, ErrorKind, PurchaseWithVoucher, RecordPurchase, Refund, Sending, Void,
+};
+use patron_core::engine::Rejection;
+use patron_core::event::Purchase;
+use patron_core::member::Profile;
+use patron_core::{EventId, MemberId, Money, Phone, Points};
 use patron_server::auth::Permission;
-use patron_server::{parse_page_event, ApiError, AppState, AMOUNT_MAX, POINTS_MAX};
+use patron_server::{AppState, AMOUNT_MAX, POINTS_MAX};
 use patron_store::member_access::{display_card_code, parse_card_code};
 use patron_store::{EventError, EventResult, MemberRef, MemberView, StoreError, VoucherView};
 use serde::Deserialize;
-use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -269,15 +274,11 @@ async fn enrol(
     if !errors.is_empty() {
         return again(staff, errors);
     }
-    let mut event = json!({
-        "id": form.event_id,
-        "type": "enrol",
-        "member": {"phone": phone.as_str()},
-    });
-    if !name.is_empty() {
-        event["profile"] = json!({"name": name});
-    }
-    let answer = submit(&state, &staff, event).await;
+    let profile = Profile {
+        name: (!name.is_empty()).then_some(name),
+        ..Profile::default()
+    };
+    let answer = submit(&state, &staff, &form.event_id, Enrol { phone, profile }).await;
     match answer {
         Ok(result) => match result.member_id {
             Some(member) => Redirect::to(&format!("/cashier/member/{member}")).into_response(),
@@ -304,34 +305,48 @@ enum Refusal {
     Page(Response),
 }
 
-/// Parses `event` exactly as the API does and records it through the journal.
+/// Records `command` through the app layer, as the signed-in member of staff, under the id the
+/// form was drawn with.
 async fn submit(
     state: &AppState,
     staff: &Staff,
-    event: serde_json::Value,
+    event_id: &str,
+    command: impl Into<Command>,
 ) -> Result<EventResult, Refusal> {
     let t = staff.t;
-    let mut event = parse_page_event(staff.tenant_id, event, chrono::Utc::now())
-        .map_err(|error| api_refusal(t, error))?;
-    event.actor = Some(actor_of(staff));
+    let id = parse_event_id(t, event_id)?;
     state
-        .journal
-        .submit(event)
+        .app
+        .submit(&staff.grant(), Sending::new(id, command))
         .await
-        .map_err(|error| event_refusal(t, error))
+        .map_err(|error| refusal(t, error))
 }
 
-/// How events sent from the till name the cashier (as the API names a session's user).
-fn actor_of(staff: &Staff) -> String {
-    patron_store::audit::Actor::user(&staff.user.id).0
+/// The id a form was drawn with; a forged or mangled one is refused next to the form.
+fn parse_event_id(t: Texts, text: &str) -> Result<EventId, Refusal> {
+    EventId::parse(text).map_err(|error| {
+        Refusal::Field(
+            "id".into(),
+            t.fill("cashier.rejected", &[("reason", &error.to_string())]),
+        )
+    })
 }
 
-fn api_refusal(t: Texts, error: ApiError) -> Refusal {
-    let field = error.body.field.unwrap_or_default();
-    Refusal::Field(
-        field,
-        t.fill("cashier.rejected", &[("reason", &error.body.message)]),
-    )
+/// The one place the app layer's refusals become the till's: the journal's by their kind,
+/// the rest (a permission, a value) as a page or a message next to the field.
+fn refusal(t: Texts, error: AppError) -> Refusal {
+    if let Some(event) = error.event {
+        return event_refusal(t, event);
+    }
+    match error.kind {
+        ErrorKind::Forbidden => Refusal::Page(page::forbidden(t)),
+        ErrorKind::NotFound => Refusal::Page(page::not_found(t)),
+        ErrorKind::Internal | ErrorKind::Unavailable => Refusal::Page(page::failed(t, error)),
+        ErrorKind::Invalid | ErrorKind::Conflict => Refusal::Field(
+            error.field.unwrap_or_default(),
+            t.fill("cashier.rejected", &[("reason", &error.message)]),
+        ),
+    }
 }
 
 fn event_refusal(t: Texts, error: EventError) -> Refusal {
@@ -343,6 +358,13 @@ fn event_refusal(t: Texts, error: EventError) -> Refusal {
         EventError::VoucherNotFound => "cashier.voucher_unknown",
         EventError::AmountAboveMaximum { .. } => "cashier.amount_above_maximum",
         EventError::OriginalNotFound => "cashier.receipt_not_found",
+        EventError::Rejected(Rejection::InsufficientPoints { available, .. }) => {
+            let message = t.fill(
+                "cashier.points_too_many",
+                &[("available", &format::points(t.locale, available.0.max(0)))],
+            );
+            return Refusal::Field("points_paid".into(), message);
+        }
         EventError::Rejected(rejection) => match rejection.code() {
             "points_exceed_bill" => "cashier.points_exceed_bill",
             "voucher_not_usable" => "cashier.voucher_used",
@@ -400,13 +422,10 @@ async fn member_panel(
     member: MemberId,
 ) -> Result<MemberPanel, Response> {
     let t = staff.t;
-    let view = match state
-        .store
-        .member(staff.tenant_id, &MemberRef::Id(member), chrono::Utc::now())
-        .await
-    {
+    let grant = staff.grant();
+    let view = match state.app.member(&grant, &MemberRef::Id(member)).await {
         Ok(view) => view,
-        Err(StoreError::NotFound { .. }) => return Err(page::not_found(t)),
+        Err(error) if error.kind == ErrorKind::NotFound => return Err(page::not_found(t)),
         Err(error) => return Err(page::failed(t, error)),
     };
     let card_code = state
@@ -415,8 +434,8 @@ async fn member_panel(
         .await
         .map_err(|error| page::failed(t, error))?;
     let vouchers = state
-        .store
-        .vouchers(staff.tenant_id, member)
+        .app
+        .vouchers(&grant, member)
         .await
         .map_err(|error| page::failed(t, error))?
         .into_iter()
@@ -602,6 +621,7 @@ fn check_purchase(
         }
         Ok(Some(amount)) => amount,
     };
+    // Whether the member has the points is the engine's to say; here only what can be read.
     let available = panel.view.available.max(0);
     let too_many = || {
         t.fill(
@@ -611,7 +631,7 @@ fn check_purchase(
     };
     let points = match parse_whole(&fields.points) {
         Ok(None) => 0,
-        Ok(Some(points)) if points > available || points > POINTS_MAX => {
+        Ok(Some(points)) if points > POINTS_MAX => {
             errors.add("points", too_many());
             0
         }
@@ -634,21 +654,13 @@ fn check_purchase(
     if !store_fits {
         errors.add("store", t.get("cashier.store_unknown"));
     }
-    let voucher = normal_voucher(&fields.voucher);
-    if voucher.is_empty() {
-        return (amount, points, None);
-    }
-    match panel.vouchers.iter().find(|held| held.code == voucher) {
-        None => errors.add("voucher", t.get("cashier.voucher_unknown")),
-        Some(held) => {
-            let expired = chrono::DateTime::parse_from_rfc3339(&held.expires_at)
-                .is_ok_and(|at| at <= chrono::Utc::now());
-            if expired {
-                errors.add("voucher", t.get("cashier.voucher_expired"));
-            }
-        }
-    }
-    (amount, points, Some(voucher))
+    // Whether the voucher can be used is the app layer's and the engine's to say.
+    let voucher = fields.voucher.trim();
+    (
+        amount,
+        points,
+        (!voucher.is_empty()).then(|| voucher.to_owned()),
+    )
 }
 
 async fn purchase(
@@ -724,58 +736,72 @@ async fn purchase(
     if !errors.is_empty() || confirm_amount.is_some() {
         return again(staff, panel, stores, errors);
     }
-    let mut event = json!({
-        "id": fields.event_id,
-        "type": "purchase",
-        "member": {"id": member.to_string()},
-        "amount": amount,
-    });
-    if !fields.store.is_empty() {
-        event["store"] = fields.store.clone().into();
-    }
-    if points > 0 {
-        event["points_paid"] = points.into();
-    }
-    if let Err(refusal) = submit(&state, &staff, event).await {
-        return match refusal {
-            Refusal::Field(field, message) => {
-                let field = match field.as_str() {
-                    "amount" => "amount",
-                    "points_paid" => "points",
-                    "store" => "store",
-                    _ => "form",
-                };
-                errors.add(field, message);
-                again(staff, panel, stores, errors)
-            }
-            Refusal::Page(response) => response,
-        };
-    }
-    let remember = (!fields.store.is_empty()).then(|| remember_store_cookie(&fields.store));
+    let store = (!fields.store.is_empty()).then(|| fields.store.clone());
+    let remember = store.as_deref().map(remember_store_cookie);
+    let command = RecordPurchase {
+        member: MemberRef::Id(member),
+        purchase: Purchase {
+            store,
+            amount: Money(amount),
+            points_paid: Points(points),
+            items: Vec::new(),
+        },
+        profile: None,
+    };
+    let refused = |staff: Staff, panel, stores, refusal: Refusal| match refusal {
+        Refusal::Field(field, message) => {
+            let mut errors = FieldErrors::default();
+            let field = match field.as_str() {
+                "amount" => "amount",
+                "points_paid" => "points",
+                "store" => "store",
+                "code" | "voucher" => "voucher",
+                _ => "form",
+            };
+            errors.add(field, message);
+            again(staff, panel, stores, errors)
+        }
+        Refusal::Page(response) => response,
+    };
     let Some(code) = voucher else {
+        if let Err(refusal) = submit(&state, &staff, &fields.event_id, command).await {
+            return refused(staff, panel, stores, refusal);
+        }
         return remembering(remember, to_receipt(&fields.event_id, None, None));
     };
-    // The sale is recorded; the voucher's own event follows it, with an id derived from the
-    // sale's so a resend repeats it harmlessly too.
-    let mut use_event = json!({
-        "id": format!("{}-voucher", fields.event_id),
-        "type": "voucher_use",
-        "code": code,
-    });
-    if !fields.store.is_empty() {
-        use_event["store"] = fields.store.clone().into();
-    }
-    let failure = match parse_page_event(staff.tenant_id, use_event, chrono::Utc::now()) {
-        Err(_) => Some(VoucherFailure::Unknown),
-        Ok(mut use_event) => {
-            use_event.actor = Some(actor_of(&staff));
-            match state.journal.submit(use_event).await {
-                Ok(_) => None,
-                Err(EventError::Database(detail)) => return page::failed(t, detail),
-                Err(error) => Some(VoucherFailure::of(&error)),
-            }
-        }
+    // The sale and the voucher's use go together; the use's id is the sale's with `-voucher`
+    // after it, so a resend repeats both harmlessly.
+    let id = match parse_event_id(t, &fields.event_id) {
+        Ok(id) => id,
+        Err(refusal) => return refused(staff, panel, stores, refusal),
     };
+    let answer = state
+        .app
+        .purchase_with_voucher(
+            &staff.grant(),
+            id,
+            PurchaseWithVoucher {
+                purchase: command,
+                code,
+            },
+        )
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => return refused(staff, panel, stores, refusal(t, error)),
+    };
+    if let Err(error) = answer.purchase {
+        return refused(staff, panel, stores, refusal(t, error));
+    }
+    let failure = match answer.voucher {
+        Ok(_) => None,
+        Err(error) if error.kind == ErrorKind::Internal => return page::failed(t, error),
+        Err(error) => Some(match &error.event {
+            Some(event) => VoucherFailure::of(event),
+            None => VoucherFailure::Unknown,
+        }),
+    };
+    let code = normal_voucher(&fields.voucher);
     remembering(remember, to_receipt(&fields.event_id, Some(&code), failure))
 }
 
@@ -1056,14 +1082,21 @@ async fn reverse(
     }
     let t = staff.t;
     let mut errors = FieldErrors::default();
-    let mut event = json!({"id": fields.event_id, "original_id": original});
+    let original_id = EventId::parse(&original);
+    let mut command = None;
     if voiding {
-        event["type"] = "void".into();
+        command = original_id
+            .ok()
+            .map(|original| Command::from(Void { original }));
     } else {
-        event["type"] = "refund".into();
         match parse_whole(&fields.amount) {
             Ok(Some(amount)) if amount > 0 && amount <= AMOUNT_MAX => {
-                event["amount"] = amount.into()
+                command = original_id.ok().map(|original| {
+                    Command::from(Refund {
+                        original,
+                        amount: Money(amount),
+                    })
+                })
             }
             Ok(None) => errors.add("refund_amount", t.get("cashier.amount_missing")),
             Ok(Some(_)) | Err(WholeError::Negative) => {
@@ -1078,7 +1111,11 @@ async fn reverse(
         }
     }
     if errors.is_empty() {
-        match submit(&state, &staff, event).await {
+        let answer = match command {
+            Some(command) => submit(&state, &staff, &fields.event_id, command).await,
+            None => Err(Refusal::Page(page::not_found(t))),
+        };
+        match answer {
             Ok(_) => {
                 let target = format!("/cashier/reversal/{}", query_escape(&fields.event_id));
                 return Redirect::to(&target).into_response();

@@ -20,9 +20,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use patron_core::programme::QualificationMetric;
 use patron_core::time::Timestamp;
-use patron_core::{Phone, TenantId};
+use patron_core::{EventId, Phone, RewardId, TenantId};
 use patron_server::auth::{cookie_value, tokens_match, ClientInfo};
-use patron_server::{parse_page_event, AppState};
+use patron_server::AppState;
 use patron_store::member_access::{
     display_card_code, CodeCheck, MemberSession, NewMemberSession, SignedLink, MEMBER_SESSION_TTL,
     SIGN_IN_CODE_DIGITS,
@@ -756,21 +756,14 @@ async fn redeem(
         );
     }
     let submitted = match member_event_id(session.member_id, &form.event_id) {
-        Some(event_id) => {
-            let event = serde_json::json!({
-                "id": event_id,
-                "type": "redemption",
-                "member": {"id": session.member_id.to_string()},
-                "reward_id": form.reward_id,
-            });
-            match parse_page_event(visit.tenant_id, event, chrono::Utc::now()) {
-                Ok(mut event) => {
-                    event.actor = Some(format!("member:{}", session.member_id));
-                    state.journal.submit(event).await
-                }
-                Err(_) => Err(EventError::RewardNotFound),
-            }
-        }
+        Some(event_id) => match (EventId::parse(&event_id), RewardId::parse(&form.reward_id)) {
+            (Ok(event_id), Ok(reward_id)) => state
+                .app
+                .redeem_own(visit.tenant_id, session.member_id, event_id, reward_id)
+                .await
+                .map_err(|error| error.event.unwrap_or(EventError::RewardNotFound)),
+            _ => Err(EventError::RewardNotFound),
+        },
         // Not a token the page made (a typed receipt number, say): nothing is redeemed.
         None => Err(EventError::RewardNotFound),
     };

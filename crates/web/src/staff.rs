@@ -54,6 +54,18 @@ impl Staff {
         }
     }
 
+    /// This member of staff as the app layer's caller: the tenant, the role, named as
+    /// `user:<id>`, as the API names a session's user.
+    pub fn grant(&self) -> patron_app::Grant {
+        patron_app::Grant {
+            tenant_id: self.tenant_id,
+            role: self.user.role,
+            actor: patron_store::audit::Actor::user(&self.user.id),
+            store_code: None,
+            bucket: format!("user:{}", self.user.id),
+        }
+    }
+
     pub fn may(&self, permission: Permission) -> bool {
         allows(self.user.role, permission)
     }

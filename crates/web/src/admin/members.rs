@@ -18,13 +18,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::{DateTime, Utc};
+use patron_app::{AdjustPoints, ErrorKind};
 use patron_core::programme::QualificationMetric;
 use patron_core::{MemberId, Phone};
-use patron_server::auth::{Caller, Grant, Permission};
+use patron_server::auth::Permission;
 use patron_server::AppState;
 use patron_store::audit::Actor;
 use patron_store::members::PurchaseState;
-use patron_store::members::{MemberFilter, MergeRequest, SEARCH_LENGTH_MAX};
+use patron_store::members::{MemberFilter, SEARCH_LENGTH_MAX};
 use patron_store::queries::HistoryCursor;
 use patron_store::stats::MemberFigures;
 use patron_store::{HistoryEntry, MemberRef, MemberView, StoreError, VoucherView};
@@ -645,17 +646,6 @@ fn parse_points(text: &str) -> Result<i64, &'static str> {
     Ok(value)
 }
 
-/// The caller the API's event path expects, for this staff member's session.
-fn caller(staff: &Staff) -> Caller {
-    Caller(Grant {
-        tenant_id: staff.tenant_id,
-        role: staff.role(),
-        actor: Actor::user(&staff.user.id),
-        store_code: None,
-        bucket: format!("user:{}", staff.user.id),
-    })
-}
-
 /// `POST /admin/members/{id}/adjust`: adds or takes points with a reason, as the API's
 /// `/v1/members/{id}/adjustments` does (same event, same audit entry).
 pub async fn adjust(
@@ -712,21 +702,23 @@ pub async fn adjust(
         )
         .await;
     }
-    let event = serde_json::json!({
-        "id": form.event,
-        "type": "adjustment",
-        "member": {"id": member_id.to_string()},
-        "points": points,
-        "reason": reason,
-    });
-    let result =
-        patron_server::events::post_value(State(state.clone()), caller(&staff), event).await;
+    let command = AdjustPoints {
+        member: MemberRef::Id(member_id),
+        points,
+        reason,
+    };
+    let event_id = patron_core::EventId::parse(&form.event).expect("checked above");
+    let result = state
+        .app
+        .adjust_points(&staff.grant(), event_id, command)
+        .await;
     let error = match result {
         Ok(_) => return done(&id, "adjusted"),
         Err(error) => error,
     };
-    match (error.status, error.body.code.as_str()) {
-        (StatusCode::NOT_FOUND, _) => page::not_found(staff.t),
+    match (error.kind, error.code.as_str()) {
+        (ErrorKind::NotFound, _) => page::not_found(staff.t),
+        (ErrorKind::Forbidden, _) => page::forbidden(staff.t),
         (_, "adjustment_below_zero") => {
             form.points_error = Some("admin.adjust.below_zero");
             show(
@@ -738,7 +730,7 @@ pub async fn adjust(
             )
             .await
         }
-        (StatusCode::CONFLICT, _) => {
+        (ErrorKind::Conflict, _) => {
             form.points_error = Some("admin.adjust.sent_before");
             form.event = String::new();
             show(
@@ -750,8 +742,8 @@ pub async fn adjust(
             )
             .await
         }
-        (StatusCode::UNPROCESSABLE_ENTITY, _) => {
-            let field_reason = error.body.field.as_deref() == Some("reason");
+        (ErrorKind::Invalid, _) => {
+            let field_reason = error.field.as_deref() == Some("reason");
             if field_reason {
                 form.reason_error = Some("admin.adjust.reason_too_long");
             } else {
@@ -766,7 +758,7 @@ pub async fn adjust(
             )
             .await
         }
-        _ => page::failed(staff.t, format!("adjustment: {}", error.body.message)),
+        _ => page::failed(staff.t, format!("adjustment: {error}")),
     }
 }
 
@@ -935,15 +927,9 @@ pub async fn merge_confirm(
         )
         .await;
     };
-    let request = MergeRequest {
-        tenant_id: staff.tenant_id,
-        survivor: member_id,
-        source,
-        actor: Actor::user(&staff.user.id),
-    };
-    match state.journal.merge(request).await {
+    match state.app.merge(&staff.grant(), member_id, source).await {
         Ok(_) => done(&id, "merged"),
-        Err(StoreError::NotFound { .. }) => {
+        Err(error) if error.kind == ErrorKind::NotFound => {
             let forms = refuse("admin.merge.not_found");
             show(
                 &state,
@@ -954,7 +940,7 @@ pub async fn merge_confirm(
             )
             .await
         }
-        Err(StoreError::Invalid { .. }) => {
+        Err(error) if error.kind == ErrorKind::Invalid => {
             let forms = refuse("admin.merge.same");
             show(
                 &state,

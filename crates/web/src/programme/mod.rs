@@ -753,8 +753,8 @@ async fn preview(
         Err(fault) => (None, Some(fault)),
         Ok((under_key, programme, outcome)) => {
             let impact = match state
-                .store
-                .tier_impact(staff.tenant_id, &programme.definition, chrono::Utc::now())
+                .app
+                .tier_impact(&staff.grant(), &programme.definition)
                 .await
             {
                 Ok(impact) => impact,
