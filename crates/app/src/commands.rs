@@ -73,6 +73,9 @@ pub struct CancelVoucher {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdjustPoints {
     pub member: MemberRef,
+    /// Points unless said: money tops up or takes back store credit.
+    pub asset: patron_core::ledger::Asset,
+    /// How much of the asset, up or down.
     pub points: i64,
     pub reason: String,
 }
@@ -185,9 +188,11 @@ impl Command {
                 member,
                 points,
                 reason,
+                asset,
                 ..
             } => Command::AdjustPoints(AdjustPoints {
                 member,
+                asset,
                 points,
                 reason,
             }),
@@ -228,10 +233,12 @@ impl Command {
             Command::CancelVoucher(CancelVoucher { code }) => IncomingKind::VoucherCancel { code },
             Command::AdjustPoints(AdjustPoints {
                 member,
+                asset,
                 points,
                 reason,
             }) => IncomingKind::Adjustment {
                 member,
+                asset,
                 points,
                 reason,
                 actor: Some(actor.to_owned()),
@@ -328,6 +335,9 @@ impl Command {
             Command::AdjustPoints(command) => {
                 put("type", "adjustment".into());
                 put("member", member_body(&command.member));
+                if command.asset != patron_core::ledger::Asset::Points {
+                    put("asset", command.asset.name().into());
+                }
                 put("points", command.points.into());
                 put("reason", command.reason.as_str().into());
             }

@@ -120,6 +120,7 @@ async fn a_command_refused_for_the_role_changes_nothing() {
                 id("c-1"),
                 AdjustPoints {
                     member: phone.clone(),
+                    asset: patron_core::ledger::Asset::Points,
                     points: 50,
                     reason: "goodwill".into(),
                 },

@@ -115,6 +115,9 @@ pub struct EventRequest {
     pub reward_id: Option<String>,
     pub code: Option<String>,
     pub points: Option<i64>,
+    /// `adjustment`: what is adjusted, `points` (the default) or `money` (store credit, in the
+    /// tenant's minor units); `points` is then the amount.
+    pub asset: Option<String>,
     pub reason: Option<String>,
     /// `tier_hold`: until when (RFC 3339); `null` releases the hold.
     #[serde(default, deserialize_with = "present_or_null")]
@@ -301,7 +304,7 @@ fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
         "redemption" => &["member", "reward_id"],
         "voucher_use" => &["code", "store"],
         "voucher_cancel" => &["code"],
-        "adjustment" => &["member", "points", "reason"],
+        "adjustment" => &["member", "asset", "points", "reason"],
         "enrol" => &["member", "profile"],
         "tier_hold" => &["member", "until"],
         _ => return None,
@@ -434,9 +437,18 @@ pub fn parse_event(
                     "must be non-zero and at most 1,000,000,000 either way",
                 ));
             }
+            let asset =
+                match request.asset.take().as_deref() {
+                    None | Some("points") => patron_core::ledger::Asset::Points,
+                    Some("money") => patron_core::ledger::Asset::Money,
+                    Some(_) => return Err(ApiError::invalid(
+                        "asset",
+                        "must be points or money (stamps come with the programme's stamp cards)",
+                    )),
+                };
             IncomingKind::Adjustment {
                 member: parse_member(request.member.take(), "adjustment")?,
-                asset: patron_core::ledger::Asset::Points,
+                asset,
                 points,
                 reason: text(
                     &required(request.reason.take(), "reason", "adjustment")?,

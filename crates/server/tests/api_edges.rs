@@ -305,7 +305,44 @@ async fn openapi_puts_each_parameter_where_it_is_read(postgres: bool) {
     }
 }
 
+/// Store credit through the API: an adjustment of `money` moves the member's money, not their
+/// points, and answers the new holding; other assets are refused naming the field.
+async fn store_credit_is_adjusted_beside_points(postgres: bool) {
+    let cafe = cafe(postgres, ServerOptions::default()).await;
+    let admin = &cafe.admin;
+    enrol(admin, "EN-1", "0912000001", "Trần Thị An").await;
+    let adjust = |id: &str, asset: &str, points: i64| {
+        json!({"id": id, "type": "adjustment", "member": {"phone": "0912000001"},
+               "asset": asset, "points": points, "reason": "gift"})
+    };
+    let (status, body) = admin
+        .post("/v1/events", adjust("C-1", "money", 200_000))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["holdings"]["money"], 200_000);
+    assert_eq!(body["points_earned"], 0);
+    let (status, body) = admin
+        .post("/v1/events", adjust("C-2", "money", -250_000))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("adjustment_below_zero")),
+        "{body}"
+    );
+    let (status, body) = admin
+        .post("/v1/events", adjust("C-3", "stamps:coffee", 1))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("asset")),
+        "{body}"
+    );
+    let (_, member) = admin.get("/v1/members/by-phone/0912000001").await;
+    assert_eq!(member["balance"], 0, "points untouched");
+}
+
 on_both_backends! {
+    store_credit_is_adjusted_beside_points;
     personal_data_exports_are_for_owners_and_managers;
     exported_text_never_runs_as_a_formula;
     history_pages_out_every_entry_of_one_instant;

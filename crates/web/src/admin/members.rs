@@ -704,6 +704,7 @@ pub async fn adjust(
     }
     let command = AdjustPoints {
         member: MemberRef::Id(member_id),
+        asset: patron_core::ledger::Asset::Points,
         points,
         reason,
     };
