@@ -231,6 +231,16 @@ async fn an_inconsistent_member_fails_its_events_alone(postgres: bool) {
     // The broken member's balance is as it was left: nothing was written on top of it.
     let (stored, lots, _) = balance(&cafe.store, "0915000001").await;
     assert_eq!((stored, lots), (30 + 500, 30));
+    // The ledger check sees it: one member whose balance is neither its entries nor its lots.
+    let check = cafe.store.check_ledger().await.unwrap();
+    assert_eq!(
+        (
+            check.balance_differs_from_entries,
+            check.balance_differs_from_lots
+        ),
+        (1, 1),
+        "{check:?}"
+    );
 }
 
 mod two_writers_never_spend_the_same_points_twice {
