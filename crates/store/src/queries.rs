@@ -2,12 +2,12 @@
 //! the ledger's own consistency check.
 
 use crate::batch::{
-    lot_from, member_from, parse_member_id, reward_from, voucher_from, voucher_view, LOT_SELECT,
-    MEMBER_SELECT, REWARD_SELECT,
+    member_from, parse_member_id, reward_from, voucher_from, voucher_view, MEMBER_SELECT,
+    REWARD_SELECT,
 };
 use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
 use crate::{binds, rfc3339, Store, StoreError};
-use patron_core::lots::Lots;
+use patron_core::lots::{Lot, Lots};
 use patron_core::member::{MemberState, PeriodTotals};
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::{tiers, Money, Points, TenantId};
@@ -128,19 +128,32 @@ impl Store {
         })
     }
 
-    /// A member's state as the engine sees it (for previews; writes go through the journal).
+    /// A member's state as the engine sees it (for previews; writes go through the journal):
+    /// the member's row with its open lots of points and its monthly totals, in one statement
+    /// (one round trip, one snapshot), the lots and totals aggregated as JSON arrays.
     pub async fn member_state(
         &self,
         tenant_id: TenantId,
         reference: &MemberRef,
     ) -> Result<MemberState, StoreError> {
+        let (array, element) = match self.backend {
+            crate::Backend::Postgres => ("jsonb_agg", "jsonb_build_array"),
+            crate::Backend::Sqlite => ("json_group_array", "json_array"),
+        };
+        let details = format!(
+            ", (SELECT COALESCE({array}({element}(l.id, l.earned, l.remaining, l.matures_at, l.expires_at, l.created_at)), '[]') \
+             FROM lots l WHERE l.member_id = members.id AND l.remaining <> 0 AND l.asset = 'points') AS open_lots, \
+             (SELECT COALESCE({array}({element}(p.month, p.spend, p.points)), '[]') \
+             FROM member_periods p WHERE p.member_id = members.id) AS month_totals FROM members"
+        );
+        let select = MEMBER_SELECT.replacen(" FROM members", &details, 1);
         let (sql, key) = match reference {
             MemberRef::Id(id) => (
-                format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
+                format!("{select} WHERE tenant_id = $1 AND id = $2"),
                 id.to_string(),
             ),
             MemberRef::Phone(phone) => (
-                format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND phone = $2"),
+                format!("{select} WHERE tenant_id = $1 AND phone = $2"),
                 phone.as_str().to_owned(),
             ),
         };
@@ -150,24 +163,38 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound { what: "member" })?;
         let (_, mut state) = member_from(&row)?;
-        let member_id = state.id.to_string();
-        let mut lots = Vec::new();
-        let sql =
-            format!("{LOT_SELECT} WHERE member_id = $1 AND remaining <> 0 AND asset = 'points'");
-        for row in self.db.fetch(&sql, binds![&member_id]).await? {
-            lots.push(lot_from(&row)?.2);
-        }
+        let corrupt = |what: &'static str| {
+            move |error: serde_json::Error| StoreError::Corrupt(format!("{what}: {error}"))
+        };
+        type LotCells = (String, i64, i64, i64, Option<i64>, i64);
+        let lots: Vec<LotCells> =
+            serde_json::from_str(&row.text("open_lots")?).map_err(corrupt("open lots"))?;
+        let lots = lots
+            .into_iter()
+            .map(
+                |(id, earned, remaining, matures_at, expires_at, created_at)| {
+                    Ok(Lot {
+                        id: crate::batch::parse_lot_id(&id)?,
+                        earned: Points(earned),
+                        remaining: Points(remaining),
+                        matures_at: from_micros(matures_at),
+                        expires_at: expires_at.map(from_micros),
+                        created_at: from_micros(created_at),
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, StoreError>>()?;
         state.lots = Lots::new(lots);
-        let sql = "SELECT month, spend, points FROM member_periods WHERE member_id = $1";
-        for row in self.db.fetch(sql, binds![&member_id]).await? {
-            let month = row.int("month")?;
+        let totals: Vec<(i64, i64, i64)> =
+            serde_json::from_str(&row.text("month_totals")?).map_err(corrupt("month totals"))?;
+        for (month, spend, points) in totals {
             let month = i32::try_from(month)
                 .map_err(|_| StoreError::Corrupt(format!("member period month {month}")))?;
             state.periods.insert(
                 month,
                 PeriodTotals {
-                    spend: Money(row.int("spend")?),
-                    points: Points(row.int("points")?),
+                    spend: Money(spend),
+                    points: Points(points),
                 },
             );
         }
