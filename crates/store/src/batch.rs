@@ -1310,19 +1310,7 @@ fn parse_day(text: Option<String>) -> Option<chrono::NaiveDate> {
 pub(crate) fn member_from(row: &Row) -> Result<(TenantId, MemberState), StoreError> {
     let id = parse_member_id(&row.text("id")?)?;
     let tenant_id = parse_tenant_id(&row.text("tenant_id")?)?;
-    let profile = Profile {
-        phone: row
-            .opt_text("phone")?
-            .and_then(|phone| Phone::parse(&phone).ok()),
-        email: row.opt_text("email")?,
-        name: row.opt_text("name")?,
-        birthday: parse_day(row.opt_text("birthday")?),
-        gender: row.opt_text("gender")?,
-        city: row.opt_text("city")?,
-        tags: serde_json::from_str(&row.text("tags")?).map_err(corrupt("member tags"))?,
-        attributes: serde_json::from_str(&row.text("attributes")?)
-            .map_err(corrupt("member attributes"))?,
-    };
+    let profile = crate::members::profile_from_row(row)?;
     let mut state = MemberState::new(
         id,
         profile,

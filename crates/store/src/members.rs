@@ -71,9 +71,9 @@ pub(crate) fn search_phone_key(profile: &Profile) -> Option<String> {
 /// The profile columns of `members`, read by [`profile_from_row`].
 const PROFILE_COLUMNS: &str = "phone, email, name, birthday, gender, city, tags, attributes";
 
-/// A member's profile from a row with [`PROFILE_COLUMNS`]. As when the journal loads a member,
-/// a stored phone or birthday that no longer parses reads as none.
-fn profile_from_row(row: &Row) -> Result<Profile, StoreError> {
+/// A member's profile from a row with [`PROFILE_COLUMNS`] (a row of `batch::MEMBER_SELECT` has
+/// them too). A stored phone or birthday that no longer parses reads as none.
+pub(crate) fn profile_from_row(row: &Row) -> Result<Profile, StoreError> {
     fn json<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Result<T, StoreError> {
         serde_json::from_str(&row.text(column)?)
             .map_err(|error| StoreError::Corrupt(format!("member {column}: {error}")))

@@ -320,50 +320,33 @@ impl Store {
     pub async fn check_ledger(&self) -> Result<LedgerCheck, StoreError> {
         // Each statement is one `COUNT(*) AS n`, which always gives one row.
         let count =
-            |sql: &'static str| async move { self.db.fetch_one(sql, Vec::new()).await?.int("n") };
+            |sql: String| async move { self.db.fetch_one(&sql, Vec::new()).await?.int("n") };
         Ok(LedgerCheck {
-            transactions: count("SELECT COUNT(*) AS n FROM ledger_transactions").await?,
+            transactions: count("SELECT COUNT(*) AS n FROM ledger_transactions".into()).await?,
             unbalanced_transactions: count(
                 "SELECT COUNT(*) AS n FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id, asset \
-                 HAVING SUM(amount) <> 0) unbalanced",
+                 HAVING SUM(amount) <> 0) unbalanced"
+                    .into(),
             )
             .await?,
-            // Per member and asset: points are stored on the member, other assets in
-            // `member_balances`. The rows where the stored balance and the sum differ are the
-            // (member, asset) pairs in the symmetric difference of the two (zeros left out on both sides, so a member with
-            // nothing and no entries is no difference); EXCEPT sorts or hashes, where a join of
-            // a million rows each way was slow on SQLite.
-            balance_differs_from_entries: count(
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT member_id, asset FROM ( \
-                 SELECT * FROM (SELECT id AS member_id, 'points' AS asset, points_balance AS amount FROM members WHERE points_balance <> 0 \
-                   UNION ALL SELECT member_id, asset, balance FROM member_balances WHERE balance <> 0 \
-                   EXCEPT SELECT member_id, asset, SUM(amount) FROM ledger_entries WHERE account = 'member' \
-                   GROUP BY member_id, asset HAVING SUM(amount) <> 0) stored_only \
-                 UNION ALL SELECT * FROM (SELECT member_id, asset, SUM(amount) FROM ledger_entries WHERE account = 'member' \
-                   GROUP BY member_id, asset HAVING SUM(amount) <> 0 \
-                   EXCEPT SELECT id, 'points', points_balance FROM members WHERE points_balance <> 0 \
-                   EXCEPT SELECT member_id, asset, balance FROM member_balances WHERE balance <> 0) entries_only) differences) members",
-            )
+            balance_differs_from_entries: count(balances_differing_from(
+                "SELECT member_id, asset, SUM(amount) FROM ledger_entries WHERE account = 'member' \
+                 GROUP BY member_id, asset HAVING SUM(amount) <> 0",
+            ))
             .await?,
-            balance_differs_from_lots: count(
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT member_id, asset FROM ( \
-                 SELECT * FROM (SELECT id AS member_id, 'points' AS asset, points_balance AS amount FROM members WHERE points_balance <> 0 \
-                   UNION ALL SELECT member_id, asset, balance FROM member_balances WHERE balance <> 0 \
-                   EXCEPT SELECT member_id, asset, SUM(remaining) FROM lots WHERE remaining <> 0 \
-                   GROUP BY member_id, asset HAVING SUM(remaining) <> 0) stored_only \
-                 UNION ALL SELECT * FROM (SELECT member_id, asset, SUM(remaining) FROM lots WHERE remaining <> 0 \
-                   GROUP BY member_id, asset HAVING SUM(remaining) <> 0 \
-                   EXCEPT SELECT id, 'points', points_balance FROM members WHERE points_balance <> 0 \
-                   EXCEPT SELECT member_id, asset, balance FROM member_balances WHERE balance <> 0) lots_only) differences) members",
-            )
+            balance_differs_from_lots: count(balances_differing_from(
+                "SELECT member_id, asset, SUM(remaining) FROM lots WHERE remaining <> 0 \
+                 GROUP BY member_id, asset HAVING SUM(remaining) <> 0",
+            ))
             .await?,
             negative_without_debt: count(
                 "SELECT COUNT(*) AS n FROM members m WHERE m.points_balance < 0 AND NOT EXISTS \
-                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.asset = 'points' AND l.remaining < 0)",
+                 (SELECT 1 FROM lots l WHERE l.member_id = m.id AND l.asset = 'points' AND l.remaining < 0)"
+                    .into(),
             )
             .await?,
-            members: count("SELECT COUNT(*) AS n FROM members").await?,
-            events: count("SELECT COUNT(*) AS n FROM events").await?,
+            members: count("SELECT COUNT(*) AS n FROM members".into()).await?,
+            events: count("SELECT COUNT(*) AS n FROM events".into()).await?,
         })
     }
 
@@ -393,3 +376,18 @@ impl Store {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// `COUNT(*) AS n` of the (member, asset) pairs whose stored balance differs from `sums` (rows
+/// of member, asset and a non-zero sum). Points are stored on the member, other assets in
+/// `member_balances`. The pairs are those of the symmetric difference of the two, zeros left out
+/// on both sides (a member with nothing and no entries is no difference); EXCEPT sorts or
+/// hashes, where a full join of a million rows each way was slow on SQLite.
+fn balances_differing_from(sums: &str) -> String {
+    const STORED: &str = "SELECT id AS member_id, 'points' AS asset, points_balance AS amount FROM members \
+        WHERE points_balance <> 0 UNION ALL SELECT member_id, asset, balance FROM member_balances WHERE balance <> 0";
+    format!(
+        "SELECT COUNT(*) AS n FROM (SELECT DISTINCT member_id, asset FROM ( \
+         SELECT * FROM ({STORED} EXCEPT {sums}) stored_only \
+         UNION ALL SELECT * FROM ({sums} EXCEPT SELECT * FROM ({STORED}) stored) summed_only) differences) pairs"
+    )
+}
