@@ -728,6 +728,7 @@ impl Store {
             .unwrap_or_default();
         let mut ids = Vec::with_capacity(phones.len());
         let mut tx = self.db.begin_write().await?;
+        let mut figures = crate::figures::Figures::default();
         for chunk in phones.chunks(10_000) {
             let mut rows = crate::sql::Rows::new(25);
             for phone in chunk {
@@ -738,11 +739,17 @@ impl Store {
                 };
                 let state = patron_core::member::MemberState::new(id, profile, &base_tier, now);
                 rows.push(crate::batch::member_row(tenant_id, &state, to_micros(now)));
+                figures.joined(
+                    tenant_id,
+                    now,
+                    &crate::figures::MemberFigures::of(&state, false),
+                );
                 ids.push(id);
             }
             tx.execute_all(rows.statements(backend, crate::batch::MEMBER_INSERT, ""))
                 .await?;
         }
+        figures.write(&mut tx).await?;
         tx.commit().await?;
         // Fresh statistics, or the planner may take a million-row table for an empty one.
         self.db.batch("ANALYZE members").await?;

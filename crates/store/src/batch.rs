@@ -4,6 +4,7 @@
 
 use crate::db::{Bind, Row, Tx};
 use crate::error::EventError;
+use crate::figures::{figure, Figures, MemberFigures};
 use crate::model::{
     EventResult, IncomingEvent, IncomingKind, MemberRef, TierChangeView, VoucherView,
 };
@@ -46,6 +47,10 @@ struct Loaded {
     touched: bool,
     /// Its stored state broke an invariant (now or earlier): its events are refused.
     quarantined: bool,
+    /// Its personal data was erased (it counts in no tier's members).
+    erased: bool,
+    /// What it added to the kept figures as loaded; `None` when this batch enrolled it.
+    figures: Option<MemberFigures>,
 }
 
 /// A purchase record loaded or made in this batch.
@@ -53,6 +58,10 @@ struct PurchaseEntry {
     record: PurchaseRecord,
     /// The store the purchase named.
     store: Option<String>,
+    /// The buyer's tier when they bought (none for purchases stored before it was kept).
+    tier: Option<String>,
+    /// Refunded of it as loaded (0 when new).
+    refunded_before: i64,
     is_new: bool,
     changed: bool,
 }
@@ -60,6 +69,8 @@ struct PurchaseEntry {
 struct VoucherEntry {
     tenant_id: TenantId,
     voucher: Voucher,
+    /// Its status as loaded; `None` when this batch issued it.
+    status_before: Option<VoucherStatus>,
     changed: bool,
 }
 
@@ -409,6 +420,7 @@ fn judge_purchase(
         (None, MemberRef::Id(_)) => return Err(EventError::MemberNotFound),
     };
     let loaded = world.members.get_mut(&member_id).expect("member loaded");
+    let tier_before = loaded.state.tier.clone();
     let judged = context
         .judge
         .purchase(&mut loaded.state, context.event_id, purchase, context.at);
@@ -430,6 +442,8 @@ fn judge_purchase(
         PurchaseEntry {
             record,
             store: purchase.store.clone(),
+            tier: Some(tier_before),
+            refunded_before: 0,
             is_new: true,
             changed: false,
         },
@@ -560,6 +574,7 @@ fn judge_redemption(
         VoucherEntry {
             tenant_id: context.tenant_id,
             voucher,
+            status_before: None,
             changed: true,
         },
     );
@@ -656,6 +671,8 @@ fn enrol(
             state: MemberState::new(id, profile, base_tier, at),
             touched: true,
             quarantined: false,
+            erased: false,
+            figures: None,
         },
     );
     world.phones.insert((tenant_id, phone.clone()), id);
@@ -895,6 +912,7 @@ async fn load(
         }
     }
     for loaded in world.members.values_mut() {
+        loaded.figures = Some(MemberFigures::of(&loaded.state, loaded.erased));
         if !loaded.quarantined && !loaded.state.is_consistent() {
             let message = format!(
                 "stored balance {} differs from the sum of its lots {}",
@@ -1077,7 +1095,7 @@ async fn load_purchases(
     let sql = by_keys(
         backend,
         "SELECT event_id, kind, member_id, amount, eligible_amount, points_earned, lot_id, refunded_amount, \
-         points_taken_back, month, occurred_at, store_code, points_returned, voided_at FROM events \
+         points_taken_back, month, occurred_at, store_code, points_returned, voided_at, tier FROM events \
          WHERE tenant_id = $1 AND",
         "event_id",
         2,
@@ -1117,8 +1135,10 @@ async fn load_purchases(
         world.purchases.insert(
             (tenant_id, event_id),
             PurchaseEntry {
+                refunded_before: record.refunded_amount.0,
                 record,
                 store: row.opt_text("store_code")?,
+                tier: row.opt_text("tier")?,
                 is_new: false,
                 changed: false,
             },
@@ -1189,6 +1209,7 @@ async fn load_vouchers(
             voucher.code.clone(),
             VoucherEntry {
                 tenant_id,
+                status_before: Some(voucher.status),
                 voucher,
                 changed: false,
             },
@@ -1296,7 +1317,7 @@ pub(crate) fn reward_from(row: &Row) -> Result<(TenantId, Reward), StoreError> {
 
 pub(crate) const MEMBER_SELECT: &str = "SELECT id, tenant_id, phone, email, name, birthday, gender, city, tags, attributes, \
      tier, tier_since, tier_below_since, tier_held_until, points_balance, lifetime_spend, lifetime_points, order_count, \
-     day_key, day_points, rule_hits, created_at, quarantined_at FROM members";
+     day_key, day_points, rule_hits, created_at, quarantined_at, erased_at FROM members";
 
 fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |error| StoreError::Corrupt(format!("{what}: {error}"))
@@ -1343,11 +1364,14 @@ fn add_members(world: &mut World, rows: Vec<Row>) -> Result<(), StoreError> {
             world.phones.insert((tenant_id, phone.clone()), state.id);
         }
         let quarantined = is_quarantined_row(&row)?;
+        let erased = row.opt_int("erased_at")?.is_some();
         world.members.entry(state.id).or_insert(Loaded {
             tenant_id,
             state,
             touched: false,
             quarantined,
+            erased,
+            figures: None,
         });
     }
     Ok(())
@@ -1629,9 +1653,72 @@ async fn write(db: &mut Tx<'_>, world: &mut World, now: Timestamp) -> Result<(),
     for values in world.writes.audits.drain(..) {
         db.execute(crate::audit::INSERT, values).await?;
     }
+    let figures = figures_of(world);
     write_events(db, world, recorded_at).await?;
     write_ledger(db, &world.writes, recorded_at).await?;
-    write_vouchers(db, world, recorded_at).await
+    write_vouchers(db, world, recorded_at).await?;
+    figures.write(db).await
+}
+
+/// What the batch changes of the kept figures (see [`crate::figures`]).
+fn figures_of(world: &World) -> Figures {
+    let mut figures = Figures::default();
+    for loaded in world.members.values().filter(|loaded| loaded.touched) {
+        let after = MemberFigures::of(&loaded.state, loaded.erased);
+        match &loaded.figures {
+            None => figures.joined(loaded.tenant_id, loaded.state.created_at, &after),
+            Some(before) => figures.member(loaded.tenant_id, Some(before), &after),
+        }
+    }
+    for ((tenant_id, event_id), entry) in &world.purchases {
+        let record = &entry.record;
+        let tier = entry.tier.as_deref().unwrap_or_default();
+        let store = entry.store.as_deref();
+        if entry.is_new {
+            figures.purchase(
+                *tenant_id,
+                record.member_id,
+                event_id.as_str(),
+                record.occurred_at,
+                store,
+                tier,
+                record.amount.0,
+                record.refunded_amount.0,
+            );
+        } else if entry.changed {
+            figures.add(
+                *tenant_id,
+                figure::REFUNDED,
+                tier,
+                store,
+                Some(record.occurred_at),
+                record
+                    .refunded_amount
+                    .0
+                    .saturating_sub(entry.refunded_before),
+            );
+        }
+    }
+    let stores: HashMap<&str, &str> = world
+        .writes
+        .events
+        .iter()
+        .filter_map(|event| Some((event.event_id.as_str(), event.store_code.as_deref()?)))
+        .collect();
+    figures.transactions(
+        world
+            .writes
+            .transactions
+            .iter()
+            .map(|(tenant_id, event_id, at, transaction)| {
+                (*tenant_id, Some(event_id.as_str()), *at, transaction)
+            }),
+        &|event_id| stores.get(event_id).map(|store| (*store).to_owned()),
+    );
+    for entry in world.vouchers.values().filter(|entry| entry.changed) {
+        figures.voucher(entry.tenant_id, entry.status_before, &entry.voucher);
+    }
+    figures
 }
 
 fn lot_row(tenant_id: TenantId, member_id: &str, asset: &Asset, lot: &Lot) -> Vec<Bind> {
@@ -1758,7 +1845,7 @@ async fn write_events(
     recorded_at: i64,
 ) -> Result<(), StoreError> {
     let backend = db.backend();
-    let mut rows = Rows::new(19);
+    let mut rows = Rows::new(20);
     let mut outbox = Rows::new(crate::webhooks::OUTBOX_COLUMNS);
     let mut lines = Rows::new(7);
     for event in world.writes.events.drain(..) {
@@ -1783,11 +1870,11 @@ async fn write_events(
                 recorded_at,
             );
         }
-        let purchase = world
+        let entry = world
             .purchases
             .get(&(event.tenant_id, event.event_id.clone()))
-            .filter(|entry| entry.is_new)
-            .map(|entry| &entry.record);
+            .filter(|entry| entry.is_new);
+        let purchase = entry.map(|entry| &entry.record);
         rows.push(vec![
             event.tenant_id.to_string().into(),
             event.event_id.as_str().into(),
@@ -1814,11 +1901,12 @@ async fn write_events(
                 .map(|_| recorded_at)
                 .into(),
             event.actor.into(),
+            entry.and_then(|entry| entry.tier.clone()).into(),
         ]);
     }
     db.execute_all(rows.statements(backend, "INSERT INTO events (tenant_id, event_id, kind, member_id, occurred_at, recorded_at, body_hash, result, \
              store_code, amount, eligible_amount, points_earned, lot_id, refunded_amount, points_taken_back, month, \
-             points_returned, voided_at, actor)",
+             points_returned, voided_at, actor, tier)",
             "",
         ),
     )

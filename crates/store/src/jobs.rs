@@ -11,6 +11,7 @@ use crate::batch::{
     VOUCHER_UPSERT,
 };
 use crate::db::{Bind, Tx};
+use crate::figures::{Figures, MemberFigures};
 use crate::model::rfc3339;
 use crate::sql::Rows;
 use crate::webhooks::{OUTBOX_COLUMNS, OUTBOX_INSERT};
@@ -98,11 +99,11 @@ async fn ids_of(db: &mut Tx<'_>, sql: &str, value: Bind) -> Result<Vec<String>, 
 async fn load_members(
     db: &mut Tx<'_>,
     ids: &[String],
-) -> Result<HashMap<MemberId, (TenantId, MemberState)>, StoreError> {
+) -> Result<HashMap<MemberId, (TenantId, MemberState, MemberFigures)>, StoreError> {
     let backend = db.backend();
-    let mut members = HashMap::new();
+    let mut members: HashMap<MemberId, (TenantId, MemberState, bool)> = HashMap::new();
     if ids.is_empty() {
-        return Ok(members);
+        return Ok(HashMap::new());
     }
     // Another writer (an event batch, another node's job) may hold some of these members: wait
     // for it, then read what it committed.
@@ -119,22 +120,30 @@ async fn load_members(
             continue;
         }
         let (tenant_id, state) = member_from(&row)?;
-        members.insert(state.id, (tenant_id, state));
+        let erased = row.opt_int("erased_at")?.is_some();
+        members.insert(state.id, (tenant_id, state, erased));
     }
     let details = load_member_details_of(db, ids.to_vec()).await?;
-    for (member_id, (_, state)) in members.iter_mut() {
+    for (member_id, (_, state, _)) in members.iter_mut() {
         details.apply(member_id, state);
     }
     // The next event of an inconsistent member quarantines it (see `batch`); a job must not
     // judge it meanwhile.
-    members.retain(|id, (_, state)| {
+    members.retain(|id, (_, state, _)| {
         let consistent = state.is_consistent();
         if !consistent {
             tracing::error!(member_id = %id, "a job skips a member whose balance differs from its lots");
         }
         consistent
     });
-    Ok(members)
+    // Each with what it adds to the kept figures as loaded.
+    Ok(members
+        .into_iter()
+        .map(|(id, (tenant_id, state, erased))| {
+            let figures = MemberFigures::of(&state, erased);
+            (id, (tenant_id, state, figures))
+        })
+        .collect())
 }
 
 async fn expire_lots_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
@@ -147,7 +156,9 @@ async fn expire_lots_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport,
     };
     let recorded_at = to_micros(chrono::Utc::now());
     let mut transactions: Vec<(TenantId, Option<String>, Timestamp, Transaction)> = Vec::new();
-    for (tenant_id, state) in members.values_mut() {
+    let mut figures = Figures::default();
+    for (tenant_id, state, before) in members.values_mut() {
+        let erased = before.is_erased();
         if let Some(transaction) = expire_lots(state, now) {
             report.points -= transaction.member_delta().0;
             transactions.push((*tenant_id, None, now, transaction));
@@ -168,8 +179,16 @@ async fn expire_lots_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport,
             ],
         )
         .await?;
+        figures.member(*tenant_id, Some(before), &MemberFigures::of(state, erased));
     }
     write_ledger_rows(db, &transactions, &[], recorded_at).await?;
+    figures.transactions(
+        transactions
+            .iter()
+            .map(|(tenant_id, _, at, transaction)| (*tenant_id, None, *at, transaction)),
+        &|_| None,
+    );
+    figures.write(db).await?;
     if ids.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }
@@ -285,17 +304,27 @@ async fn expire_vouchers_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobRep
     let recorded_at = to_micros(chrono::Utc::now());
     let mut transactions = Vec::new();
     let mut vouchers = Rows::new(13);
+    let mut figures = Figures::default();
     for row in &rows {
         let (tenant_id, mut voucher) = voucher_from(row)?;
+        let before = voucher.status;
         if let Some(transaction) = expire_voucher(&mut voucher, now) {
             report.points += voucher.cost.0;
             transactions.push((tenant_id, None, now, transaction));
         }
+        figures.voucher(tenant_id, Some(before), &voucher);
         vouchers.push(crate::batch::voucher_row(tenant_id, &voucher, recorded_at));
     }
     db.execute_all(vouchers.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1))
         .await?;
     write_ledger_rows(db, &transactions, &[], recorded_at).await?;
+    figures.transactions(
+        transactions
+            .iter()
+            .map(|(tenant_id, _, at, transaction)| (*tenant_id, None, *at, transaction)),
+        &|_| None,
+    );
+    figures.write(db).await?;
     if rows.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }
@@ -318,7 +347,8 @@ async fn review_tiers_chunk(
     };
     let recorded_at = to_micros(chrono::Utc::now());
     let mut history = Rows::new(9);
-    for (tenant_id, state) in members.values_mut() {
+    let mut figures = Figures::default();
+    for (tenant_id, state, before_figures) in members.values_mut() {
         let settings = store.tenant(*tenant_id).await?;
         let Some(programme) = settings.programme_at(now) else {
             continue;
@@ -344,10 +374,17 @@ async fn review_tiers_chunk(
                 ],
             )
             .await?;
+            let erased = before_figures.is_erased();
+            figures.member(
+                *tenant_id,
+                Some(before_figures),
+                &MemberFigures::of(state, erased),
+            );
         }
     }
     db.execute_all(history.statements(backend, TIER_INSERT, ""))
         .await?;
+    figures.write(db).await?;
     if ids.len() == JOB_CHUNK_SIZE {
         report.next_cursor = ids.last().cloned();
     }

@@ -12,6 +12,7 @@ mod batch;
 pub mod db;
 pub mod error;
 pub mod exports;
+pub mod figures;
 pub mod imports;
 pub mod jobs;
 pub mod journal;

@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, Change};
 use crate::batch::MEMBER_SELECT;
 use crate::db::{Row, Tx};
 use crate::error::Unique;
+use crate::figures::{figure, Figures, MemberFigures};
 use crate::sql::Bind;
 use crate::{rfc3339, Store, StoreError};
 use patron_core::member::Profile;
@@ -372,6 +373,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut transaction = self.db.begin_write().await?;
         Store::profile_of(&mut transaction, tenant_id, member_id).await?;
+        let counted = transaction
+            .fetch_one(
+                "SELECT tier, created_at, erased_at FROM members WHERE tenant_id = $1 AND id = $2",
+                crate::binds![tenant_id.to_string(), member_id.to_string()],
+            )
+            .await?;
+        if counted.opt_int("erased_at")?.is_none() {
+            let mut figures = Figures::default();
+            let joined_at = Some(from_micros(counted.int("created_at")?));
+            figures.add(tenant_id, figure::ERASED, "", None, joined_at, 1);
+            figures.add(
+                tenant_id,
+                figure::MEMBERS,
+                &counted.text("tier")?,
+                None,
+                None,
+                -1,
+            );
+            figures.write(&mut transaction).await?;
+        }
         let now = to_micros(chrono::Utc::now());
         transaction
             .execute(
@@ -503,18 +524,24 @@ pub(crate) async fn merge_in(
         )
         .await?;
     }
-    let mut load = async |id: &str| -> Result<patron_core::member::MemberState, StoreError> {
-        let row = db
-            .fetch_optional(
-                &format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
-                vec![tenant.clone().into(), id.into()],
-            )
-            .await?
-            .ok_or(StoreError::NotFound { what: "member" })?;
-        Ok(crate::batch::member_from(&row)?.1)
-    };
-    let survivor = load(&survivor_id).await?;
-    let source = load(&source_id).await?;
+    let mut load =
+        async |id: &str| -> Result<(patron_core::member::MemberState, bool), StoreError> {
+            let row = db
+                .fetch_optional(
+                    &format!("{MEMBER_SELECT} WHERE tenant_id = $1 AND id = $2"),
+                    vec![tenant.clone().into(), id.into()],
+                )
+                .await?
+                .ok_or(StoreError::NotFound { what: "member" })?;
+            Ok((
+                crate::batch::member_from(&row)?.1,
+                row.opt_int("erased_at")?.is_some(),
+            ))
+        };
+    let (survivor, survivor_erased) = load(&survivor_id).await?;
+    let (source, source_erased) = load(&source_id).await?;
+    let mut histories =
+        crate::figures::purchases_of(db, &[request.survivor, request.source]).await?;
     let settings = store.tenant(request.tenant_id).await?;
     let rank = |code: &str| {
         settings
@@ -650,6 +677,44 @@ pub(crate) async fn merge_in(
     };
     db.execute(audit::INSERT, audit::change_values(&change))
         .await?;
+    // The kept figures: the source leaves the members it was counted in, the survivor may
+    // change tier, and the two purchase histories become one.
+    let mut figures = Figures::default();
+    let tenant_id = request.tenant_id;
+    figures.add(
+        tenant_id,
+        figure::JOINED,
+        "",
+        None,
+        Some(source.created_at),
+        -1,
+    );
+    if source_erased {
+        figures.add(
+            tenant_id,
+            figure::ERASED,
+            "",
+            None,
+            Some(source.created_at),
+            -1,
+        );
+    }
+    let gone = MemberFigures::of(&source, source_erased);
+    figures.member(tenant_id, Some(&gone), &MemberFigures::default());
+    let mut merged = survivor.clone();
+    merged.tier = report.tier.clone();
+    figures.member(
+        tenant_id,
+        Some(&MemberFigures::of(&survivor, survivor_erased)),
+        &MemberFigures::of(&merged, survivor_erased),
+    );
+    let survivor_purchases = histories.remove(&request.survivor).unwrap_or_default();
+    let source_purchases = histories.remove(&request.source).unwrap_or_default();
+    let all = [survivor_purchases.clone(), source_purchases.clone()].concat();
+    figures.history(tenant_id, -1, survivor_purchases);
+    figures.history(tenant_id, -1, source_purchases);
+    figures.history(tenant_id, 1, all);
+    figures.write(db).await?;
     Ok(report)
 }
 

@@ -45,10 +45,17 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0009_admin_search.sql"),
     ),
     (10, "assets", include_str!("../migrations/0010_assets.sql")),
+    (
+        11,
+        "figures",
+        include_str!("../migrations/0011_figures.sql"),
+    ),
 ];
 
 /// The migration that adds the members' search keys, filled in for existing members.
 const SEARCH_KEYS_MIGRATION: i64 = 9;
+/// The migration that adds the dashboard's kept figures, filled in for existing tenants.
+const FIGURES_MIGRATION: i64 = 11;
 
 /// Applies every migration not yet applied; returns how many were applied.
 pub async fn run(store: &Store) -> Result<usize, StoreError> {
@@ -88,6 +95,9 @@ pub async fn run(store: &Store) -> Result<usize, StoreError> {
         }
         if *version == SEARCH_KEYS_MIGRATION {
             crate::members::backfill_search_keys(&mut tx).await?;
+        }
+        if *version == FIGURES_MIGRATION {
+            crate::figures::rebuild_all(&mut tx).await?;
         }
         tx.commit().await?;
         count += 1;

@@ -116,6 +116,60 @@ async fn a_previous_versions_database_migrates_without_loss(store: Store) {
     assert!(check.is_sound(), "{check:?}");
 }
 
+/// A database of version 10 (no kept figures, no tier on purchases) gets its dashboard figures
+/// from the migration: they equal the scans, and the writers keep them from there.
+async fn a_version_10_database_gets_its_figures(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let reward = cafe.reward("Bánh", 10, None).await;
+    for index in 0..30i64 {
+        let member = phone(&format!("09190000{:02}", index % 7));
+        let kind = purchase(member, 80_000 + index * 10_000, 0);
+        cafe.journal
+            .submit(cafe.event(&format!("F-{index}"), day(index % 9), kind))
+            .await
+            .unwrap();
+    }
+    let refund = IncomingKind::Refund {
+        original: patron_core::EventId::parse("F-4").unwrap(),
+        amount: patron_core::Money(30_000),
+    };
+    cafe.journal
+        .submit(cafe.event("F-R", day(9), refund))
+        .await
+        .unwrap();
+    let redemption = IncomingKind::Redemption {
+        member: phone("0919000001"),
+        reward_id: reward,
+    };
+    cafe.journal
+        .submit(cafe.event("F-V", day(9), redemption))
+        .await
+        .unwrap();
+    for statement in [
+        "DROP TABLE daily_figures",
+        "DROP TABLE purchase_gaps",
+        "DROP TABLE lot_figures",
+        "ALTER TABLE events DROP COLUMN tier",
+        "DELETE FROM schema_migrations WHERE version = 11",
+    ] {
+        cafe.store.db().batch(statement).await.unwrap();
+    }
+    assert_eq!(patron_store::migrate::run(&cafe.store).await.unwrap(), 1);
+    assert!(!cafe
+        .store
+        .kept_figures(cafe.tenant)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_figures_agree(&cafe.store, cafe.tenant, -1..11).await;
+    cafe.journal
+        .submit(cafe.event("F-30", day(10), purchase(phone("0919000009"), 99_000, 0)))
+        .await
+        .unwrap();
+    assert_figures_agree(&cafe.store, cafe.tenant, -1..11).await;
+}
+
 on_both_backends! {
     a_previous_versions_database_migrates_without_loss;
+    a_version_10_database_gets_its_figures;
 }

@@ -5,6 +5,7 @@
 //! corrected request may use the same id; the replay sends the accepted ones.) A rejected event
 //! changes nothing at all: the database is compared before and after it. Adjustments move
 //! money and stamps too, and every asset's balances stay the sums of their entries and lots.
+//! The dashboard's figures kept by the writers equal the ones scanned from the tables.
 
 mod common;
 
@@ -209,6 +210,8 @@ async fn run_case(store: Store, steps: Vec<Step>) {
         (after.events, after.transactions),
         (check.events, check.transactions)
     );
+    // The dashboard's kept figures are what the tables say, and what a rebuild makes.
+    assert_figures_agree(&cafe.store, cafe.tenant, -1..today + 2).await;
 }
 
 /// Everything an event may change, as text to compare.

@@ -10,6 +10,8 @@
 //! tenant's zone. Series (per day, week or month) take their bucket boundaries from the caller
 //! too, so local days are exact in any zone: one `CASE` maps each row to its bucket.
 
+mod kept;
+
 use crate::db::Row;
 use crate::sql::Bind;
 use crate::{binds, Store, StoreError};
@@ -107,7 +109,8 @@ pub fn basis_points(part: i64, whole: i64) -> Option<i64> {
     Some(((scaled * 2 + whole) / (whole * 2)) as i64)
 }
 
-/// Purchases of the period by the buyer's tier now (the engine keeps no tier per purchase).
+/// Purchases of the period by the tier the buyer held when buying (purchases stored before
+/// version 11 of the schema: the member's tier then), with the members in each tier now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TierSpend {
     pub tier: String,
@@ -159,6 +162,34 @@ pub struct LiabilityByExpiry {
     pub later: i64,
     /// Points that never expire.
     pub never: i64,
+    /// The boundaries, in microseconds.
+    bounds: Vec<i64>,
+}
+
+impl LiabilityByExpiry {
+    /// Empty, with a bucket between each two of `boundaries` (checked by the caller).
+    fn cut_by(boundaries: &[Timestamp]) -> LiabilityByExpiry {
+        LiabilityByExpiry {
+            buckets: vec![0; boundaries.len() - 1],
+            bounds: boundaries.iter().map(|at| to_micros(*at)).collect(),
+            ..LiabilityByExpiry::default()
+        }
+    }
+
+    /// Adds points expiring at `expires_at` (`None`: never).
+    fn add(&mut self, expires_at: Option<i64>, points: i64) {
+        let Some(expires_at) = expires_at else {
+            self.never = self.never.saturating_add(points);
+            return;
+        };
+        // How many boundaries are at or before the expiry: 0 is before the first.
+        let bucket = match self.bounds.partition_point(|bound| *bound <= expires_at) {
+            0 => &mut self.before,
+            index if index >= self.bounds.len() => &mut self.later,
+            index => &mut self.buckets[index - 1],
+        };
+        *bucket = bucket.saturating_add(points);
+    }
 }
 
 /// What the profile page shows beside the member's balances.
@@ -230,12 +261,12 @@ const NET_AMOUNT: &str = "e.amount - COALESCE(e.refunded_amount, 0)";
 /// (the server's `AMOUNT_MAX`) and a balance at most 10^12 points, so a row adds at most 10^9
 /// to the high half and less than 10^6 to the low one: more than 9 × 10^9 rows are needed to
 /// overflow either, while the whole may well pass `i64` after 10^4 rows.
-const SUM_SPLIT: i64 = 1_000_000;
+pub(crate) const SUM_SPLIT: i64 = 1_000_000;
 
 /// `SUM(expression)` as two BIGINT columns `{name}_high` and `{name}_low`,
 /// `expression / SUM_SPLIT` and `% SUM_SPLIT` summed apart (both databases truncate toward
 /// zero, so the halves add back exactly); read them with [`joined_sum`].
-fn split_sum(expression: &str, name: &str) -> String {
+pub(crate) fn split_sum(expression: &str, name: &str) -> String {
     format!(
         "CAST(COALESCE(SUM(({expression}) / {SUM_SPLIT}), 0) AS BIGINT) AS {name}_high, \
          CAST(COALESCE(SUM(({expression}) % {SUM_SPLIT}), 0) AS BIGINT) AS {name}_low"
@@ -262,8 +293,9 @@ fn bucket_of<'b>(
 }
 
 impl Store {
-    /// The headline figures of `query`'s period.
-    pub async fn overview(&self, query: &StatsQuery) -> Result<Overview, StoreError> {
+    /// The headline figures of `query`'s period, read from the tables themselves: slow at
+    /// scale, and the reference [`Store::overview`]'s kept figures are tested against.
+    pub async fn overview_scanned(&self, query: &StatsQuery) -> Result<Overview, StoreError> {
         // Every statement is an aggregate without GROUP BY: one row each.
         let tenant = || binds![query.tenant_id.to_string()];
         let purchases_sql = format!(
@@ -324,7 +356,7 @@ impl Store {
 
     /// Purchases, revenue and points per bucket: `boundaries` (rising, 2 to 65) cut
     /// `[boundaries[0], boundaries[last])` into buckets; `query.from` and `until` are ignored.
-    pub async fn series(
+    pub async fn series_scanned(
         &self,
         query: &StatsQuery,
         boundaries: &[Timestamp],
@@ -382,7 +414,10 @@ impl Store {
 
     /// The period's purchases by the buyers' tier now, with every tier's member count; tiers
     /// in code order (the caller orders them as the programme does).
-    pub async fn spend_by_tier(&self, query: &StatsQuery) -> Result<Vec<TierSpend>, StoreError> {
+    pub async fn spend_by_tier_scanned(
+        &self,
+        query: &StatsQuery,
+    ) -> Result<Vec<TierSpend>, StoreError> {
         let mut tiers: Vec<TierSpend> = self
             .db
             .fetch(
@@ -406,14 +441,9 @@ impl Store {
             .db
             .fetch(
                 &format!(
-                    "SELECT m.tier AS tier, COUNT(DISTINCT e.member_id) AS buyers, COUNT(*) AS purchases, {} \
-                     {} GROUP BY m.tier",
+                    "SELECT COALESCE(e.tier, '') AS tier, COUNT(DISTINCT e.member_id) AS buyers, COUNT(*) AS purchases, {} \
+                     {PURCHASES} GROUP BY 1",
                     split_sum(NET_AMOUNT, "revenue"),
-                    PURCHASES.replacen(
-                        "FROM events e",
-                        "FROM events e JOIN members m ON m.id = e.member_id AND m.tenant_id = e.tenant_id",
-                        1
-                    )
                 ),
                 query.binds(),
             )
@@ -443,7 +473,10 @@ impl Store {
 
     /// The rewards most taken in the period (vouchers issued, cancelled ones left out), most
     /// first, at most [`TOP_REWARDS_MAX`]. Redemptions name no store, so every store counts.
-    pub async fn top_rewards(&self, query: &StatsQuery) -> Result<Vec<RewardCount>, StoreError> {
+    pub async fn top_rewards_scanned(
+        &self,
+        query: &StatsQuery,
+    ) -> Result<Vec<RewardCount>, StoreError> {
         let rows = self
             .db
             .fetch(
@@ -477,7 +510,7 @@ impl Store {
     }
 
     /// Points members hold now, by when they expire (see [`LiabilityByExpiry`]).
-    pub async fn liability_by_expiry(
+    pub async fn liability_by_expiry_scanned(
         &self,
         tenant_id: TenantId,
         boundaries: &[Timestamp],
@@ -496,25 +529,10 @@ impl Store {
                 binds![tenant_id.to_string()],
             )
             .await?;
-        let bounds: Vec<i64> = boundaries.iter().map(|at| to_micros(*at)).collect();
-        let mut liability = LiabilityByExpiry {
-            buckets: vec![0; boundaries.len() - 1],
-            ..LiabilityByExpiry::default()
-        };
+        let mut liability = LiabilityByExpiry::cut_by(boundaries);
         for row in rows {
-            let points = joined_sum(&row, "points")?;
             // NULL: lots that never expire.
-            let Some(expires_at) = row.opt_int("expires_at")? else {
-                liability.never = liability.never.saturating_add(points);
-                continue;
-            };
-            // How many boundaries are at or before the expiry: 0 is before the first.
-            let bucket = match bounds.partition_point(|bound| *bound <= expires_at) {
-                0 => &mut liability.before,
-                index if index >= bounds.len() => &mut liability.later,
-                index => &mut liability.buckets[index - 1],
-            };
-            *bucket = bucket.saturating_add(points);
+            liability.add(row.opt_int("expires_at")?, joined_sum(&row, "points")?);
         }
         Ok(liability)
     }
