@@ -373,9 +373,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut transaction = self.db.begin_write().await?;
         Store::profile_of(&mut transaction, tenant_id, member_id).await?;
+        // Locked on PostgreSQL: a batch changing the member's tier meanwhile would otherwise
+        // move it in the kept figures under this erasure (SQLite has one writer).
+        let lock = match self.backend {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
         let counted = transaction
             .fetch_one(
-                "SELECT tier, created_at, erased_at FROM members WHERE tenant_id = $1 AND id = $2",
+                &format!("SELECT tier, created_at, erased_at FROM members WHERE tenant_id = $1 AND id = $2{lock}"),
                 crate::binds![tenant_id.to_string(), member_id.to_string()],
             )
             .await?;

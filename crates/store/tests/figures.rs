@@ -92,6 +92,23 @@ async fn kept_figures_follow_every_writer(store: Store) {
             actor: None,
         },
     ));
+    // Store credit and stamps beside points: their liability too.
+    for (id, asset, amount) in [
+        ("CR1", Asset::Money, 50_000),
+        ("CR2", Asset::Stamps("cafe10".into()), 4),
+    ] {
+        later.push(cafe.event(
+            id,
+            day(43),
+            IncomingKind::Adjustment {
+                member: phone("0912000008"),
+                asset,
+                points: amount,
+                reason: "tặng".into(),
+                actor: None,
+            },
+        ));
+    }
     let answers = cafe.journal.submit_all(later).await;
     let codes: Vec<String> = answers
         .iter()
@@ -119,6 +136,23 @@ async fn kept_figures_follow_every_writer(store: Store) {
         answer.unwrap();
     }
     assert_figures_agree(&cafe.store, cafe.tenant, -1..45).await;
+    let query = patron_store::stats::StatsQuery {
+        tenant_id: cafe.tenant,
+        from: midnight(0),
+        until: midnight(45),
+        store: None,
+    };
+    assert_eq!(
+        cafe.store
+            .overview(&query)
+            .await
+            .unwrap()
+            .outstanding_holdings,
+        vec![
+            ("money".to_owned(), 50_000),
+            ("stamps:cafe10".to_owned(), 4)
+        ]
+    );
 
     // Jobs: tiers reviewed, the other vouchers expired, every lot expired.
     cafe.journal

@@ -177,6 +177,22 @@ async fn dashboard_figures(postgres: bool) {
     assert_eq!(figure(&hcm, "Điểm đã phát"), "15");
     assert_eq!(figure(&hcm, "Điểm đã dùng"), "0");
 
+    // Store credit given to An shows as its own liability, in money, beside the points.
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(
+                json!({"id": "credit-a", "type": "adjustment", "member": {"phone": "0912000001"},
+                        "asset": "money", "points": 75_000, "reason": "đền bù"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let credited = summary(&owner, "period=30d").await;
+    assert_eq!(figure(&credited, "Tiền tích luỹ khách đang giữ"), "75000");
+    assert_eq!(figure(&credited, "Điểm đang lưu hành"), "100");
+
     // A custom period before any purchase: nothing, and rates are empty, not 0 ÷ 0.
     let empty = summary(&owner, "period=custom&from=2020-01-01&to=2020-01-31").await;
     assert_eq!(figure(&empty, "Lượt mua"), "0");

@@ -201,10 +201,13 @@ impl Store {
             overview.active_members = *active;
             overview.repeat_members = *repeat;
         }
-        overview.outstanding_points = lots
-            .iter()
-            .filter(|(asset, _, _)| asset == "points")
-            .fold(0i64, |sum, (_, _, points)| sum.saturating_add(*points));
+        for (asset, held) in totals_by_asset(lots) {
+            if asset == "points" {
+                overview.outstanding_points = held;
+            } else {
+                overview.outstanding_holdings.push((asset, held));
+            }
+        }
         Ok(overview)
     }
 
@@ -228,22 +231,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    /// What members hold of each asset now (points, money, stamps), for the liability line.
-    pub async fn holdings_outstanding(
-        &self,
-        tenant_id: TenantId,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
-        for (asset, _, amount) in self.lot_sums(tenant_id).await? {
-            let total = totals.entry(asset).or_default();
-            *total = total.saturating_add(amount);
-        }
-        Ok(totals
-            .into_iter()
-            .filter(|(_, total)| *total != 0)
-            .collect())
     }
 
     /// Purchases, revenue and points per bucket between `boundaries` (local midnights,
@@ -409,6 +396,19 @@ impl Store {
         }
         Ok(liability)
     }
+}
+
+/// Lot sums added up per asset, in asset order, those not zero.
+fn totals_by_asset(lots: Vec<(String, i64, i64)>) -> Vec<(String, i64)> {
+    let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
+    for (asset, _, amount) in lots {
+        let total = totals.entry(asset).or_default();
+        *total = total.saturating_add(amount);
+    }
+    totals
+        .into_iter()
+        .filter(|(_, total)| *total != 0)
+        .collect()
 }
 
 /// The entry of tier `code`, made empty when new.

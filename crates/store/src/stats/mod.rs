@@ -53,6 +53,9 @@ pub struct Overview {
     /// Vouchers issued and not yet used, cancelled or expired, and the points they hold.
     pub outstanding_vouchers: i64,
     pub outstanding_voucher_points: i64,
+    /// What members hold of other assets now, by asset name (`money`: store credit in
+    /// minor units; `stamps:<card>`: stamps), those held at all.
+    pub outstanding_holdings: Vec<(String, i64)>,
 }
 
 impl Overview {
@@ -311,7 +314,7 @@ impl Store {
             split_sum("l.amount", "net")
         );
         let outstanding_sql = format!(
-            "SELECT {} FROM lots WHERE tenant_id = $1 AND remaining > 0 AND asset = 'points'",
+            "SELECT asset, {} FROM lots WHERE tenant_id = $1 AND remaining > 0 GROUP BY asset ORDER BY asset",
             split_sum("remaining", "points")
         );
         let vouchers_sql = format!(
@@ -333,12 +336,21 @@ impl Store {
             self.db.fetch_one(&purchases_sql, query.binds()),
             self.db.fetch_one(&repeat_sql, query.binds()),
             self.db.fetch(&flow_sql, query.binds()),
-            self.db.fetch_one(&outstanding_sql, tenant()),
+            self.db.fetch(&outstanding_sql, tenant()),
             self.db.fetch_one(&vouchers_sql, tenant()),
         )?;
         let mut points = PointsFlow::default();
         for row in &flow {
             points.add(&row.text("kind")?, joined_sum(row, "net")?);
+        }
+        let mut outstanding_points = 0;
+        let mut outstanding_holdings = Vec::new();
+        for row in &outstanding {
+            match (row.text("asset")?, joined_sum(row, "points")?) {
+                (asset, held) if asset == "points" => outstanding_points = held,
+                (_, 0) => {}
+                (asset, held) => outstanding_holdings.push((asset, held)),
+            }
         }
         Ok(Overview {
             members: members.int("members")?,
@@ -348,9 +360,10 @@ impl Store {
             purchases: purchases.int("purchases")?,
             revenue: joined_sum(&purchases, "revenue")?,
             points,
-            outstanding_points: joined_sum(&outstanding, "points")?,
+            outstanding_points,
             outstanding_vouchers: vouchers.int("vouchers")?,
             outstanding_voucher_points: joined_sum(&vouchers, "points")?,
+            outstanding_holdings,
         })
     }
 

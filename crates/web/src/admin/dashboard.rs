@@ -496,6 +496,23 @@ fn tables(t: Texts, figures: &Figures) -> Vec<Table> {
             Cell::Points(overview.outstanding_voucher_points),
         ),
     ];
+    // Other assets members hold: store credit in money, stamps per card.
+    let mut summary = summary
+        .into_iter()
+        .map(|(label, cell)| (label.to_owned(), cell))
+        .collect::<Vec<_>>();
+    for (asset, held) in &overview.outstanding_holdings {
+        match asset.strip_prefix("stamps:") {
+            Some(card) => summary.push((
+                t.fill("admin.figure.outstanding_stamps", &[("card", card)]),
+                Cell::Count(*held),
+            )),
+            None => summary.push((
+                t.get("admin.figure.outstanding_money").to_owned(),
+                Cell::Money(*held),
+            )),
+        }
+    }
     vec![
         Table {
             name: "summary",
