@@ -25,7 +25,8 @@ pub const EXPORT_PAGE_ROWS: i64 = 1_000;
 pub enum ExportKind {
     /// `id,phone,name,email,birthday,gender,city,tags,tier,balance,lifetime_spend,order_count,created_at`.
     Members,
-    /// One row per ledger entry: `transaction_id,member_id,kind,reason,account,amount,occurred_at`.
+    /// One row per ledger entry: `transaction_id,member_id,kind,reason,account,amount,occurred_at,asset`
+    /// (`asset`: `points`, `money` or `stamps:<card>`).
     Ledger,
     /// Outstanding points by expiry month: `expiry_month,points,value` (`never` last).
     Liability,
@@ -46,7 +47,7 @@ const MEMBER_HEADER: [&str; 13] = [
     "order_count",
     "created_at",
 ];
-const LEDGER_HEADER: [&str; 7] = [
+const LEDGER_HEADER: [&str; 8] = [
     "transaction_id",
     "member_id",
     "kind",
@@ -54,6 +55,7 @@ const LEDGER_HEADER: [&str; 7] = [
     "account",
     "amount",
     "occurred_at",
+    "asset",
 ];
 const LIABILITY_HEADER: [&str; 3] = ["expiry_month", "points", "value"];
 
@@ -169,6 +171,7 @@ impl Export {
                         entry.account,
                         entry.amount.to_string(),
                         rfc3339(entry.occurred_at, zone),
+                        entry.asset,
                     ]
                 })?;
                 (bytes, last, transactions)
@@ -365,8 +368,8 @@ async fn export_members(
     get,
     path = "/v1/exports/ledger.csv",
     tag = "exports",
-    responses((status = 200, description = "transaction_id,member_id,kind,reason,account,amount,occurred_at: \
-        one row per entry; `reason` is the transaction's JSON reason", content_type = "text/csv", body = String),
+    responses((status = 200, description = "transaction_id,member_id,kind,reason,account,amount,occurred_at,asset: \
+        one row per entry; `reason` is the transaction's JSON reason; `asset` is points, money or stamps:<card>", content_type = "text/csv", body = String),
         (status = 403, description = "Only owners and managers may export personal data", body = ErrorBody))
 )]
 async fn export_ledger(

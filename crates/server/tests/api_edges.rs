@@ -339,6 +339,19 @@ async fn store_credit_is_adjusted_beside_points(postgres: bool) {
     );
     let (_, member) = admin.get("/v1/members/by-phone/0912000001").await;
     assert_eq!(member["balance"], 0, "points untouched");
+    // The ledger export names each entry's asset.
+    let (status, ledger) = get_text(admin, "/v1/exports/ledger.csv").await;
+    assert_eq!(status, 200, "{ledger}");
+    let mut lines = ledger.trim_start_matches('\u{feff}').lines();
+    assert!(
+        lines.next().unwrap().ends_with(",amount,occurred_at,asset"),
+        "{ledger}"
+    );
+    let credit: Vec<&str> = lines
+        .filter(|line| line.contains(",member,") && line.ends_with(",money"))
+        .collect();
+    assert_eq!(credit.len(), 1, "{ledger}");
+    assert!(credit[0].contains(",200000,"), "{ledger}");
 }
 
 on_both_backends! {

@@ -52,6 +52,8 @@ pub struct LedgerExport {
     pub account: String,
     pub amount: i64,
     pub occurred_at: Timestamp,
+    /// `points`, `money` or `stamps:<card>`.
+    pub asset: String,
 }
 
 /// Outstanding points that expire at one instant (`None`: never, or debt).
@@ -116,10 +118,10 @@ impl Store {
             .db
             .fetch(
                 "SELECT t.id AS transaction_id, t.member_id AS member_id, t.kind AS kind, t.reason AS reason, \
-                 e.account AS account, e.amount AS amount, t.occurred_at AS occurred_at \
+                 e.account AS account, e.amount AS amount, t.occurred_at AS occurred_at, e.asset AS asset \
                  FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id \
                  WHERE t.id IN (SELECT id FROM ledger_transactions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3) \
-                 ORDER BY t.id, e.account, e.amount",
+                 ORDER BY t.id, e.asset, e.account, e.amount",
                 binds![
                     tenant_id.to_string(),
                     after.unwrap_or(""),
@@ -137,6 +139,7 @@ impl Store {
                     account: row.text("account")?,
                     amount: row.int("amount")?,
                     occurred_at: from_micros(row.int("occurred_at")?),
+                    asset: row.text("asset")?,
                 })
             })
             .collect()
