@@ -118,6 +118,77 @@ pub fn upgrade(
     Some(change)
 }
 
+/// Where the programme's tier rules settle the member at `now`, as a position in its tiers:
+/// the tier their qualifying value reaches when that is at or above the tier held (an upgrade
+/// is immediate); the tier held while a manager's hold lasts; otherwise the tier the value
+/// reaches, where reviews take them once grace periods have run, a level at a time. A tier the
+/// programme does not have is below every tier. `None` without tiers.
+pub fn settled_position(
+    programme: &Programme,
+    member: &MemberState,
+    now: Timestamp,
+    zone: Tz,
+) -> Option<usize> {
+    if programme.definition.tiers.is_empty() {
+        return None;
+    }
+    let reached = tier_for_value(programme, qualifying_value(programme, member, now, zone));
+    let on_hold = matches!(member.tier_held_until, Some(until) if until > now);
+    match programme.tier(&member.tier) {
+        Some((held, _)) if reached < held && on_hold => Some(held),
+        _ => Some(reached),
+    }
+}
+
+/// The first month (index) a qualifying value at `now` reads from the member's monthly totals;
+/// `None` when it reads the lifetime counters instead.
+pub fn first_qualifying_month(programme: &Programme, now: Timestamp, zone: Tz) -> Option<i32> {
+    let current = month_index(now, zone);
+    match programme.definition.qualification.window {
+        QualificationWindow::Lifetime => None,
+        QualificationWindow::Rolling12Months => Some(current - 11),
+        QualificationWindow::CalendarYear => Some((year_of_month_index(current) - 1970) * 12),
+    }
+}
+
+/// Two members of one person made one: the survivor's state with the source's spend, points,
+/// orders and monthly totals added, holding the higher of the two tiers (a tier the programme
+/// does not have counts lowest), raised at once when the combined qualifying value reaches a
+/// higher one. Balances and lots are the ledger's to move, not this.
+pub fn merged(
+    programme: Option<&Programme>,
+    survivor: &MemberState,
+    source: &MemberState,
+    now: Timestamp,
+    zone: Tz,
+) -> MemberState {
+    let mut merged = survivor.clone();
+    merged.lifetime_spend = survivor
+        .lifetime_spend
+        .saturating_add(source.lifetime_spend);
+    merged.lifetime_points = survivor
+        .lifetime_points
+        .saturating_add(source.lifetime_points);
+    merged.order_count = survivor.order_count.saturating_add(source.order_count);
+    for (month, totals) in &source.periods {
+        let into = merged.periods.entry(*month).or_default();
+        into.spend = into.spend.saturating_add(totals.spend);
+        into.points = into.points.saturating_add(totals.points);
+        merged.periods_changed.insert(*month);
+    }
+    let Some(programme) = programme else {
+        return merged;
+    };
+    let rank = |code: &str| programme.tier(code).map(|(index, _)| index);
+    if rank(&source.tier) > rank(&survivor.tier) {
+        merged.tier.clone_from(&source.tier);
+        merged.tier_since = now;
+        merged.tier_below_since = None;
+    }
+    upgrade(programme, &mut merged, now, zone);
+    merged
+}
+
 /// The periodic review: upgrade if due, or start / honour the grace period, or drop one level.
 pub fn review(
     programme: &Programme,
@@ -254,6 +325,31 @@ mod tests {
                 .to,
             "gold"
         );
+    }
+
+    #[test]
+    fn a_merge_keeps_the_higher_tier_and_rises_on_the_combined_spend() {
+        let programme = Programme::compile(1, cafe()).unwrap();
+        // 1,200,000đ each: neither reaches silver (2,000,000đ); together they do.
+        let survivor = member_with_spend(&programme, 1_200_000);
+        let source = member_with_spend(&programme, 1_200_000);
+        let merged = merged(Some(&programme), &survivor, &source, start(), zone());
+        assert_eq!(merged.tier, "silver");
+        assert_eq!(merged.lifetime_spend, Money(2_400_000));
+        assert_eq!(
+            merged.periods[&month_index(start(), zone())].spend,
+            Money(2_400_000)
+        );
+        // A gold source with little spend this year keeps the merged member gold.
+        let mut gold = member_with_spend(&programme, 100_000);
+        gold.tier = "gold".into();
+        let kept = super::merged(Some(&programme), &survivor, &gold, start(), zone());
+        assert_eq!(kept.tier, "gold");
+        // A tier the programme does not have counts lowest.
+        let mut retired = member_with_spend(&programme, 0);
+        retired.tier = "diamond".into();
+        let lowest = super::merged(Some(&programme), &survivor, &retired, start(), zone());
+        assert_eq!(lowest.tier, survivor.tier);
     }
 
     #[test]

@@ -106,6 +106,13 @@ pub(crate) struct MemberFigures {
 }
 
 impl MemberFigures {
+    /// Only the tier it counts in: for a change that moves lots between members without
+    /// changing what they hold (a merge).
+    pub(crate) fn tier_only(mut self) -> MemberFigures {
+        self.lots.clear();
+        self
+    }
+
     /// Whether the member was erased (it then counts in no tier).
     pub(crate) fn is_erased(&self) -> bool {
         self.tier.is_none()

@@ -544,23 +544,29 @@ pub(crate) async fn merge_in(
                 row.opt_int("erased_at")?.is_some(),
             ))
         };
-    let (survivor, survivor_erased) = load(&survivor_id).await?;
-    let (source, source_erased) = load(&source_id).await?;
+    let (mut survivor, survivor_erased) = load(&survivor_id).await?;
+    let (mut source, source_erased) = load(&source_id).await?;
+    let details =
+        crate::batch::load_member_details_of(db, vec![survivor_id.clone(), source_id.clone()])
+            .await?;
+    details.apply(&request.survivor, &mut survivor);
+    details.apply(&request.source, &mut source);
     let mut histories =
         crate::figures::purchases_of(db, &[request.survivor, request.source]).await?;
     let settings = store.tenant(request.tenant_id).await?;
-    let rank = |code: &str| {
+    let now = chrono::Utc::now();
+    // Core's rule: counters and monthly totals add up, the higher tier stays, and a combined
+    // value that reaches a higher tier raises it at once.
+    let merged = patron_core::tiers::merged(
         settings
-            .programme_at(chrono::Utc::now())
-            .and_then(|programme| programme.tier(code))
-            .map(|(index, _)| index)
-            .unwrap_or(0)
-    };
-    let tier = if rank(&source.tier) > rank(&survivor.tier) {
-        source.tier.clone()
-    } else {
-        survivor.tier.clone()
-    };
+            .programme_at(now)
+            .map(|programme| programme.as_ref()),
+        &survivor,
+        &source,
+        now,
+        settings.zone,
+    );
+    let tier = merged.tier.clone();
     let mut profile = survivor.profile.clone();
     let fill = |target: &mut Option<String>, value: &Option<String>| {
         if target.is_none() {
@@ -599,14 +605,15 @@ pub(crate) async fn merge_in(
         )
         .await?;
     }
-    db.execute(
-        "INSERT INTO member_periods (member_id, month, spend, points) \
-         SELECT $1, month, spend, points FROM member_periods WHERE member_id = $2 AND true \
-         ON CONFLICT (member_id, month) DO UPDATE SET spend = member_periods.spend + excluded.spend, \
-         points = member_periods.points + excluded.points",
-        vec![survivor_id.clone().into(), source_id.clone().into()],
-    )
-    .await?;
+    for month in &merged.periods_changed {
+        let totals = merged.periods[month];
+        db.execute(
+            "INSERT INTO member_periods (member_id, month, spend, points) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (member_id, month) DO UPDATE SET spend = excluded.spend, points = excluded.points",
+            crate::binds![survivor_id.clone(), i64::from(*month), totals.spend.0, totals.points.0],
+        )
+        .await?;
+    }
     db.execute(
         "DELETE FROM member_periods WHERE member_id = $1",
         vec![source_id.clone().into()],
@@ -624,7 +631,8 @@ pub(crate) async fn merge_in(
     db.execute(
         "UPDATE members SET phone = $1, email = $2, name = $3, birthday = $4, gender = $5, city = $6, tier = $7, \
          points_balance = $8, lifetime_spend = $9, lifetime_points = $10, order_count = $11, updated_at = $12, \
-         search_name = $13, search_phone = $14 WHERE tenant_id = $15 AND id = $16",
+         search_name = $13, search_phone = $14, tier_since = $15, tier_below_since = $16 \
+         WHERE tenant_id = $17 AND id = $18",
         vec![
             profile.phone.as_ref().map(|phone| phone.as_str().to_owned()).into(),
             profile.email.clone().into(),
@@ -634,23 +642,14 @@ pub(crate) async fn merge_in(
             profile.city.clone().into(),
             tier.clone().into(),
             balance.into(),
-            survivor
-                .lifetime_spend
-                .saturating_add(source.lifetime_spend)
-                .0
-                .into(),
-            survivor
-                .lifetime_points
-                .saturating_add(source.lifetime_points)
-                .0
-                .into(),
-            survivor
-                .order_count
-                .saturating_add(source.order_count)
-                .into(),
-            to_micros(chrono::Utc::now()).into(),
+            merged.lifetime_spend.0.into(),
+            merged.lifetime_points.0.into(),
+            merged.order_count.into(),
+            to_micros(now).into(),
             search_name_key(&profile).into(),
             search_phone_key(&profile).into(),
+            to_micros(merged.tier_since).into(),
+            merged.tier_below_since.map(to_micros).into(),
             tenant.clone().into(),
             survivor_id.clone().into(),
         ],
@@ -705,14 +704,13 @@ pub(crate) async fn merge_in(
             -1,
         );
     }
-    let gone = MemberFigures::of(&source, source_erased);
+    // Lots move to the survivor unchanged: what members hold stays, only tiers count.
+    let gone = MemberFigures::of(&source, source_erased).tier_only();
     figures.member(tenant_id, Some(&gone), &MemberFigures::default());
-    let mut merged = survivor.clone();
-    merged.tier = report.tier.clone();
     figures.member(
         tenant_id,
-        Some(&MemberFigures::of(&survivor, survivor_erased)),
-        &MemberFigures::of(&merged, survivor_erased),
+        Some(&MemberFigures::of(&survivor, survivor_erased).tier_only()),
+        &MemberFigures::of(&merged, survivor_erased).tier_only(),
     );
     let survivor_purchases = histories.remove(&request.survivor).unwrap_or_default();
     let source_purchases = histories.remove(&request.source).unwrap_or_default();

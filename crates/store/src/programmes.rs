@@ -4,10 +4,10 @@
 use crate::audit::{Actor, Change};
 use crate::sql::Bind;
 use crate::{binds, Store, StoreError};
-use patron_core::programme::{
-    Programme, ProgrammeDefinition, QualificationMetric, QualificationWindow,
-};
-use patron_core::time::{from_micros, month_index, to_micros, year_of_month_index, Timestamp};
+use patron_core::member::{MemberState, PeriodTotals, Profile};
+use patron_core::programme::{Programme, ProgrammeDefinition};
+use patron_core::tiers;
+use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::TenantId;
 use serde::Serialize;
 
@@ -164,10 +164,9 @@ impl Store {
     }
 
     /// How many members `definition`'s tiers would place in another tier than the programme in
-    /// force would, at `now`: one statement over the members and their monthly totals, on
-    /// either backend. Each member is settled under both programmes by the same rule
-    /// ([`settled_position_sql`]), so a draft identical to the version in force moves nobody,
-    /// whoever is in a grace period, on hold or not yet reviewed.
+    /// force would, at `now`. Each member is settled under both programmes by core's rule
+    /// ([`tiers::settled_position`]), a round of members at a time, so a draft identical to the
+    /// version in force moves nobody, whoever is in a grace period, on hold or not yet reviewed.
     pub async fn tier_impact(
         &self,
         tenant_id: TenantId,
@@ -176,69 +175,112 @@ impl Store {
     ) -> Result<TierImpact, StoreError> {
         let settings = self.tenant(tenant_id).await?;
         let zone = settings.zone;
-        if definition.tiers.is_empty() {
-            let row = self
-                .db
-                .fetch_one(
-                    "SELECT COUNT(*) AS members FROM members WHERE tenant_id = $1",
-                    binds![tenant_id.to_string()],
-                )
-                .await?;
-            return Ok(TierImpact {
-                members: row.int("members")?,
-                ..TierImpact::default()
-            });
-        }
-        // The pieces are made in the order they stand in the statement, so each placeholder
-        // first appears after those numbered before it (SQLite numbers `$n` by first
-        // appearance): `$1` and `$2`, then the qualifying values, then the positions.
-        let mut values: Vec<Bind> = binds![tenant_id.to_string(), to_micros(now)];
+        let draft = validate(definition)?;
         let in_force = settings
             .programme_at(now)
             .filter(|programme| !programme.definition.tiers.is_empty());
-        let draft_qualifying = qualifying_sql(definition, now, zone, &mut values);
-        let current_qualifying = match in_force {
-            Some(programme) => qualifying_sql(&programme.definition, now, zone, &mut values),
-            None => String::from("0"),
-        };
-        let draft = settled_position_sql(definition, "q_draft", &mut values);
-        // Where the programme in force would settle each member, as a position in the draft's
-        // tiers (-1: a tier the draft does not have). Without tiers in force, the tier held.
-        let current = match in_force {
-            Some(programme) => {
-                let settled = settled_position_sql(&programme.definition, "q_current", &mut values);
-                let mut translated = format!("CASE {settled}");
-                for (index, tier) in programme.definition.tiers.iter().enumerate() {
-                    let in_draft = draft_position(definition, &tier.code);
-                    translated.push_str(&format!(" WHEN {index} THEN {in_draft}"));
+        // The earliest month either qualification reads (none for lifetime counters).
+        let first_month = [Some(&draft), in_force.map(|programme| programme.as_ref())]
+            .into_iter()
+            .flatten()
+            .filter_map(|programme| tiers::first_qualifying_month(programme, now, zone))
+            .min();
+        let mut impact = TierImpact::default();
+        let mut after = String::new();
+        loop {
+            let members = self
+                .tier_states(tenant_id, &after, first_month, now)
+                .await?;
+            let Some(last) = members.last() else { break };
+            after = last.id.to_string();
+            for member in &members {
+                impact.members += 1;
+                let new_position = tiers::settled_position(&draft, member, now, zone)
+                    .map_or(-1, |position| position as i64);
+                let old_code = match in_force {
+                    Some(programme) => tiers::settled_position(programme, member, now, zone)
+                        .map(|position| programme.definition.tiers[position].code.as_str()),
+                    None => Some(member.tier.as_str()),
+                };
+                let old_position = old_code.map_or(-1, |code| draft_position(definition, code));
+                if new_position != old_position {
+                    impact.changed += 1;
+                    if old_position >= 0 && new_position > old_position {
+                        impact.up += 1;
+                    } else {
+                        impact.down += 1;
+                    }
                 }
-                translated.push_str(" ELSE -1 END");
-                translated
             }
-            None => held_position_sql(definition, &mut values),
-        };
-        let sql = format!(
-            "WITH tenant_members AS (SELECT id, tier, tier_held_until, lifetime_spend, lifetime_points \
-             FROM members WHERE tenant_id = $1), \
-             qualified AS (SELECT m.tier AS tier, \
-             CASE WHEN m.tier_held_until IS NOT NULL AND m.tier_held_until > $2 THEN 1 ELSE 0 END AS held, \
-             {draft_qualifying} AS q_draft, {current_qualifying} AS q_current FROM tenant_members m), \
-             positions AS (SELECT {draft} AS new_position, {current} AS old_position FROM qualified) \
-             SELECT COUNT(*) AS members, \
-             COALESCE(SUM(CASE WHEN new_position <> old_position THEN 1 ELSE 0 END), 0) AS changed, \
-             COALESCE(SUM(CASE WHEN old_position >= 0 AND new_position > old_position THEN 1 ELSE 0 END), 0) AS up, \
-             COALESCE(SUM(CASE WHEN old_position < 0 OR new_position < old_position THEN 1 ELSE 0 END), 0) AS down \
-             FROM positions"
-        );
-        let row = self.db.fetch_one(&sql, values).await?;
-        Ok(TierImpact {
-            members: row.int("members")?,
-            changed: row.int("changed")?,
-            up: row.int("up")?,
-            down: row.int("down")?,
-        })
+            if (members.len() as i64) < TIER_IMPACT_MEMBERS_PER_ROUND {
+                break;
+            }
+        }
+        Ok(impact)
+    }
+
+    /// Up to [`TIER_IMPACT_MEMBERS_PER_ROUND`] members of the tenant after the id `after`, with
+    /// what tier rules read: tier, hold, lifetime counters and the monthly totals from
+    /// `first_month` (none when `None`).
+    async fn tier_states(
+        &self,
+        tenant_id: TenantId,
+        after: &str,
+        first_month: Option<i32>,
+        now: Timestamp,
+    ) -> Result<Vec<MemberState>, StoreError> {
+        let rows = self
+            .db
+            .fetch(
+                "SELECT id, tier, tier_held_until, lifetime_spend, lifetime_points FROM members \
+                 WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                binds![tenant_id.to_string(), after, TIER_IMPACT_MEMBERS_PER_ROUND],
+            )
+            .await?;
+        let mut members: Vec<MemberState> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = crate::batch::parse_member_id(&row.text("id")?)?;
+            let mut state = MemberState::new(id, Profile::default(), &row.text("tier")?, now);
+            state.tier_held_until = row.opt_int("tier_held_until")?.map(from_micros);
+            state.lifetime_spend = patron_core::Money(row.int("lifetime_spend")?);
+            state.lifetime_points = patron_core::Points(row.int("lifetime_points")?);
+            members.push(state);
+        }
+        if let (Some(first_month), false) = (first_month, members.is_empty()) {
+            let index: std::collections::HashMap<String, usize> = members
+                .iter()
+                .enumerate()
+                .map(|(position, member)| (member.id.to_string(), position))
+                .collect();
+            let sql = crate::sql::by_keys(
+                self.backend,
+                &format!("SELECT member_id, month, spend, points FROM member_periods WHERE month >= {first_month} AND"),
+                "member_id",
+                1,
+                false,
+            );
+            let ids: Vec<String> = index.keys().cloned().collect();
+            for row in self.db.fetch(&sql, vec![Bind::Texts(ids)]).await? {
+                let Some(position) = index.get(&row.text("member_id")?) else {
+                    continue;
+                };
+                let month = i32::try_from(row.int("month")?)
+                    .map_err(|_| StoreError::Corrupt("member period month".into()))?;
+                members[*position].periods.insert(
+                    month,
+                    PeriodTotals {
+                        spend: patron_core::Money(row.int("spend")?),
+                        points: patron_core::Points(row.int("points")?),
+                    },
+                );
+            }
+        }
+        Ok(members)
     }
 }
+
+/// Members read per round by [`Store::tier_impact`].
+const TIER_IMPACT_MEMBERS_PER_ROUND: i64 = 5_000;
 
 /// The position of the tier `code` in `definition` (-1 when it has no such tier). Positions are
 /// written into statements: they are our own small integers.
@@ -249,70 +291,4 @@ fn draft_position(definition: &ProgrammeDefinition, code: &str) -> i64 {
         .position(|tier| tier.code == code)
         .map(|index| index as i64)
         .unwrap_or(-1)
-}
-
-/// The member's qualifying value (`m` is the member's row) under `definition`'s qualification
-/// at `now`, as an SQL expression; its bounds are bound in `values`.
-fn qualifying_sql(
-    definition: &ProgrammeDefinition,
-    now: Timestamp,
-    zone: chrono_tz::Tz,
-    values: &mut Vec<Bind>,
-) -> String {
-    let qualification = &definition.qualification;
-    let column = match qualification.metric {
-        QualificationMetric::Spend => "spend",
-        QualificationMetric::Points => "points",
-    };
-    let current = month_index(now, zone);
-    let first_month = match qualification.window {
-        QualificationWindow::Lifetime => return format!("m.lifetime_{column}"),
-        QualificationWindow::Rolling12Months => current - 11,
-        QualificationWindow::CalendarYear => (year_of_month_index(current) - 1970) * 12,
-    };
-    values.push(i64::from(first_month).into());
-    values.push(i64::from(current).into());
-    let (first, last) = (values.len() - 1, values.len());
-    format!(
-        "(SELECT CAST(COALESCE(SUM(p.{column}), 0) AS BIGINT) FROM member_periods p \
-         WHERE p.member_id = m.id AND p.month BETWEEN ${first} AND ${last})"
-    )
-}
-
-/// The position in `definition` of the tier the member holds (column `tier`) (-1 when it has no such tier).
-fn held_position_sql(definition: &ProgrammeDefinition, values: &mut Vec<Bind>) -> String {
-    let mut held = String::from("CASE tier");
-    for (index, tier) in definition.tiers.iter().enumerate() {
-        values.push(tier.code.clone().into());
-        held.push_str(&format!(" WHEN ${} THEN {index}", values.len()));
-    }
-    held.push_str(" ELSE -1 END");
-    held
-}
-
-/// Where `definition`'s tier rules settle the member, as a position in its tiers: the tier
-/// their qualifying value reaches when that is higher than the tier held (an upgrade is
-/// immediate); the tier held while a manager's hold lasts; otherwise the tier the value reaches
-/// (where reviews take them once grace periods have run, one level at a time). Reads the
-/// columns `qualifying`, `tier` and `held` (1 while a manager's hold lasts).
-fn settled_position_sql(
-    definition: &ProgrammeDefinition,
-    qualifying: &str,
-    values: &mut Vec<Bind>,
-) -> String {
-    let mut reached = String::from("CASE");
-    for (index, tier) in definition.tiers.iter().enumerate().skip(1).rev() {
-        values.push(tier.threshold.into());
-        reached.push_str(&format!(
-            " WHEN {qualifying} >= ${} THEN {index}",
-            values.len()
-        ));
-    }
-    reached.push_str(" ELSE 0 END");
-    let held = held_position_sql(definition, values);
-    format!(
-        "(CASE WHEN {reached} >= {held} THEN {reached} \
-         WHEN held = 1 THEN {held} \
-         ELSE {reached} END)"
-    )
 }
