@@ -1,6 +1,12 @@
-//! `patron bench pages`: how long the web pages take to make and how big they are, over the
-//! demo's data (a café chain with ~10,000 members and ~100,000 purchases), against a floor
-//! measured in the same run on the same connection: `GET /healthz`, which does no work.
+//! `patron bench pages`: how long every admin page, till page, member page and API read takes
+//! to make and how big it is, against a floor measured in the same run on the same
+//! connection: `GET /healthz`, which does no work.
+//!
+//! The data is the demo's café chain. Up to [`ENGINE_PURCHASES_MAX`] purchases are generated
+//! through the engine; past that, that history is copied in SQL with fresh ids until it reaches
+//! the size asked for (`bench_scale`: each copy a consistent ledger), so ten million events
+//! take minutes, not hours, to seed. Streaming CSV exports of the whole ledger are downloads,
+//! not page reads, and are left out.
 //!
 //! One keep-alive connection, one request at a time, so each figure is one page's own time
 //! (the server's work plus a loopback round trip, which the floor shows).
@@ -14,8 +20,12 @@ use patron_store::{DatabaseConfig, Journal, JournalConfig, MemberRef, Store};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Goal: 99% of page loads within this many microseconds of server time.
-const PAGE_P99_GOAL_MICROS: u32 = 100_000;
+/// Goal (issue 11): 99% of page loads and API reads within this many microseconds.
+const PAGE_P99_GOAL_MICROS: u32 = 1_000_000;
+/// Purchases generated through the engine; the rest are copies of them.
+const ENGINE_PURCHASES_MAX: usize = 100_000;
+/// Members the member pages rotate through, spread over the copies.
+const ROTATED_MEMBERS: usize = 20;
 /// Goal: the member page's HTML at most this many bytes.
 const MEMBER_PAGE_BYTES_MAX: usize = 50 * 1024;
 /// Requests before timing starts, per page (caches, prepared statements).
@@ -28,9 +38,13 @@ pub struct PagesArgs {
     /// Demo members (generated before the run, not timed).
     #[arg(long, default_value_t = 10_000)]
     members: usize,
-    /// Demo purchases over 18 months.
-    #[arg(long, default_value_t = 100_000)]
+    /// Demo purchases over 18 months (the demo adds reviews and redemptions).
+    #[arg(long, alias = "events", default_value_t = 100_000)]
     purchases: usize,
+    /// Copies of an engine-generated history (default: enough that the engine generates at
+    /// most 100,000 purchases).
+    #[arg(long)]
+    copies: Option<u32>,
     /// Timed requests per page.
     #[arg(long, default_value_t = 100)]
     requests: usize,
@@ -50,17 +64,45 @@ pub async fn run(args: PagesArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// A page to time: its name, path and the cookie it is fetched with.
-struct Page {
-    name: &'static str,
-    path: String,
-    cookie: Option<String>,
-}
-
 async fn bench(args: &PagesArgs, database: &BenchDatabase) -> anyhow::Result<()> {
     let store = Store::open(&DatabaseConfig::new(database.url.clone())).await?;
-    let (tenant, _) =
-        crate::demo::generate(&store, &DemoArgs::sized(args.members, args.purchases)).await?;
+    let copies = match args.copies {
+        Some(copies) => copies,
+        None => u32::try_from(args.purchases.div_ceil(ENGINE_PURCHASES_MAX))?
+            .clamp(1, crate::bench_scale::COPIES_MAX),
+    };
+    anyhow::ensure!(
+        (1..=crate::bench_scale::COPIES_MAX).contains(&copies),
+        "--copies must be 1 to {}",
+        crate::bench_scale::COPIES_MAX
+    );
+    let copies_usize = copies as usize;
+    let base_members = args.members.div_ceil(copies_usize);
+    let started = Instant::now();
+    let (tenant, api_key) = crate::demo::generate(
+        &store,
+        &DemoArgs::sized(base_members, args.purchases.div_ceil(copies_usize)),
+    )
+    .await?;
+    println!(
+        "seeded through the engine: {base_members} members in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    for (table, seconds) in
+        crate::bench_scale::scale_out(&store, tenant, copies, base_members).await?
+    {
+        println!("  copied ×{copies}: {table} in {seconds:.1} s");
+    }
+    let size = store.check_ledger().await?;
+    println!(
+        "scaled out ×{copies} in {:.0} s: {} members, {} events, {} ledger transactions (ledger sound: {})",
+        started.elapsed().as_secs_f64(),
+        size.members,
+        size.events,
+        size.transactions,
+        size.is_sound()
+    );
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
     let options = patron_server::ServerOptions {
         rate_limit: patron_server::RateLimit {
@@ -100,100 +142,105 @@ async fn bench(args: &PagesArgs, database: &BenchDatabase) -> anyhow::Result<()>
     };
     let owner = staff_cookie(0).await?;
     let cashier = staff_cookie(1).await?;
-    // The demo's busiest member: the first phone is drawn most often.
+    // Members spread over the copies, the demo's busiest (the first phone) among them.
     let now = chrono::Utc::now();
-    let busiest = store
-        .member(tenant, &MemberRef::Phone(demo_phone(0)), now)
-        .await?;
-    let member_id =
-        patron_core::MemberId::parse(&busiest.id).map_err(|_| anyhow::anyhow!("a member id"))?;
-    let member_session = store.start_member_session(tenant, member_id, now).await?;
-    let member_cookie = format!("{}={}", patron_web::MEMBER_COOKIE, member_session.token);
-    let id = &busiest.id;
-    let pages = [
-        ("floor: /healthz", "/healthz".to_owned(), None),
-        ("dashboard", "/admin".to_owned(), Some(&owner)),
-        (
-            "members search",
-            "/admin/members?q=0910".to_owned(),
-            Some(&owner),
-        ),
-        (
-            "member profile",
-            format!("/admin/members/{id}"),
-            Some(&owner),
-        ),
-        (
-            "programme editor",
-            "/admin/programme".to_owned(),
-            Some(&owner),
-        ),
-        ("audit log", "/admin/audit".to_owned(), Some(&owner)),
-        (
-            "till: member",
-            format!("/cashier/member/{id}"),
-            Some(&cashier),
-        ),
-        ("member page", format!("/m/{tenant}"), Some(&member_cookie)),
-    ]
-    .map(|(name, path, cookie)| Page {
-        name,
-        path,
-        cookie: cookie.cloned(),
-    });
+    let mut members = Vec::with_capacity(ROTATED_MEMBERS);
+    for index in 0..ROTATED_MEMBERS {
+        let base = (index * 7919) % base_members;
+        let copy = (index % copies_usize) as u32;
+        let original = store
+            .member(tenant, &MemberRef::Phone(demo_phone(base)), now)
+            .await?;
+        let id = crate::bench_scale::copied_id(&original.id, copy);
+        members.push((id, demo_phone(base + copy as usize * base_members)));
+    }
+    let mut member_cookies = Vec::with_capacity(members.len());
+    for (id, _) in &members {
+        let member_id =
+            patron_core::MemberId::parse(id).map_err(|_| anyhow::anyhow!("a member id"))?;
+        let session = store.start_member_session(tenant, member_id, now).await?;
+        member_cookies.push(format!("{}={}", patron_web::MEMBER_COOKIE, session.token));
+    }
+    let bearer = format!("Bearer {api_key}");
+    let pages = pages(tenant, &owner, &cashier, &bearer);
 
     println!(
-        "backend {:?}: {} members, {} purchases; {} timed requests per page, one connection",
+        "backend {:?}; {} timed requests per page, one connection; member pages rotate through {} members",
         store.backend(),
-        args.members,
-        args.purchases,
-        args.requests
+        args.requests,
+        members.len()
     );
     println!(
-        "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<26} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "page", "p50 ms", "p99 ms", "max ms", "KB", "× floor"
     );
     let mut sender = connect(address).await?;
     let mut floor_p50 = 0u32;
-    let mut missed = Vec::new();
+    let mut goals = Vec::new();
     for page in &pages {
         let mut micros = Vec::with_capacity(args.requests);
         let mut bytes = 0;
         for round in 0..WARM_UP + args.requests {
+            let (id, phone) = &members[round % members.len()];
+            let path = page
+                .path
+                .replace("{id}", id)
+                .replace("{phone}", &phone.national());
             let mut request = hyper::Request::builder()
-                .uri(&page.path)
+                .uri(&path)
                 .header(hyper::header::HOST, "127.0.0.1")
                 .header(hyper::header::ACCEPT_LANGUAGE, "vi");
-            if let Some(cookie) = &page.cookie {
-                request = request.header(hyper::header::COOKIE, cookie);
+            match &page.auth {
+                Auth::None => {}
+                Auth::Cookie(cookie) => request = request.header(hyper::header::COOKIE, cookie),
+                Auth::Member => {
+                    request = request.header(
+                        hyper::header::COOKIE,
+                        &member_cookies[round % member_cookies.len()],
+                    )
+                }
+                Auth::Bearer(bearer) => {
+                    request = request.header(hyper::header::AUTHORIZATION, bearer)
+                }
             }
             let request = request.body(Full::new(Bytes::new()))?;
             let started = Instant::now();
             let (status, body) = exchange(&mut sender, request).await?;
             let elapsed = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+            // The till's search answers with a redirect to the member it found.
             anyhow::ensure!(
-                status.is_success(),
-                "{} answered {status}: {}",
-                page.path,
+                status.is_success() || status.is_redirection(),
+                "{path} answered {status}: {}",
                 String::from_utf8_lossy(&body[..body.len().min(300)])
             );
             if round >= WARM_UP {
                 micros.push(elapsed);
             }
-            bytes = body.len();
+            bytes = bytes.max(body.len());
         }
         micros.sort_unstable();
         let (p50, p99) = (percentile(&micros, 0.5), percentile(&micros, 0.99));
         if page.path == "/healthz" {
             floor_p50 = p50.max(1);
-        } else if p99 > PAGE_P99_GOAL_MICROS {
-            missed.push(format!("{} p99 {} ms", page.name, millis(p99)));
+        } else {
+            goals.push(format!(
+                "  {} p99 < {} ms: {} ms, {}",
+                page.name,
+                PAGE_P99_GOAL_MICROS / 1000,
+                millis(p99),
+                met(p99 < PAGE_P99_GOAL_MICROS)
+            ));
         }
-        if page.name == "member page" && bytes > MEMBER_PAGE_BYTES_MAX {
-            missed.push(format!("member page {bytes} bytes"));
+        if page.name == "member page" {
+            goals.push(format!(
+                "  member page < {} KB: {:.1} KB, {}",
+                MEMBER_PAGE_BYTES_MAX / 1024,
+                bytes as f64 / 1024.0,
+                met(bytes < MEMBER_PAGE_BYTES_MAX)
+            ));
         }
         println!(
-            "{:<18} {:>9} {:>9} {:>9} {:>9.1} {:>9.1}",
+            "{:<26} {:>9} {:>9} {:>9} {:>9.1} {:>9.1}",
             page.name,
             millis(p50),
             millis(p99),
@@ -202,20 +249,98 @@ async fn bench(args: &PagesArgs, database: &BenchDatabase) -> anyhow::Result<()>
             p50 as f64 / floor_p50 as f64
         );
     }
-    println!(
-        "goals: every page p99 < {} ms, member page < {} KB: {}",
-        PAGE_P99_GOAL_MICROS / 1000,
-        MEMBER_PAGE_BYTES_MAX / 1024,
-        if missed.is_empty() {
-            "met".to_owned()
-        } else {
-            format!("missed ({})", missed.join("; "))
-        }
-    );
+    println!("(not timed: the streaming CSV exports of all members and the whole ledger)");
+    println!("goals:");
+    for goal in goals {
+        println!("{goal}");
+    }
     let _ = stop.send(());
     server.await??;
     journal.stop().await;
     writer.await?;
     store.close().await;
     Ok(())
+}
+
+fn met(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "miss"
+    }
+}
+
+/// How a page is asked for.
+enum Auth {
+    None,
+    Cookie(String),
+    /// The member page's own session, one per rotated member.
+    Member,
+    Bearer(String),
+}
+
+/// A page to time: its name, path (`{id}`: a rotated member's id, `{phone}`: their phone)
+/// and how it is asked for.
+struct Page {
+    name: &'static str,
+    path: String,
+    auth: Auth,
+}
+
+/// Every page and API read, the floor first.
+fn pages(tenant: patron_core::TenantId, owner: &str, cashier: &str, bearer: &str) -> Vec<Page> {
+    let page = |name: &'static str, path: String, auth: Auth| Page { name, path, auth };
+    let owner_page = |name: &'static str, path: &str| {
+        page(name, path.to_owned(), Auth::Cookie(owner.to_owned()))
+    };
+    let api = |name: &'static str, path: &str| {
+        page(name, path.to_owned(), Auth::Bearer(bearer.to_owned()))
+    };
+    vec![
+        page("floor: /healthz", "/healthz".to_owned(), Auth::None),
+        owner_page("dashboard: this month", "/admin?period=month"),
+        owner_page("dashboard: 30 days", "/admin?period=30d"),
+        owner_page("dashboard: 90 days", "/admin?period=90d"),
+        owner_page("dashboard: this year", "/admin?period=year"),
+        owner_page("dashboard: a store, 90 d", "/admin?period=90d&store=HN-HK"),
+        owner_page(
+            "dashboard CSV: tiers",
+            "/admin/export/tiers.csv?period=year",
+        ),
+        owner_page("members list", "/admin/members"),
+        owner_page("members: name search", "/admin/members?q=tran%20thi"),
+        owner_page("members: phone search", "/admin/members?q={phone}"),
+        owner_page("member profile", "/admin/members/{id}"),
+        owner_page("programme editor", "/admin/programme"),
+        owner_page("audit log", "/admin/audit"),
+        owner_page("staff", "/admin/staff"),
+        owner_page("API keys", "/admin/keys"),
+        owner_page("webhooks", "/admin/webhooks"),
+        page(
+            "till: find",
+            "/cashier".to_owned(),
+            Auth::Cookie(cashier.to_owned()),
+        ),
+        page(
+            "till: by phone",
+            "/cashier/find?q={phone}".to_owned(),
+            Auth::Cookie(cashier.to_owned()),
+        ),
+        page(
+            "till: member",
+            "/cashier/member/{id}".to_owned(),
+            Auth::Cookie(cashier.to_owned()),
+        ),
+        page("member page", format!("/m/{tenant}"), Auth::Member),
+        api("API: members", "/v1/members?limit=50"),
+        api("API: member", "/v1/members/{id}"),
+        api("API: member by phone", "/v1/members/by-phone/{phone}"),
+        api("API: history", "/v1/members/{id}/history"),
+        api("API: vouchers", "/v1/members/{id}/vouchers"),
+        api("API: rewards", "/v1/rewards"),
+        api("API: tiers", "/v1/tiers"),
+        api("API: stores", "/v1/stores"),
+        api("API: programme versions", "/v1/programme/versions"),
+        api("API: audit", "/v1/audit"),
+    ]
 }

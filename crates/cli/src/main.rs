@@ -3,6 +3,7 @@
 mod bench;
 mod bench_api;
 mod bench_pages;
+mod bench_scale;
 mod config;
 mod demo;
 mod import;
