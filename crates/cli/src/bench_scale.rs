@@ -17,7 +17,8 @@ enum Copied {
     Id,
     /// The sender's event id: `~k` appended.
     EventId,
-    /// A voucher code: its first 2 characters become the copy's number (copies < 256).
+    /// A voucher code: its first 2 characters become the copy's number in lowercase letters
+    /// (copies < 256), which no code has.
     VoucherCode,
     /// A demo phone `+8491xxxxxxx`: its number moves up by `k × members`.
     Phone,
@@ -105,7 +106,18 @@ fn expression(backend: Backend, column: &str, copied: Copied) -> String {
     match copied {
         Copied::Id => format!("{} || substr(x.{column}, 9)", hex(backend, 8)),
         Copied::EventId => format!("x.{column} || '~' || CAST(c.k AS TEXT)"),
-        Copied::VoucherCode => format!("{} || substr(x.{column}, 3)", hex(backend, 2)),
+        // Two lowercase letters: never in a code's alphabet, so never an original's code.
+        Copied::VoucherCode => {
+            let letter = |number: &str| match backend {
+                Backend::Sqlite => format!("char(97 + {number})"),
+                Backend::Postgres => format!("chr(CAST(97 + {number} AS INTEGER))"),
+            };
+            format!(
+                "{} || {} || substr(x.{column}, 3)",
+                letter("c.k / 16"),
+                letter("c.k % 16")
+            )
+        }
         Copied::Phone => format!("CASE WHEN x.phone IS NULL THEN NULL ELSE {phone} END"),
         Copied::SearchPhone => format!(
             "CASE WHEN x.phone IS NULL THEN NULL ELSE '0' || substr({phone}, 4) || ' ' || substr({phone}, 2) END"
@@ -268,6 +280,32 @@ mod tests {
             store.overview(&query).await.unwrap(),
             store.overview_scanned(&query).await.unwrap()
         );
+    }
+
+    /// As many copies as there may be: every copied voucher code, event id and id is new.
+    async fn the_most_copies_collide_with_nothing(store: Store) {
+        let (tenant, _) = crate::demo::generate(&store, &DemoArgs::sized(40, 600))
+            .await
+            .unwrap();
+        let vouchers =
+            patron_testkit::scalar(&store, "SELECT COUNT(*) FROM vouchers", vec![]).await;
+        assert!(vouchers > 0);
+        scale_out(&store, tenant, COPIES_MAX, 40).await.unwrap();
+        assert_eq!(
+            patron_testkit::scalar(&store, "SELECT COUNT(*) FROM vouchers", vec![]).await,
+            vouchers * i64::from(COPIES_MAX)
+        );
+        assert!(store.check_ledger().await.unwrap().is_sound());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_most_copies_collide_with_nothing_on_sqlite() {
+        the_most_copies_collide_with_nothing(patron_testkit::fresh_store(false).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_most_copies_collide_with_nothing_on_postgres() {
+        the_most_copies_collide_with_nothing(patron_testkit::fresh_store(true).await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
