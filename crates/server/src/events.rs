@@ -138,7 +138,7 @@ fn required<T>(value: Option<T>, field: &str, kind: &str) -> Result<T, ApiError>
     })
 }
 
-fn text(value: &str, field: &str) -> Result<String, ApiError> {
+pub(crate) fn text(value: &str, field: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.len() > TEXT_LENGTH_MAX {
         return Err(ApiError::invalid(
@@ -334,6 +334,17 @@ fn present_fields(request: &EventRequest) -> Vec<&'static str> {
     present
 }
 
+/// An adjustment's amount: not zero, and at most [`POINTS_MAX`] either way.
+pub(crate) fn adjustment_points(points: i64) -> Result<i64, ApiError> {
+    if points == 0 || points.unsigned_abs() > POINTS_MAX as u64 {
+        return Err(ApiError::invalid(
+            "points",
+            "must be non-zero and at most 1,000,000,000 either way",
+        ));
+    }
+    Ok(points)
+}
+
 /// Turns a request into a domain event of `tenant_id`.
 pub fn parse_event(
     tenant_id: TenantId,
@@ -430,13 +441,7 @@ pub fn parse_event(
             code: voucher_code(required(request.code.take(), "code", "voucher_cancel")?)?,
         },
         "adjustment" => {
-            let points = required(request.points, "points", "adjustment")?;
-            if points == 0 || points.unsigned_abs() > POINTS_MAX as u64 {
-                return Err(ApiError::invalid(
-                    "points",
-                    "must be non-zero and at most 1,000,000,000 either way",
-                ));
-            }
+            let points = adjustment_points(required(request.points, "points", "adjustment")?)?;
             let asset =
                 match request.asset.take().as_deref() {
                     None | Some("points") => patron_core::ledger::Asset::Points,
@@ -731,7 +736,7 @@ async fn voucher_action(
     post_value(state, caller, value).await
 }
 
-pub async fn post_value(
+async fn post_value(
     State(state): State<AppState>,
     caller: Caller,
     value: serde_json::Value,

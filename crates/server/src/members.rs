@@ -3,13 +3,13 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
-use crate::events::{parse_profile, post_value, ProfileRequest};
+use crate::events::{parse_profile, ProfileRequest};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use patron_core::{MemberId, Phone};
+use patron_core::{EventId, MemberId, Phone};
 use patron_store::members::{
     MemberFilter, MemberSummary, MergeReport, ProfileUpdate, MEMBER_PAGE_MAX, SEARCH_LENGTH_MAX,
 };
@@ -143,24 +143,26 @@ async fn create_member(
     let request: CreateMemberRequest = parse_json(body_json(&body)?)?;
     let phone = Phone::parse(&request.phone)
         .map_err(|error| ApiError::invalid("phone", error.to_string()))?;
-    let mut event = serde_json::json!({
-        "type": "enrol",
-        "member": {"phone": phone.as_str()},
-    });
-    if let Some(profile) = request.profile {
-        event["profile"] = profile;
-    }
-    // Without an id, the same request is the same event; another profile for a known phone
-    // answers with the existing member.
+    let profile = parse_profile(
+        request
+            .profile
+            .clone()
+            .map(parse_json::<ProfileRequest>)
+            .transpose()?,
+    )?;
+    // Without an id, the same request is the same event (its content is the key); another
+    // profile for a known phone answers with the existing member.
     let id = request.id.unwrap_or_else(|| {
+        let content = serde_json::json!({"phone": phone.as_str(), "profile": request.profile});
         format!(
             "enrol-{}-{}",
             phone.as_str(),
-            &crate::events::body_hash(&event)[..16]
+            &crate::events::body_hash(&content)[..16]
         )
     });
-    event["id"] = id.into();
-    post_value(state, caller, event).await
+    let id = EventId::parse(&id).map_err(|error| ApiError::invalid("id", error.to_string()))?;
+    let command = patron_app::commands::Enrol { phone, profile };
+    Ok(Json(state.app.enrol(&caller.0, id, command).await?))
 }
 
 /// A member with balances (available, pending, debt, expiring soon) and tier progress.
@@ -363,14 +365,15 @@ async fn adjust_points(
 ) -> Result<Json<EventResult>, ApiError> {
     let request: AdjustmentRequest = parse_json(body_json(&body)?)?;
     let member = member_id(&id)?;
-    let event = serde_json::json!({
-        "id": request.id,
-        "type": "adjustment",
-        "member": {"id": member.to_string()},
-        "points": request.points,
-        "reason": request.reason,
-    });
-    post_value(state, caller, event).await
+    let id =
+        EventId::parse(&request.id).map_err(|error| ApiError::invalid("id", error.to_string()))?;
+    let command = patron_app::commands::AdjustPoints {
+        member: MemberRef::Id(member),
+        asset: patron_core::ledger::Asset::Points,
+        points: crate::events::adjustment_points(request.points)?,
+        reason: crate::events::text(&request.reason, "reason")?,
+    };
+    Ok(Json(state.app.adjust_points(&caller.0, id, command).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -256,6 +256,20 @@ async fn members_search_update_and_adjust(postgres: bool) {
     );
     let (status, body) = admin.post("/v1/members", json!({"phone": "12345"})).await;
     assert_eq!((status, body["field"].as_str()), (422, Some("phone")));
+    // The profile is checked field by field before anything is recorded.
+    let (status, body) = admin
+        .post(
+            "/v1/members",
+            json!({"phone": "0914999999", "profile": {"birthday": "31/12/1990"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("profile.birthday")),
+        "{body}"
+    );
+    let (status, _) = admin.get("/v1/members/by-phone/0914999999").await;
+    assert_eq!(status, 404, "nothing was enrolled");
 
     // Cursor pagination covers every member once.
     let mut seen = Vec::new();
