@@ -175,18 +175,7 @@ impl Figures {
         at: Option<Timestamp>,
         value: i64,
     ) {
-        if value != 0 {
-            self.daily.push((
-                tenant_id,
-                (
-                    name,
-                    part.to_owned(),
-                    store.unwrap_or_default().to_owned(),
-                    at.map(to_micros),
-                ),
-                i128::from(value),
-            ));
-        }
+        self.add_wide(tenant_id, name, part, store, at, i128::from(value));
     }
 
     /// A purchase stored for the first time: its count and amount (and what was refunded of
@@ -729,7 +718,7 @@ pub async fn rebuild(db: &mut Tx<'_>, tenant_id: TenantId) -> Result<(), StoreEr
 
 impl Figures {
     /// [`Figures::add`] of a sum that may pass `i64`.
-    fn add_wide(
+    pub(crate) fn add_wide(
         &mut self,
         tenant_id: TenantId,
         name: &'static str,

@@ -146,6 +146,24 @@ async fn load_members(
         .collect())
 }
 
+/// Writes a job's ledger transactions (which name no event and no store) and the kept figures
+/// they and the job's other changes move.
+async fn write_job_ledger(
+    db: &mut Tx<'_>,
+    transactions: &[(TenantId, Option<String>, Timestamp, Transaction)],
+    mut figures: Figures,
+    recorded_at: i64,
+) -> Result<(), StoreError> {
+    write_ledger_rows(db, transactions, &[], recorded_at).await?;
+    figures.transactions(
+        transactions
+            .iter()
+            .map(|(tenant_id, _, at, transaction)| (*tenant_id, None, *at, transaction)),
+        &|_| None,
+    );
+    figures.write(db).await
+}
+
 async fn expire_lots_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport, StoreError> {
     let sql = format!("SELECT DISTINCT member_id AS id FROM lots WHERE expires_at <= $1 AND remaining > 0 LIMIT {JOB_CHUNK_SIZE}");
     let ids = ids_of(db, &sql, to_micros(now).into()).await?;
@@ -181,14 +199,7 @@ async fn expire_lots_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobReport,
         .await?;
         figures.member(*tenant_id, Some(before), &MemberFigures::of(state, erased));
     }
-    write_ledger_rows(db, &transactions, &[], recorded_at).await?;
-    figures.transactions(
-        transactions
-            .iter()
-            .map(|(tenant_id, _, at, transaction)| (*tenant_id, None, *at, transaction)),
-        &|_| None,
-    );
-    figures.write(db).await?;
+    write_job_ledger(db, &transactions, figures, recorded_at).await?;
     if ids.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }
@@ -317,14 +328,7 @@ async fn expire_vouchers_chunk(db: &mut Tx<'_>, now: Timestamp) -> Result<JobRep
     }
     db.execute_all(vouchers.statements(backend, VOUCHER_UPSERT.0, VOUCHER_UPSERT.1))
         .await?;
-    write_ledger_rows(db, &transactions, &[], recorded_at).await?;
-    figures.transactions(
-        transactions
-            .iter()
-            .map(|(tenant_id, _, at, transaction)| (*tenant_id, None, *at, transaction)),
-        &|_| None,
-    );
-    figures.write(db).await?;
+    write_job_ledger(db, &transactions, figures, recorded_at).await?;
     if rows.len() == JOB_CHUNK_SIZE {
         report.next_cursor = Some(String::new());
     }

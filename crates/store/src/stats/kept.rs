@@ -259,13 +259,7 @@ impl Store {
                 days[days.len() - 1],
             )
             .await?;
-        let mut buckets: Vec<Bucket> = boundaries[..boundaries.len() - 1]
-            .iter()
-            .map(|from| Bucket {
-                from: Some(*from),
-                ..Bucket::default()
-            })
-            .collect();
+        let mut buckets = Bucket::empty_between(boundaries);
         for (index, bucket) in buckets.iter_mut().enumerate() {
             let inside = Sales::of(
                 sums.iter()

@@ -153,6 +153,19 @@ pub struct Bucket {
     pub points: PointsFlow,
 }
 
+impl Bucket {
+    /// An empty bucket starting at each boundary but the last.
+    fn empty_between(boundaries: &[Timestamp]) -> Vec<Bucket> {
+        boundaries[..boundaries.len() - 1]
+            .iter()
+            .map(|from| Bucket {
+                from: Some(*from),
+                ..Bucket::default()
+            })
+            .collect()
+    }
+}
+
 /// Outstanding points by when they expire: one figure per bucket between the boundaries, and
 /// what lies before the first, after the last, and never expires.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -383,13 +396,7 @@ impl Store {
         };
         let mut values = bounded.binds();
         values.extend(inner.iter().map(|at| Bind::from(to_micros(*at))));
-        let mut buckets: Vec<Bucket> = boundaries[..boundaries.len() - 1]
-            .iter()
-            .map(|from| Bucket {
-                from: Some(*from),
-                ..Bucket::default()
-            })
-            .collect();
+        let mut buckets = Bucket::empty_between(boundaries);
         // The rows are chosen in a `WITH` and bucketed after it, so `$1` to `$4` stand before
         // the boundaries `$5`… in the statement (SQLite numbers `$n` by first appearance).
         let purchases_sql = format!(
