@@ -463,7 +463,7 @@ impl Store {
         let tiers = self
             .db
             .fetch(
-                "SELECT from_tier, to_tier, reason, at FROM tier_history WHERE tenant_id = $1 AND member_id = $2 ORDER BY at",
+                "SELECT from_tier, to_tier, reason, at FROM tier_history WHERE tenant_id || '' = $1 AND member_id = $2 ORDER BY at",
                 crate::binds![tenant_id.to_string(), member_id.to_string()],
             )
             .await?
@@ -480,7 +480,7 @@ impl Store {
         let events = self
             .db
             .fetch(
-                "SELECT event_id, kind, occurred_at, amount FROM events WHERE tenant_id = $1 AND member_id = $2 ORDER BY occurred_at",
+                "SELECT event_id, kind, occurred_at, amount FROM events WHERE tenant_id || '' = $1 AND member_id = $2 ORDER BY occurred_at",
                 crate::binds![tenant_id.to_string(), member_id.to_string()],
             )
             .await?
@@ -582,7 +582,7 @@ pub(crate) async fn merge_in(
     }
     let moved = db
         .fetch_one(
-            "SELECT COUNT(*) AS moved FROM ledger_transactions WHERE tenant_id = $1 AND member_id = $2",
+            "SELECT COUNT(*) AS moved FROM ledger_transactions WHERE tenant_id || '' = $1 AND member_id = $2",
             vec![tenant.clone().into(), source_id.clone().into()],
         )
         .await?

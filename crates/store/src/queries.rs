@@ -220,11 +220,14 @@ impl Store {
             .db
             .fetch(
                 // The points history: transactions of other assets (store credit, stamps)
-                // are not in it.
+                // are not in it. `tenant_id || ''` keeps the tenant out of the index choice:
+                // without statistics SQLite took the tenant's whole occurred-at index (11.7 M
+                // rows, 114 s a page at 10 M events) instead of the member's (0.7 ms). The same
+                // shape is used for a member's rows elsewhere.
                 "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
                  (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e \
                   WHERE e.transaction_id = t.id AND e.member_id = t.member_id AND e.asset = 'points') AS points \
-                 FROM ledger_transactions t WHERE t.tenant_id = $1 AND t.member_id = $2 \
+                 FROM ledger_transactions t WHERE t.tenant_id || '' = $1 AND t.member_id = $2 \
                  AND EXISTS (SELECT 1 FROM ledger_entries p WHERE p.transaction_id = t.id AND p.asset = 'points') \
                  AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
                  ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5",

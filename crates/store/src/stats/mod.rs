@@ -577,7 +577,7 @@ impl Store {
             .db
             .fetch_one(
                 "SELECT MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at FROM events \
-                 WHERE tenant_id = $1 AND member_id = $2 AND kind = 'purchase'",
+                 WHERE tenant_id || '' = $1 AND member_id = $2 AND kind = 'purchase'",
                 values(),
             )
             .await?;
