@@ -288,19 +288,38 @@ impl Figures {
         if before == Some(voucher.status) {
             return;
         }
+        let reward = voucher.reward_id.to_string();
         for (status, sign) in [(before, -1), (Some(voucher.status), 1)] {
             let Some(status) = status else { continue };
-            for (name, value) in voucher_figures(status, voucher.cost.0) {
-                let at = match name {
-                    figure::OPEN_VOUCHERS | figure::OPEN_VOUCHER_POINTS => None,
-                    _ => Some(voucher.issued_at),
-                };
-                let part = match at {
-                    Some(_) => voucher.reward_id.to_string(),
-                    None => String::new(),
-                };
-                self.add(tenant_id, name, &part, None, at, sign * value);
-            }
+            let (vouchers, points) = (i128::from(sign), i128::from(sign * voucher.cost.0));
+            self.vouchers(
+                tenant_id,
+                status,
+                vouchers,
+                points,
+                voucher.issued_at,
+                &reward,
+            );
+        }
+    }
+
+    /// What `vouchers` vouchers of `reward` in `status`, issued at `issued_at` and holding
+    /// `points`, add: the reward's figures on the issue day, the open ones on no day.
+    fn vouchers(
+        &mut self,
+        tenant_id: TenantId,
+        status: VoucherStatus,
+        vouchers: i128,
+        points: i128,
+        issued_at: Timestamp,
+        reward: &str,
+    ) {
+        for (name, value) in voucher_figures(status, vouchers, points) {
+            let (at, part) = match name {
+                figure::OPEN_VOUCHERS | figure::OPEN_VOUCHER_POINTS => (None, ""),
+                _ => (Some(issued_at), reward),
+            };
+            self.add_wide(tenant_id, name, part, None, at, value);
         }
     }
 
@@ -351,18 +370,25 @@ impl Figures {
 }
 
 /// What a voucher in `status` adds to the daily figures.
-fn voucher_figures(status: VoucherStatus, cost: i64) -> Vec<(&'static str, i64)> {
-    let taken = [(figure::VOUCHERS, 1), (figure::VOUCHER_POINTS, cost)];
+fn voucher_figures(
+    status: VoucherStatus,
+    vouchers: i128,
+    points: i128,
+) -> Vec<(&'static str, i128)> {
+    let taken = [
+        (figure::VOUCHERS, vouchers),
+        (figure::VOUCHER_POINTS, points),
+    ];
     match status {
         VoucherStatus::Issued => [
             &taken[..],
             &[
-                (figure::OPEN_VOUCHERS, 1),
-                (figure::OPEN_VOUCHER_POINTS, cost),
+                (figure::OPEN_VOUCHERS, vouchers),
+                (figure::OPEN_VOUCHER_POINTS, points),
             ],
         ]
         .concat(),
-        VoucherStatus::Used => [&taken[..], &[(figure::VOUCHERS_USED, 1)]].concat(),
+        VoucherStatus::Used => [&taken[..], &[(figure::VOUCHERS_USED, vouchers)]].concat(),
         VoucherStatus::Expired => taken.to_vec(),
         VoucherStatus::Cancelled => Vec::new(),
     }
@@ -660,23 +686,12 @@ pub async fn rebuild(db: &mut Tx<'_>, tenant_id: TenantId) -> Result<(), StoreEr
         )
         .await?
     {
-        let at = Some(slot_instant(row.int("slot")?, QUARTER_HOUR));
+        let issued_at = slot_instant(row.int("slot")?, QUARTER_HOUR);
         let status = VoucherStatus::parse(&row.text("status")?)
             .ok_or_else(|| StoreError::Corrupt("voucher status".into()))?;
         let (count, points) = (i128::from(row.int("vouchers")?), joined(&row, "points")?);
         let reward = row.text("reward_id")?;
-        for (name, unit) in voucher_figures(status, 1) {
-            // `voucher_figures` of a cost of 1 tells which figures count points.
-            let value = match name {
-                figure::VOUCHER_POINTS | figure::OPEN_VOUCHER_POINTS => points * i128::from(unit),
-                _ => count * i128::from(unit),
-            };
-            let (at, part) = match name {
-                figure::OPEN_VOUCHERS | figure::OPEN_VOUCHER_POINTS => (None, ""),
-                _ => (at, reward.as_str()),
-            };
-            figures.add_wide(tenant_id, name, part, None, at, value);
-        }
+        figures.vouchers(tenant_id, status, count, points, issued_at, &reward);
     }
     for row in db
         .fetch(
@@ -918,10 +933,9 @@ mod tests {
                 value
             );
         }
-        assert_eq!(voucher_figures(VoucherStatus::Cancelled, 50), vec![]);
-        assert!(
-            voucher_figures(VoucherStatus::Issued, 50).contains(&(figure::OPEN_VOUCHER_POINTS, 50))
-        );
-        assert!(voucher_figures(VoucherStatus::Used, 50).contains(&(figure::VOUCHERS_USED, 1)));
+        assert_eq!(voucher_figures(VoucherStatus::Cancelled, 1, 50), vec![]);
+        assert!(voucher_figures(VoucherStatus::Issued, 1, 50)
+            .contains(&(figure::OPEN_VOUCHER_POINTS, 50)));
+        assert!(voucher_figures(VoucherStatus::Used, 1, 50).contains(&(figure::VOUCHERS_USED, 1)));
     }
 }
