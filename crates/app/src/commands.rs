@@ -95,11 +95,11 @@ pub struct PurchaseWithVoucher {
     pub code: String,
 }
 
-/// Both answers of a purchase with a voucher.
+/// Both answers of a purchase with a voucher (recorded together, or refused together).
 #[derive(Debug)]
 pub struct PurchaseWithVoucherAnswer {
-    pub purchase: Result<EventResult, AppError>,
-    pub voucher: Result<EventResult, AppError>,
+    pub purchase: EventResult,
+    pub voucher: EventResult,
 }
 
 /// Any command that records one event.

@@ -118,7 +118,8 @@ impl From<EventError> for AppError {
             | EventError::UnknownStore
             | EventError::NoProgramme
             | EventError::AmountAboveMaximum { .. }
-            | EventError::OriginalNotPurchase => ErrorKind::Invalid,
+            | EventError::OriginalNotPurchase
+            | EventError::RefusedWithItsGroup => ErrorKind::Invalid,
             EventError::OtherStore { .. } => ErrorKind::Forbidden,
             EventError::ExistsWithDifferentBody
             | EventError::PhoneTaken

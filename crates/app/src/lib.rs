@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod error;
 pub mod grant;
+pub mod impact;
 
 pub use commands::{
     body_hash, voucher_code, AdjustPoints, CancelVoucher, Command, Engage, Enrol, HoldTier,
@@ -15,13 +16,11 @@ pub use commands::{
 };
 pub use error::{AppError, ErrorKind};
 pub use grant::{allows, Grant, Permission, ROLES};
+pub use impact::ImpactCount;
 
-use patron_core::engine::Rejection;
 use patron_core::programme::ProgrammeDefinition;
-use patron_core::reward::VoucherStatus;
-use patron_core::{EventId, MemberId, Points, RewardId, TenantId};
+use patron_core::{EventId, MemberId, RewardId, TenantId};
 use patron_store::members::{MergeReport, MergeRequest};
-use patron_store::programmes::TierImpact;
 use patron_store::{EventError, EventResult, Journal, MemberRef, MemberView, Store, VoucherView};
 
 /// The commands and queries, over one store and its journal.
@@ -29,11 +28,16 @@ use patron_store::{EventError, EventResult, Journal, MemberRef, MemberView, Stor
 pub struct App {
     store: Store,
     journal: Journal,
+    impacts: impact::ImpactCounts,
 }
 
 impl App {
     pub fn new(store: Store, journal: Journal) -> App {
-        App { store, journal }
+        App {
+            store,
+            journal,
+            impacts: impact::ImpactCounts::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -96,10 +100,10 @@ impl App {
         self.submit(grant, Sending::new(id, command)).await
     }
 
-    /// Records a sale and the use of a voucher on it in one journal batch; the use's id is the
-    /// sale's with `-voucher` after it, so a resend repeats both harmlessly. Refused as a
-    /// whole (nothing sent) when the caller may not record the sale or the code cannot be a
-    /// voucher's; otherwise both answers.
+    /// Records a sale and the use of a voucher on it as one: the journal stores both or
+    /// neither (a voucher that is used, expired, another member's or unknown refuses the sale
+    /// too, and points the member lacks refuse the voucher's use). The use's id is the sale's
+    /// with `-voucher` after it, so a resend meets both first answers.
     pub async fn purchase_with_voucher(
         &self,
         grant: &Grant,
@@ -114,93 +118,16 @@ impl App {
             .map_err(|error| AppError::invalid("id", error.to_string()))?;
         let store = command.purchase.purchase.store.clone();
         let now = chrono::Utc::now();
-        let purchase = Sending::new(id, command.purchase.clone()).prepare(grant, now)?;
-        let voucher = Sending::new(
-            voucher_id,
-            UseVoucher {
-                code: code.clone(),
-                store,
-            },
-        )
-        .prepare(grant, now)?;
-        // A resend is the journal's to answer with the first answers, whatever has changed.
-        let sent_before = self
-            .store
-            .event_result(grant.tenant_id, purchase.id.as_str())
-            .await?
-            .is_some();
-        if !sent_before {
-            self.quote_purchase_with_voucher(grant, &command.purchase, &code, now)
-                .await?;
+        let purchase = Sending::new(id, command.purchase).prepare(grant, now)?;
+        let voucher = Sending::new(voucher_id, UseVoucher { code, store }).prepare(grant, now)?;
+        let answers = self.journal.submit_together(vec![purchase, voucher]).await;
+        match <[_; 2]>::try_from(answers) {
+            Ok([Ok(purchase), Ok(voucher)]) => Ok(PurchaseWithVoucherAnswer { purchase, voucher }),
+            Ok([purchase, voucher]) => Err(refusal_of_pair(purchase, voucher)),
+            Err(_) => Err(AppError::internal(
+                "the journal answered another number of events",
+            )),
         }
-        let mut answers = self
-            .journal
-            .submit_all(vec![purchase, voucher])
-            .await
-            .into_iter()
-            .map(|answer| answer.map_err(AppError::from));
-        let missing = || Err(AppError::internal("the journal answered fewer events"));
-        Ok(PurchaseWithVoucherAnswer {
-            purchase: answers.next().unwrap_or_else(missing),
-            voucher: answers.next().unwrap_or_else(missing),
-        })
-    }
-
-    /// Until the journal records a sale and its voucher use as one, checks before sending that
-    /// neither would go through without the other for a reason known now: the voucher is
-    /// the member's, issued and not expired, and the member has the points paid. The
-    /// journal's engine decides again when they are recorded.
-    async fn quote_purchase_with_voucher(
-        &self,
-        grant: &Grant,
-        purchase: &RecordPurchase,
-        code: &str,
-        now: patron_core::time::Timestamp,
-    ) -> Result<(), AppError> {
-        let refused = |error: EventError| {
-            let mut error = AppError::from(error);
-            error.field = Some("voucher".into());
-            error
-        };
-        let member = match self
-            .store
-            .member(grant.tenant_id, &purchase.member, now)
-            .await
-        {
-            Ok(member) => member,
-            Err(patron_store::StoreError::NotFound { .. }) => {
-                return Err(refused(EventError::VoucherNotFound))
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let member_id = MemberId::parse(&member.id).map_err(AppError::internal)?;
-        let vouchers = self.store.vouchers(grant.tenant_id, member_id).await?;
-        let voucher = vouchers
-            .iter()
-            .find(|voucher| voucher.code == code)
-            .ok_or_else(|| refused(EventError::VoucherNotFound))?;
-        if voucher.status != VoucherStatus::Issued.as_str() {
-            let status = VoucherStatus::parse(&voucher.status).unwrap_or(VoucherStatus::Used);
-            return Err(refused(EventError::Rejected(Rejection::VoucherNotUsable(
-                status,
-            ))));
-        }
-        let expires_at = chrono::DateTime::parse_from_rfc3339(&voucher.expires_at)
-            .map_err(AppError::internal)?;
-        if expires_at <= now {
-            return Err(refused(EventError::Rejected(Rejection::VoucherExpired)));
-        }
-        let paid = purchase.purchase.points_paid;
-        if paid.0 > member.available {
-            return Err(AppError::from(EventError::Rejected(
-                Rejection::InsufficientPoints {
-                    available: Points(member.available.max(0)),
-                    needed: paid,
-                    field: "points_paid",
-                },
-            )));
-        }
-        Ok(())
     }
 
     pub async fn refund(
@@ -380,16 +307,37 @@ impl App {
             .await?)
     }
 
-    /// How many members each tier would gain or lose if `definition` were published now.
+    /// How many members would change tier if `definition` were published now: counted, or
+    /// still being counted in the background (a large tenant takes longer than a page may).
     pub async fn tier_impact(
         &self,
         grant: &Grant,
         definition: &ProgrammeDefinition,
-    ) -> Result<TierImpact, AppError> {
+    ) -> Result<ImpactCount, AppError> {
         grant.require(Permission::ManageProgramme)?;
-        Ok(self
-            .store
-            .tier_impact(grant.tenant_id, definition, chrono::Utc::now())
-            .await?)
+        self.impacts
+            .get(&self.store, grant.tenant_id, definition)
+            .await
+            .map_err(AppError::internal)
+    }
+}
+
+/// The refusal of a sale and its voucher recorded together: the refused one's own (the
+/// other answers that it went with it), named as the voucher's field when it was the use.
+fn refusal_of_pair(
+    purchase: Result<EventResult, EventError>,
+    voucher: Result<EventResult, EventError>,
+) -> AppError {
+    match (purchase, voucher) {
+        (Err(error), _) if error != EventError::RefusedWithItsGroup => AppError::from(error),
+        (_, Err(error)) => {
+            let mut error = AppError::from(error);
+            if error.kind != ErrorKind::Internal && error.kind != ErrorKind::Unavailable {
+                error.field = Some("voucher".into());
+            }
+            error
+        }
+        (Err(error), Ok(_)) => AppError::from(error),
+        (Ok(_), Ok(_)) => AppError::internal("a pair answered as refused was not"),
     }
 }

@@ -241,8 +241,7 @@ async fn a_purchase_with_a_voucher_answers_both() {
         .purchase_with_voucher(&cashier, id("sale-2"), command.clone())
         .await
         .unwrap();
-    let purchase = answer.purchase.unwrap();
-    let voucher = answer.voucher.unwrap();
+    let (purchase, voucher) = (answer.purchase, answer.voucher);
     assert_eq!(
         (purchase.event_id.as_str(), purchase.kind.as_str()),
         ("sale-2", "purchase")
@@ -259,8 +258,8 @@ async fn a_purchase_with_a_voucher_answers_both() {
         .purchase_with_voucher(&cashier, id("sale-2"), command)
         .await
         .unwrap();
-    assert_eq!(again.purchase.unwrap(), purchase);
-    assert_eq!(again.voucher.unwrap(), voucher);
+    assert_eq!(again.purchase, purchase);
+    assert_eq!(again.voucher, voucher);
     assert_eq!(cafe.count("events").await, events);
     // The used voucher on another sale: refused as a whole, the sale not recorded either.
     let refused = cafe
@@ -314,8 +313,8 @@ async fn a_purchase_with_a_voucher_answers_both() {
             &cashier,
             id("sale-5"),
             PurchaseWithVoucher {
-                purchase: sale(member, 100_000, 1_000),
-                code: second,
+                purchase: sale(member.clone(), 100_000, 95),
+                code: second.clone(),
             },
         )
         .await
@@ -323,6 +322,44 @@ async fn a_purchase_with_a_voucher_answers_both() {
     assert_eq!(short.code, "insufficient_points", "{short}");
     assert_eq!(short.field.as_deref(), Some("points_paid"));
     assert_eq!(cafe.count("events").await, events);
+    let member_id = match &member {
+        MemberRef::Id(id) => *id,
+        MemberRef::Phone(_) => unreachable!("the member is named by id"),
+    };
+    let still_issued = |vouchers: Vec<patron_store::VoucherView>| {
+        vouchers
+            .iter()
+            .any(|voucher| voucher.code == second && voucher.status == "issued")
+    };
+    assert!(
+        still_issued(cafe.store.vouchers(cafe.tenant, member_id).await.unwrap()),
+        "the refused sale did not use the voucher either"
+    );
+    // Another customer's sale with this member's voucher: refused as a whole, by the journal.
+    let stranger = MemberRef::Phone(Phone::parse("0912000003").unwrap());
+    cafe.app
+        .record_purchase(&cashier, id("sale-7"), sale(stranger.clone(), 50_000, 0))
+        .await
+        .unwrap();
+    let events = cafe.count("events").await;
+    let not_theirs = cafe
+        .app
+        .purchase_with_voucher(
+            &cashier,
+            id("sale-8"),
+            PurchaseWithVoucher {
+                purchase: sale(stranger, 100_000, 0),
+                code: second.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(not_theirs.code, "voucher_not_found", "{not_theirs}");
+    assert_eq!(not_theirs.field.as_deref(), Some("voucher"));
+    assert_eq!(cafe.count("events").await, events);
+    assert!(still_issued(
+        cafe.store.vouchers(cafe.tenant, member_id).await.unwrap()
+    ));
     // A role that may not record sales sends neither.
     let viewer = cafe.grant(Role::Viewer);
     let forbidden = cafe

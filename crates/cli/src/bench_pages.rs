@@ -322,6 +322,10 @@ fn pages(tenant: patron_core::TenantId, owner: &str, cashier: &str, bearer: &str
         owner_page("members: phone search", "/admin/members?q={phone}"),
         owner_page("member profile", "/admin/members/{id}"),
         owner_page("programme editor", "/admin/programme"),
+        owner_page(
+            "programme preview",
+            "/admin/programme/preview?amount=250000",
+        ),
         owner_page("audit log", "/admin/audit"),
         owner_page("staff", "/admin/staff"),
         owner_page("API keys", "/admin/keys"),

@@ -2,6 +2,7 @@
 //! redemptions, voucher use and cancellation, adjustments and enrolment, each with the sender's
 //! id.
 
+use crate::answers::EventAnswer;
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::{AppState, BATCH_EVENTS_MAX};
@@ -14,7 +15,7 @@ use patron_core::event::{Item, Purchase};
 use patron_core::member::Profile;
 use patron_core::time::Timestamp;
 use patron_core::{EventId, MemberId, Money, Phone, Points, RewardId, TenantId};
-use patron_store::{EventResult, IncomingEvent, IncomingKind, MemberRef};
+use patron_store::{IncomingEvent, IncomingKind, MemberRef};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -518,7 +519,7 @@ fn parse_value(
 
 /// Records one event; the answer says what it earned or spent, and why.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventRequest,
-    responses((status = 200, body = EventResult), (status = 400, body = ErrorBody),
+    responses((status = 200, body = EventAnswer), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -526,9 +527,9 @@ async fn post_event(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     let sending = parse_value(&caller, body_json(&body)?, chrono::Utc::now())?;
-    Ok(Json(state.app.submit(&caller.0, sending).await?))
+    Ok(Json(state.app.submit(&caller.0, sending).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -544,7 +545,7 @@ struct BatchRequest {
 #[serde(tag = "status", rename_all = "snake_case")]
 enum BatchAnswer {
     Accepted {
-        result: Box<EventResult>,
+        result: Box<EventAnswer>,
     },
     Rejected {
         error: crate::error::ErrorBody,
@@ -609,7 +610,7 @@ async fn post_batch(
     let (places, sendings): (Vec<usize>, Vec<Sending>) = sendings.into_iter().unzip();
     // The request's own faults (a permission, a store) are named by their place in the batch;
     // the journal's refusals name the event's field, as `/v1/events` does.
-    let mut answers: Vec<Option<Result<EventResult, ApiError>>> = state
+    let mut answers: Vec<Option<Result<patron_store::EventResult, ApiError>>> = state
         .app
         .submit_all(&caller.0, sendings)
         .await
@@ -631,7 +632,7 @@ async fn post_batch(
             };
             match answer {
                 Ok(result) => BatchAnswer::Accepted {
-                    result: Box::new(result),
+                    result: Box::new(result.into()),
                 },
                 Err(error) => BatchAnswer::Rejected {
                     http_status: error.status.as_u16(),
@@ -663,14 +664,14 @@ struct RedemptionRequest {
 /// Redeems a reward for points: `{id, member, reward_id}`, the same as a `redemption` event.
 /// The answer carries the voucher.
 #[utoipa::path(post, path = "/v1/redemptions", tag = "events", request_body = RedemptionRequest,
-    responses((status = 200, body = EventResult), (status = 403, body = ErrorBody),
+    responses((status = 200, body = EventAnswer), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn post_redemption(
     state: State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     let mut value = body_json(&body)?;
     if let Some(object) = value.as_object_mut() {
         object.insert("type".into(), "redemption".into());
@@ -691,7 +692,7 @@ struct VoucherActionRequest {
 /// Uses a voucher at a till.
 #[utoipa::path(post, path = "/v1/vouchers/{code}/use", tag = "events",
     request_body = VoucherActionRequest, params(("code" = String, Path)),
-    responses((status = 200, body = EventResult), (status = 403, body = ErrorBody),
+    responses((status = 200, body = EventAnswer), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn post_voucher_use(
@@ -699,21 +700,21 @@ async fn post_voucher_use(
     caller: Caller,
     Path(code): Path<String>,
     body: Bytes,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     voucher_action(state, caller, code, body, "voucher_use").await
 }
 
 /// Cancels an unused voucher: its points go back to their lots with their expiry.
 #[utoipa::path(post, path = "/v1/vouchers/{code}/cancel", tag = "events",
     request_body = VoucherActionRequest, params(("code" = String, Path)),
-    responses((status = 200, body = EventResult), (status = 404, body = ErrorBody),
+    responses((status = 200, body = EventAnswer), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn post_voucher_cancel(
     state: State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
     body: Bytes,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     voucher_action(state, caller, code, body, "voucher_cancel").await
 }
 
@@ -723,7 +724,7 @@ async fn voucher_action(
     code: String,
     body: Bytes,
     kind: &str,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     let mut value = body_json(&body)?;
     let Some(object) = value.as_object_mut() else {
         return Err(ApiError::invalid(
@@ -740,9 +741,9 @@ async fn post_value(
     State(state): State<AppState>,
     caller: Caller,
     value: serde_json::Value,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     let sending = parse_value(&caller, value, chrono::Utc::now())?;
-    Ok(Json(state.app.submit(&caller.0, sending).await?))
+    Ok(Json(state.app.submit(&caller.0, sending).await?.into()))
 }
 
 /// A tenant's limits on one purchase, in minor units of its currency.

@@ -2,6 +2,7 @@
 //! types, call the store or the journal, and map the answer to JSON.
 
 mod admin;
+pub mod answers;
 pub mod auth;
 mod error;
 pub mod events;

@@ -1,6 +1,7 @@
 //! Members: list and search with a cursor, create, look up by id or phone, update the profile,
 //! history, vouchers, manual adjustments, merge, and the Decree 13 export and erasure.
 
+use crate::answers::{EventAnswer, VoucherAnswer};
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::events::{parse_profile, ProfileRequest};
@@ -14,7 +15,7 @@ use patron_store::members::{
     MemberFilter, MemberSummary, MergeReport, ProfileUpdate, MEMBER_PAGE_MAX, SEARCH_LENGTH_MAX,
 };
 use patron_store::queries::{HistoryCursor, HISTORY_PAGE_MAX};
-use patron_store::{EventResult, HistoryEntry, MemberRef, MemberView, VoucherView};
+use patron_store::{HistoryEntry, MemberRef, MemberView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -133,13 +134,13 @@ struct CreateMemberRequest {
 /// Enrols a member by phone (a sign-up rule may award points). Enrolling a known phone returns
 /// the existing member.
 #[utoipa::path(post, path = "/v1/members", tag = "members", request_body = CreateMemberRequest,
-    responses((status = 200, body = EventResult), (status = 409, body = ErrorBody),
+    responses((status = 200, body = EventAnswer), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn create_member(
     state: State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     let request: CreateMemberRequest = parse_json(body_json(&body)?)?;
     let phone = Phone::parse(&request.phone)
         .map_err(|error| ApiError::invalid("phone", error.to_string()))?;
@@ -162,7 +163,7 @@ async fn create_member(
     });
     let id = EventId::parse(&id).map_err(|error| ApiError::invalid("id", error.to_string()))?;
     let command = patron_app::commands::Enrol { phone, profile };
-    Ok(Json(state.app.enrol(&caller.0, id, command).await?))
+    Ok(Json(state.app.enrol(&caller.0, id, command).await?.into()))
 }
 
 /// A member with balances (available, pending, debt, expiring soon) and tier progress.
@@ -327,16 +328,17 @@ async fn get_history(
 /// A member's vouchers.
 #[utoipa::path(get, path = "/v1/members/{id}/vouchers", tag = "members",
     params(("id" = String, Path)),
-    responses((status = 200, body = Vec<VoucherView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<VoucherAnswer>), (status = 404, body = ErrorBody)))]
 async fn get_vouchers(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<VoucherView>>, ApiError> {
+) -> Result<Json<Vec<VoucherAnswer>>, ApiError> {
     caller.require(Permission::Read)?;
     let member = own_member(&state, &caller, &id).await?;
+    let vouchers = state.store.vouchers(caller.0.tenant_id, member).await?;
     Ok(Json(
-        state.store.vouchers(caller.0.tenant_id, member).await?,
+        vouchers.into_iter().map(VoucherAnswer::from).collect(),
     ))
 }
 
@@ -354,7 +356,7 @@ struct AdjustmentRequest {
 /// A manual adjustment of points with a reason; written to the audit log with the change.
 #[utoipa::path(post, path = "/v1/members/{id}/adjustments", tag = "members",
     request_body = AdjustmentRequest, params(("id" = String, Path)),
-    responses((status = 200, body = EventResult), (status = 403, body = ErrorBody),
+    responses((status = 200, body = EventAnswer), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn adjust_points(
@@ -362,7 +364,7 @@ async fn adjust_points(
     caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<EventResult>, ApiError> {
+) -> Result<Json<EventAnswer>, ApiError> {
     let request: AdjustmentRequest = parse_json(body_json(&body)?)?;
     let member = member_id(&id)?;
     let id =
@@ -373,7 +375,13 @@ async fn adjust_points(
         points: crate::events::adjustment_points(request.points)?,
         reason: crate::events::text(&request.reason, "reason")?,
     };
-    Ok(Json(state.app.adjust_points(&caller.0, id, command).await?))
+    Ok(Json(
+        state
+            .app
+            .adjust_points(&caller.0, id, command)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

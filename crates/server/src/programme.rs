@@ -1,6 +1,7 @@
 //! The programme: published versions, the draft, publishing, and the dry run ("what would this
 //! purchase earn, and why").
 
+use crate::answers::TierChangeAnswer;
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::events::{body_hash, parse_event, EventRequest};
@@ -14,7 +15,7 @@ use patron_core::member::MemberState;
 use patron_core::programme::{Programme, ProgrammeDefinition};
 use patron_core::{EventId, MemberId, TenantId};
 use patron_store::programmes::{validate, DraftView, VersionView};
-use patron_store::{IncomingKind, StoreError, TierChangeView};
+use patron_store::{IncomingKind, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -203,7 +204,7 @@ pub struct DryRun {
     #[schema(value_type = Vec<Object>)]
     pub lines: Vec<patron_core::engine::EarnLine>,
     pub tier_before: String,
-    pub tier_change: Option<TierChangeView>,
+    pub tier_change: Option<TierChangeAnswer>,
     /// Whether the member exists (else judged as a new member).
     pub known_member: bool,
 }
@@ -322,7 +323,7 @@ pub async fn dry_run_purchase(
         points_earned: outcome.points_earned.0,
         lines: outcome.lines,
         tier_before,
-        tier_change: outcome.tier_change.map(|change| TierChangeView {
+        tier_change: outcome.tier_change.map(|change| TierChangeAnswer {
             from: change.from,
             to: change.to,
             reason: change.reason.as_str().to_owned(),

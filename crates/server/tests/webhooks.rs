@@ -438,6 +438,10 @@ async fn delivers_signed_events_after_retries(app: App) {
         assert_signed(request, &secret);
         assert_eq!(request.content_type, "application/json");
         let body: Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(
+            body["version"],
+            patron_store::records::WEBHOOK_PAYLOAD_VERSION
+        );
         assert_eq!(body["topic"], request.topic.as_str());
         assert_eq!(body["tenant_id"], app.tenant.to_string());
         assert_eq!(body["occurred_at"], "2026-01-10T09:00:00+07:00");

@@ -204,6 +204,8 @@ pub enum EventError {
     PhoneTaken,
     #[error("the member's stored points do not add up; its events are refused until an operator checks it")]
     MemberQuarantined,
+    #[error("not recorded: another event of the same sale was refused")]
+    RefusedWithItsGroup,
     #[error("the journal is shutting down")]
     Unavailable,
     #[error("database: {0}")]
@@ -228,6 +230,7 @@ impl EventError {
             EventError::NoProgramme => "no_programme",
             EventError::PhoneTaken => "phone_taken",
             EventError::MemberQuarantined => "member_quarantined",
+            EventError::RefusedWithItsGroup => "refused_with_its_group",
             EventError::Unavailable => "unavailable",
             EventError::Database(_) => "internal",
         }

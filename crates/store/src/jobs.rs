@@ -254,25 +254,23 @@ async fn notify_expiring_chunk(
         if !settings.webhook_topics.contains("points.expiring") {
             continue;
         }
-        let id = uuid::Uuid::now_v7().to_string();
         let expires = patron_core::time::from_micros(expires_at);
-        let payload = serde_json::json!({
-            "id": id,
-            "topic": "points.expiring",
-            "tenant_id": tenant,
-            "occurred_at": rfc3339(now, settings.zone),
-            "data": {
-                "member_id": member,
-                "phone": row.opt_text("phone")?,
-                "points": points,
-                "expires_at": rfc3339(expires, settings.zone),
+        let (id, payload) = crate::records::webhook_payload(
+            "points.expiring",
+            tenant.clone(),
+            rfc3339(now, settings.zone),
+            crate::records::ExpiringPoints {
+                member_id: member.clone(),
+                phone: row.opt_text("phone")?,
+                points,
+                expires_at: rfc3339(expires, settings.zone),
             },
-        });
+        );
         outbox.push(vec![
             id.into(),
             tenant.as_str().into(),
             "points.expiring".into(),
-            payload.to_string().into(),
+            payload.into(),
             recorded_at.into(),
             0i64.into(),
         ]);

@@ -4,11 +4,12 @@
 //! (expiry, tier review) run through the same writer, a chunk at a time between batches, so
 //! nothing else ever writes a member's balance or lots.
 
+use crate::batch::{self, Batch};
 use crate::error::EventError;
 use crate::jobs::{self, JobKind, JobReport};
 use crate::members::{MergeReport, MergeRequest};
 use crate::model::{EventResult, IncomingEvent};
-use crate::{batch, Store, StoreError};
+use crate::{Store, StoreError};
 use patron_core::time::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,10 +42,13 @@ impl Default for JournalConfig {
     }
 }
 
-type Reply = oneshot::Sender<Result<EventResult, EventError>>;
+type Answer = Result<EventResult, EventError>;
+type Reply = oneshot::Sender<Answer>;
 
 enum Message {
     Event(Box<IncomingEvent>, Reply),
+    /// Events stored all or none, in a transaction of their own.
+    Together(Vec<IncomingEvent>, oneshot::Sender<Vec<Answer>>),
     Job(
         JobKind,
         Timestamp,
@@ -199,6 +203,26 @@ impl Journal {
         results
     }
 
+    /// Judges `events` as one act of one member (a sale and the voucher used on it) and stores
+    /// all of them or none: when one is refused, each is answered with that refusal and nothing
+    /// is written; an event for another member than the first's (a voucher someone else holds)
+    /// is refused as [`EventError::VoucherNotFound`]. Sent again, they meet their first answers.
+    pub async fn submit_together(&self, events: Vec<IncomingEvent>) -> Vec<Answer> {
+        let count = events.len();
+        let (reply, answer) = oneshot::channel();
+        if self
+            .sender
+            .send(Message::Together(events, reply))
+            .await
+            .is_err()
+        {
+            return vec![Err(EventError::Unavailable); count];
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| vec![Err(EventError::Unavailable); count])
+    }
+
     /// Runs a maintenance job to completion through the writer, one chunk at a time.
     pub async fn run_job(&self, kind: JobKind, now: Timestamp) -> Result<JobReport, StoreError> {
         let mut total = JobReport::default();
@@ -276,7 +300,7 @@ async fn writer(
             commit_batch(&store, &mut connection, events, replies, &metrics).await;
         }
         if let Some(job) = job {
-            run_work(&store, &mut connection, job).await;
+            run_work(&store, &mut connection, job, &metrics).await;
         }
     }
     // Drain what is still queued so no acknowledged caller is left without an answer.
@@ -291,6 +315,9 @@ async fn writer(
             }
             Message::Merge(_, reply) => {
                 let _ = reply.send(Err(StoreError::Config("journal stopped".into())));
+            }
+            together @ Message::Together(..) => {
+                run_work(&store, &mut connection, together, &metrics).await
             }
             Message::Stop => {}
         }
@@ -307,9 +334,20 @@ async fn writer(
     }
 }
 
-/// Runs work other than events: a job's chunk or a merge, each in its own transaction.
-async fn run_work(store: &Store, connection: &mut Option<rusqlite::Connection>, work: Message) {
+/// Runs work other than events judged apart: a group of events stored together, a job's
+/// chunk or a merge, each in its own transaction.
+async fn run_work(
+    store: &Store,
+    connection: &mut Option<rusqlite::Connection>,
+    work: Message,
+    metrics: &JournalMetrics,
+) {
     match work {
+        Message::Together(events, reply) => {
+            let answers = process_alone(store, connection, &events, Batch::Together).await;
+            metrics.record(&answers);
+            let _ = reply.send(answers);
+        }
         Message::Job(kind, now, cursor, reply) => {
             let _ =
                 reply.send(jobs::run_chunk(store, connection.as_mut(), kind, now, cursor).await);
@@ -324,7 +362,7 @@ async fn run_work(store: &Store, connection: &mut Option<rusqlite::Connection>, 
             .await;
             let _ = reply.send(result);
         }
-        Message::Event(..) | Message::Stop => unreachable!("events and stop are not work"),
+        Message::Event(..) | Message::Stop => unreachable!("events apart and stop are not work"),
     }
 }
 
@@ -335,20 +373,23 @@ async fn commit_batch(
     replies: Vec<Reply>,
     metrics: &JournalMetrics,
 ) {
-    let answers = match process_retrying(store, connection, &events).await {
+    let answers = match process_retrying(store, connection, &events, Batch::Apart).await {
         Ok(answers) => answers,
         Err(error) if events.len() > 1 => {
             tracing::warn!(%error, events = events.len(), "batch failed; retrying its events one by one");
             let mut answers = Vec::with_capacity(events.len());
             for event in &events {
-                answers.push(process_alone(store, connection, event).await);
+                answers.extend(
+                    process_alone(store, connection, std::slice::from_ref(event), Batch::Apart)
+                        .await,
+                );
             }
             answers
         }
         Err(error) if error.is_unique_violation() => {
-            vec![process_alone(store, connection, &events[0]).await]
+            process_alone(store, connection, &events, Batch::Apart).await
         }
-        Err(error) => vec![fail_alone(store, connection, &events[0], error).await],
+        Err(error) => fail_alone(store, connection, &events, error).await,
     };
     metrics.record(&answers);
     for (reply, answer) in replies.into_iter().zip(answers) {
@@ -367,10 +408,12 @@ async fn process_retrying(
     store: &Store,
     connection: &mut Option<rusqlite::Connection>,
     events: &[IncomingEvent],
-) -> Result<Vec<Result<EventResult, EventError>>, StoreError> {
+    batch: Batch,
+) -> Result<Vec<Answer>, StoreError> {
     let mut attempt = 0;
     loop {
-        let run = std::panic::AssertUnwindSafe(batch::process(store, connection.as_mut(), events));
+        let run =
+            std::panic::AssertUnwindSafe(batch::process(store, connection.as_mut(), events, batch));
         let result = match futures_util::FutureExt::catch_unwind(run).await {
             Ok(result) => result,
             Err(panic) => Err(StoreError::Invariant {
@@ -398,16 +441,18 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Runs one event alone; a failure is its own answer.
+/// Runs one event, or one group stored together, in a transaction of its own; a failure is
+/// its answer (each event's, for a group).
 async fn process_alone(
     store: &Store,
     connection: &mut Option<rusqlite::Connection>,
-    event: &IncomingEvent,
-) -> Result<EventResult, EventError> {
+    events: &[IncomingEvent],
+    batch: Batch,
+) -> Vec<Answer> {
     let mut attempt = 0;
     loop {
-        match process_retrying(store, connection, std::slice::from_ref(event)).await {
-            Ok(mut answers) => return answers.pop().expect("one answer per event"),
+        match process_retrying(store, connection, events, batch).await {
+            Ok(answers) => return answers,
             // Another writer stored the same event id (or enrolled the same phone) first: run
             // again and the event meets what it committed.
             Err(error)
@@ -418,20 +463,32 @@ async fn process_alone(
             {
                 attempt += 1
             }
-            Err(error) => return fail_alone(store, connection, event, error).await,
+            Err(error) => return fail_alone(store, connection, events, error).await,
         }
     }
 }
 
-/// The answer to an event that failed alone. A broken invariant quarantines its member (in a
-/// transaction of its own, since the event's was rolled back) so the next events of that
-/// member are refused at once and every other member goes on.
+/// The answer to each of `events` (one event, or a group stored together) that failed in a
+/// transaction of their own.
 async fn fail_alone(
+    store: &Store,
+    connection: &mut Option<rusqlite::Connection>,
+    events: &[IncomingEvent],
+    error: StoreError,
+) -> Vec<Answer> {
+    let answer = failure(store, connection, &events[0], error).await;
+    vec![answer; events.len()]
+}
+
+/// The answer to an event whose transaction failed. A broken invariant quarantines its member
+/// (in a transaction of its own, since the event's was rolled back) so the next events of that
+/// member are refused at once and every other member goes on.
+async fn failure(
     store: &Store,
     connection: &mut Option<rusqlite::Connection>,
     event: &IncomingEvent,
     error: StoreError,
-) -> Result<EventResult, EventError> {
+) -> Answer {
     if let StoreError::Invariant { member_id, message } = &error {
         tracing::error!(event_id = %event.id, member_id, message, "an event broke an invariant");
         if member_id.is_empty() {

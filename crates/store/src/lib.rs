@@ -22,6 +22,7 @@ pub mod migrate;
 pub mod model;
 pub mod programmes;
 pub mod queries;
+pub mod records;
 mod sql;
 pub mod stats;
 pub mod users;

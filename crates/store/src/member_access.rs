@@ -256,19 +256,17 @@ impl Store {
         }
         let has_channel = settings.webhook_topics.contains(SIGN_IN_CODE_TOPIC);
         if has_channel {
-            let outbox_id = uuid::Uuid::now_v7().to_string();
-            let payload = serde_json::json!({
-                "id": outbox_id,
-                "topic": SIGN_IN_CODE_TOPIC,
-                "tenant_id": tenant_id.to_string(),
-                "occurred_at": rfc3339(now, settings.zone),
-                "data": {
-                    "member_id": member_id.to_string(),
-                    "phone": phone.as_str(),
-                    "code": code,
-                    "expires_at": rfc3339(expires_at, settings.zone),
+            let (outbox_id, payload) = crate::records::webhook_payload(
+                SIGN_IN_CODE_TOPIC,
+                tenant_id.to_string(),
+                rfc3339(now, settings.zone),
+                crate::records::SignInCode {
+                    member_id: member_id.to_string(),
+                    phone: phone.as_str(),
+                    code: &code,
+                    expires_at: rfc3339(expires_at, settings.zone),
                 },
-            });
+            );
             transaction
                 .execute(
                     &format!(
@@ -279,7 +277,7 @@ impl Store {
                         outbox_id,
                         tenant_id.to_string(),
                         SIGN_IN_CODE_TOPIC,
-                        payload.to_string(),
+                        payload,
                         to_micros(now),
                     ],
                 )
@@ -632,11 +630,8 @@ impl Store {
                 crate::binds![tenant_id.to_string(), event_id],
             )
             .await?;
-        row.map(|row| {
-            serde_json::from_str(&row.text("result")?)
-                .map_err(|error| StoreError::Corrupt(format!("event result: {error}")))
-        })
-        .transpose()
+        row.map(|row| crate::records::decode_answer(&row.text("result")?))
+            .transpose()
     }
 }
 

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "figures",
         include_str!("../migrations/0011_figures.sql"),
     ),
+    (
+        12,
+        "gaps_by_day",
+        include_str!("../migrations/0012_gaps_by_day.sql"),
+    ),
 ];
 
 /// The migration that adds the members' search keys, filled in for existing members.

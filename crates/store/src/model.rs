@@ -106,8 +106,10 @@ impl IncomingKind {
     }
 }
 
-/// The answer to an accepted event; stored with it and returned again for a duplicate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The answer to an accepted event; stored with it (as a versioned record,
+/// [`crate::records`]) and given again for a duplicate. The server's HTTP answer is its own
+/// type, made from this one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventResult {
     pub event_id: String,
     #[serde(rename = "type")]
@@ -128,7 +130,6 @@ pub struct EventResult {
     pub tier: Option<String>,
     pub tier_change: Option<TierChangeView>,
     /// Why: one line per rule that gave points, and caps.
-    #[schema(value_type = Vec<Object>)]
     pub lines: Vec<EarnLine>,
     pub voucher: Option<VoucherView>,
     /// Whether the member was created by this event.
@@ -139,7 +140,7 @@ pub struct EventResult {
     pub holdings: std::collections::BTreeMap<String, i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TierChangeView {
     pub from: String,
     pub to: String,
@@ -147,7 +148,7 @@ pub struct TierChangeView {
 }
 
 /// A voucher as members and cashiers see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoucherView {
     pub code: String,
     pub reward_id: String,
@@ -184,6 +185,9 @@ pub struct MemberView {
     pub tier: Progress,
     /// A manager's hold on the tier: no downgrade before this instant.
     pub tier_held_until: Option<String>,
+    /// What the member holds of assets other than points (store credit as `money`, in minor
+    /// units of `currency`; a card's stamps as `stamps:<card>`), those not at zero.
+    pub holdings: Vec<HoldingView>,
     /// In minor units of `currency`.
     pub lifetime_spend: i64,
     /// The tenant's ISO 4217 currency, for every amount of money here (the lifetime spend,
@@ -191,6 +195,18 @@ pub struct MemberView {
     pub currency: String,
     pub order_count: i64,
     pub created_at: String,
+}
+
+/// A member's balance of one asset other than points.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct HoldingView {
+    /// `money` (store credit) or `stamps:<card>`.
+    pub asset: String,
+    pub balance: i64,
+    /// Spendable now (the rest is pending).
+    pub available: i64,
+    /// Expiring within the same window as the points' `expiring_soon`.
+    pub expiring_soon: i64,
 }
 
 /// One transaction of a member's history, with the reason.
@@ -201,7 +217,11 @@ pub struct HistoryEntry {
     pub cursor: crate::queries::HistoryCursor,
     pub transaction_id: String,
     pub kind: String,
+    /// Points moved on the member's account (0 when the transaction moved only other assets).
     pub points: i64,
+    /// Other assets moved on the member's accounts (`money`, `stamps:<card>`), when any.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub holdings: std::collections::BTreeMap<String, i64>,
     pub event_id: Option<String>,
     pub occurred_at: String,
     #[schema(value_type = Object)]

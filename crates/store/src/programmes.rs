@@ -173,6 +173,20 @@ impl Store {
         definition: &ProgrammeDefinition,
         now: Timestamp,
     ) -> Result<TierImpact, StoreError> {
+        let counted = std::sync::atomic::AtomicI64::new(0);
+        self.tier_impact_counting(tenant_id, definition, now, &counted)
+            .await
+    }
+
+    /// [`Store::tier_impact`], adding to `counted` the members settled so far (a count that
+    /// takes a while on a large tenant can say how far it is).
+    pub async fn tier_impact_counting(
+        &self,
+        tenant_id: TenantId,
+        definition: &ProgrammeDefinition,
+        now: Timestamp,
+        counted: &std::sync::atomic::AtomicI64,
+    ) -> Result<TierImpact, StoreError> {
         let settings = self.tenant(tenant_id).await?;
         let zone = settings.zone;
         let draft = validate(definition)?;
@@ -212,6 +226,7 @@ impl Store {
                     }
                 }
             }
+            counted.fetch_add(members.len() as i64, std::sync::atomic::Ordering::Relaxed);
             if (members.len() as i64) < TIER_IMPACT_MEMBERS_PER_ROUND {
                 break;
             }

@@ -5,12 +5,14 @@ use crate::batch::{
     member_from, parse_member_id, reward_from, voucher_from, voucher_view, MEMBER_SELECT,
     REWARD_SELECT,
 };
-use crate::model::{HistoryEntry, MemberRef, MemberView, RewardView, VoucherView};
+use crate::model::{HistoryEntry, HoldingView, MemberRef, MemberView, RewardView, VoucherView};
 use crate::{binds, rfc3339, Store, StoreError};
+use patron_core::ledger::Asset;
 use patron_core::lots::{Lot, Lots};
-use patron_core::member::{MemberState, PeriodTotals};
+use patron_core::member::{Holding, MemberState, PeriodTotals};
 use patron_core::time::{from_micros, to_micros, Timestamp};
 use patron_core::{tiers, Money, Points, TenantId};
+use std::collections::BTreeMap;
 
 /// Days ahead that "expiring soon" looks.
 pub const EXPIRING_SOON_DAYS: i64 = 30;
@@ -121,6 +123,7 @@ impl Store {
             expiring_soon_until: rfc3339(soon, zone),
             tier: tiers::progress(programme, &state, now, zone),
             tier_held_until: state.tier_held_until.map(|at| rfc3339(at, zone)),
+            holdings: holdings_of(&state, now, soon),
             lifetime_spend: state.lifetime_spend.0,
             currency: settings.currency.clone(),
             order_count: state.order_count,
@@ -136,13 +139,10 @@ impl Store {
         tenant_id: TenantId,
         reference: &MemberRef,
     ) -> Result<MemberState, StoreError> {
-        let (array, element) = match self.backend {
-            crate::Backend::Postgres => ("jsonb_agg", "jsonb_build_array"),
-            crate::Backend::Sqlite => ("json_group_array", "json_array"),
-        };
+        let (array, element) = json_array_functions(self.backend);
         let details = format!(
-            ", (SELECT COALESCE({array}({element}(l.id, l.earned, l.remaining, l.matures_at, l.expires_at, l.created_at)), '[]') \
-             FROM lots l WHERE l.member_id = members.id AND l.remaining <> 0 AND l.asset = 'points') AS open_lots, \
+            ", (SELECT COALESCE({array}({element}(l.id, l.earned, l.remaining, l.matures_at, l.expires_at, l.created_at, l.asset)), '[]') \
+             FROM lots l WHERE l.member_id = members.id AND l.remaining <> 0) AS open_lots, \
              (SELECT COALESCE({array}({element}(p.month, p.spend, p.points)), '[]') \
              FROM member_periods p WHERE p.member_id = members.id) AS month_totals FROM members"
         );
@@ -166,25 +166,34 @@ impl Store {
         let corrupt = |what: &'static str| {
             move |error: serde_json::Error| StoreError::Corrupt(format!("{what}: {error}"))
         };
-        type LotCells = (String, i64, i64, i64, Option<i64>, i64);
-        let lots: Vec<LotCells> =
+        type LotCells = (String, i64, i64, i64, Option<i64>, i64, String);
+        let cells: Vec<LotCells> =
             serde_json::from_str(&row.text("open_lots")?).map_err(corrupt("open lots"))?;
-        let lots = lots
-            .into_iter()
-            .map(
-                |(id, earned, remaining, matures_at, expires_at, created_at)| {
-                    Ok(Lot {
-                        id: crate::batch::parse_lot_id(&id)?,
-                        earned: Points(earned),
-                        remaining: Points(remaining),
-                        matures_at: from_micros(matures_at),
-                        expires_at: expires_at.map(from_micros),
-                        created_at: from_micros(created_at),
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        state.lots = Lots::new(lots);
+        // Every asset's open lots: points on the member, the others as holdings whose balance
+        // is their lots' sum (the ledger check holds the stored balances to it).
+        let mut lots_of: BTreeMap<Asset, Vec<Lot>> = BTreeMap::new();
+        for (id, earned, remaining, matures_at, expires_at, created_at, asset) in cells {
+            let asset = Asset::parse(&asset)
+                .ok_or_else(|| StoreError::Corrupt(format!("lot asset {asset}")))?;
+            lots_of.entry(asset).or_default().push(Lot {
+                id: crate::batch::parse_lot_id(&id)?,
+                earned: Points(earned),
+                remaining: Points(remaining),
+                matures_at: from_micros(matures_at),
+                expires_at: expires_at.map(from_micros),
+                created_at: from_micros(created_at),
+            });
+        }
+        state.lots = Lots::new(lots_of.remove(&Asset::Points).unwrap_or_default());
+        for (asset, lots) in lots_of {
+            let lots = Lots::new(lots);
+            let holding = Holding {
+                balance: lots.total().0,
+                lots,
+                changed: false,
+            };
+            state.holdings.insert(asset, holding);
+        }
         let totals: Vec<(i64, i64, i64)> =
             serde_json::from_str(&row.text("month_totals")?).map_err(corrupt("month totals"))?;
         for (month, spend, points) in totals {
@@ -216,21 +225,23 @@ impl Store {
         };
         let after = after.unwrap_or(&start);
         let zone = self.tenant(tenant_id).await?.zone;
+        let (array, element) = json_array_functions(self.backend);
         let rows = self
             .db
             .fetch(
-                // The points history: transactions of other assets (store credit, stamps)
-                // are not in it. `tenant_id || ''` keeps the tenant out of the index choice:
+                // Every asset's transactions: points, and store credit and stamps as
+                // `holdings`. `tenant_id || ''` keeps the tenant out of the index choice:
                 // without statistics SQLite took the tenant's whole occurred-at index (11.7 M
                 // rows, 114 s a page at 10 M events) instead of the member's (0.7 ms). The same
                 // shape is used for a member's rows elsewhere.
-                "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
-                 (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e \
-                  WHERE e.transaction_id = t.id AND e.member_id = t.member_id AND e.asset = 'points') AS points \
-                 FROM ledger_transactions t WHERE t.tenant_id || '' = $1 AND t.member_id = $2 \
-                 AND EXISTS (SELECT 1 FROM ledger_entries p WHERE p.transaction_id = t.id AND p.asset = 'points') \
-                 AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
-                 ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5",
+                &format!(
+                    "SELECT t.id, t.kind, t.event_id, t.occurred_at, t.reason, \
+                     (SELECT COALESCE({array}({element}(e.asset, e.amount)), '[]') FROM ledger_entries e \
+                      WHERE e.transaction_id = t.id AND e.member_id = t.member_id) AS moved \
+                     FROM ledger_transactions t WHERE t.tenant_id || '' = $1 AND t.member_id = $2 \
+                     AND (t.occurred_at < $3 OR (t.occurred_at = $3 AND t.id < $4)) \
+                     ORDER BY t.occurred_at DESC, t.id DESC LIMIT $5"
+                ),
                 binds![
                     tenant_id.to_string(),
                     member_id.to_string(),
@@ -244,6 +255,17 @@ impl Store {
             .map(|row| {
                 let id = row.text("id")?;
                 let occurred_at = row.int("occurred_at")?;
+                // What the transaction moved on the member's accounts, per asset.
+                let entries: Vec<(String, i64)> = serde_json::from_str(&row.text("moved")?)
+                    .map_err(|error| StoreError::Corrupt(format!("entries: {error}")))?;
+                let mut moved: BTreeMap<String, i64> = BTreeMap::new();
+                for (asset, amount) in entries {
+                    let sum = moved.entry(asset).or_default();
+                    *sum = sum.checked_add(amount).ok_or_else(|| {
+                        StoreError::Corrupt(format!("transaction {id} moves more than a BIGINT"))
+                    })?;
+                }
+                moved.retain(|asset, amount| *amount != 0 || asset == "points");
                 Ok(HistoryEntry {
                     cursor: HistoryCursor {
                         occurred_at_micros: occurred_at,
@@ -255,7 +277,8 @@ impl Store {
                     occurred_at: rfc3339(from_micros(occurred_at), zone),
                     reason: serde_json::from_str(&row.text("reason")?)
                         .map_err(|error| StoreError::Corrupt(format!("reason: {error}")))?,
-                    points: row.int("points")?,
+                    points: moved.remove("points").unwrap_or(0),
+                    holdings: moved,
                 })
             })
             .collect()
@@ -393,4 +416,29 @@ fn balances_differing_from(sums: &str) -> String {
          SELECT * FROM ({STORED} EXCEPT {sums}) stored_only \
          UNION ALL SELECT * FROM ({sums} EXCEPT SELECT * FROM ({STORED}) stored) summed_only) differences) pairs"
     )
+}
+
+/// The backend's JSON aggregate and row constructor: one statement returns a member's lots or
+/// ledger entries as a JSON array of arrays.
+fn json_array_functions(backend: crate::Backend) -> (&'static str, &'static str) {
+    match backend {
+        crate::Backend::Postgres => ("jsonb_agg", "jsonb_build_array"),
+        crate::Backend::Sqlite => ("json_group_array", "json_array"),
+    }
+}
+
+/// What a member holds of each asset other than points, for the views: balance, spendable
+/// now, and what expires by `soon`.
+fn holdings_of(state: &MemberState, now: Timestamp, soon: Timestamp) -> Vec<HoldingView> {
+    state
+        .holdings
+        .iter()
+        .filter(|(_, holding)| holding.balance != 0)
+        .map(|(asset, holding)| HoldingView {
+            asset: asset.name().into_owned(),
+            balance: holding.balance,
+            available: holding.lots.available(now).0,
+            expiring_soon: holding.lots.expiring_by(now, soon).0,
+        })
+        .collect()
 }

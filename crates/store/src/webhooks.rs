@@ -200,32 +200,27 @@ pub(crate) fn outbox_rows(
     settings: &TenantSettings,
     kind: &str,
     occurred_at: Timestamp,
-    result: &str,
+    result: &EventResult,
     recorded_at: i64,
 ) {
     if settings.webhook_topics.is_empty() {
         return;
     }
-    let Ok(parsed) = serde_json::from_str::<EventResult>(result) else {
-        return;
-    };
-    for topic in topics_of(kind, &parsed) {
+    for topic in topics_of(kind, result) {
         if !settings.webhook_topics.contains(topic) {
             continue;
         }
-        let id = uuid::Uuid::now_v7().to_string();
-        let payload = serde_json::json!({
-            "id": id,
-            "topic": topic,
-            "tenant_id": settings.id.to_string(),
-            "occurred_at": rfc3339(occurred_at, settings.zone),
-            "data": parsed,
-        });
+        let (id, payload) = crate::records::webhook_payload(
+            topic,
+            settings.id.to_string(),
+            rfc3339(occurred_at, settings.zone),
+            result,
+        );
         rows.push(vec![
             id.into(),
             settings.id.to_string().into(),
             topic.into(),
-            payload.to_string().into(),
+            payload.into(),
             recorded_at.into(),
             0i64.into(),
         ]);

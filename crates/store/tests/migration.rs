@@ -169,7 +169,51 @@ async fn a_version_10_database_gets_its_figures(store: Store) {
     assert_figures_agree(&cafe.store, cafe.tenant, -1..11).await;
 }
 
+/// Migration 12 keys `purchase_gaps` by day before tier: every row comes across, and the
+/// writers keep adding to the re-keyed table.
+async fn a_version_11_database_keeps_its_gaps(store: Store) {
+    let cafe = Cafe::open(store).await;
+    for index in 0..20i64 {
+        let member = phone(&format!("09190000{:02}", index % 5));
+        let kind = purchase(member, 90_000 + index * 1_000, 0);
+        cafe.journal
+            .submit(cafe.event(&format!("G-{index}"), day(index % 6), kind))
+            .await
+            .unwrap();
+    }
+    let before = cafe.store.kept_figures(cafe.tenant).await.unwrap();
+    let old_shape = include_str!("../migrations/0011_figures.sql")
+        .split(';')
+        .find_map(|statement| {
+            let start = statement.find("CREATE TABLE purchase_gaps")?;
+            Some(&statement[start..])
+        })
+        .unwrap()
+        .replace(
+            "CREATE TABLE purchase_gaps",
+            "CREATE TABLE gaps_of_version_11",
+        );
+    for statement in [
+        old_shape.as_str(),
+        "INSERT INTO gaps_of_version_11 SELECT tenant_id, store_scope, tier_scope, nth, day, before_day, purchases FROM purchase_gaps",
+        "DROP TABLE purchase_gaps",
+        "ALTER TABLE gaps_of_version_11 RENAME TO purchase_gaps",
+        "DELETE FROM schema_migrations WHERE version = 12",
+    ] {
+        cafe.store.db().batch(statement).await.unwrap();
+    }
+    assert_eq!(patron_store::migrate::run(&cafe.store).await.unwrap(), 1);
+    assert_eq!(before, cafe.store.kept_figures(cafe.tenant).await.unwrap());
+    assert_figures_agree(&cafe.store, cafe.tenant, -1..8).await;
+    cafe.journal
+        .submit(cafe.event("G-20", day(7), purchase(phone("0919000001"), 99_000, 0)))
+        .await
+        .unwrap();
+    assert_figures_agree(&cafe.store, cafe.tenant, -1..8).await;
+}
+
 on_both_backends! {
     a_previous_versions_database_migrates_without_loss;
     a_version_10_database_gets_its_figures;
+    a_version_11_database_keeps_its_gaps;
 }

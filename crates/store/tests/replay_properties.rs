@@ -214,37 +214,6 @@ async fn run_case(store: Store, steps: Vec<Step>) {
     assert_figures_agree(&cafe.store, cafe.tenant, -1..today + 2).await;
 }
 
-/// Everything an event may change, as text to compare.
-async fn snapshot(store: &Store) -> String {
-    let mut out = String::new();
-    for sql in [
-        "SELECT COUNT(*) AS n FROM events",
-        "SELECT COUNT(*) AS n FROM ledger_transactions",
-        "SELECT COUNT(*) AS n FROM ledger_entries",
-        "SELECT COUNT(*) AS n FROM members",
-        "SELECT COUNT(*) AS n FROM vouchers",
-        "SELECT COUNT(*) AS n FROM event_lines",
-        "SELECT COUNT(*) AS n FROM audit_log",
-    ] {
-        out.push_str(&format!(
-            "{sql}: {}\n",
-            patron_testkit::scalar(store, sql, vec![]).await
-        ));
-    }
-    for sql in [
-        "SELECT id, points_balance, tier, order_count, lifetime_spend FROM members ORDER BY id",
-        "SELECT member_id, asset, balance FROM member_balances ORDER BY member_id, asset",
-        "SELECT id, asset, remaining FROM lots ORDER BY id",
-        "SELECT code, status FROM vouchers ORDER BY code",
-        "SELECT id, stock FROM rewards ORDER BY id",
-    ] {
-        for row in store.db().fetch(sql, vec![]).await.unwrap() {
-            out.push_str(&format!("{:?}\n", row.cells()));
-        }
-    }
-    out
-}
-
 fn property(open: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Store>>>, cases: u32) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1015,16 +1015,148 @@ async fn assets_keep_their_own_balances(store: Store) {
     )
     .await;
     assert_eq!(money, 100_000);
-    // Points reports see points only.
+    // The member's view: points as before, the other assets as holdings.
     let view = cafe
         .store
         .member(cafe.tenant, &phone("0918000002"), day(1))
         .await
         .unwrap();
     assert_eq!(view.balance, 20);
+    let held: Vec<(&str, i64, i64)> = view
+        .holdings
+        .iter()
+        .map(|holding| (holding.asset.as_str(), holding.balance, holding.available))
+        .collect();
+    assert_eq!(
+        held,
+        vec![("money", 100_000, 100_000), ("stamps:coffee", 3, 3)]
+    );
+    // The history has every asset's transactions, newest first: what each moved.
+    let member_id = patron_core::MemberId::parse(&view.id).unwrap();
+    let history = cafe
+        .store
+        .history(cafe.tenant, member_id, 10, None)
+        .await
+        .unwrap();
+    let moved: Vec<(i64, Vec<(&str, i64)>)> = history
+        .iter()
+        .map(|entry| {
+            let others = entry
+                .holdings
+                .iter()
+                .map(|(asset, amount)| (asset.as_str(), *amount))
+                .collect();
+            (entry.points, others)
+        })
+        .collect();
+    let mut expected = vec![
+        (0, vec![("money", -50_000)]),
+        (0, vec![("stamps:coffee", 3)]),
+        (0, vec![("money", 150_000)]),
+        (20, vec![]),
+    ];
+    // The three adjustments share their instant; the order among them is the transaction ids'.
+    let (mut got_adjustments, mut expected_adjustments) =
+        (moved[..3].to_vec(), expected[..3].to_vec());
+    got_adjustments.sort();
+    expected_adjustments.sort();
+    assert_eq!(got_adjustments, expected_adjustments);
+    assert_eq!(moved[3..], expected.split_off(3)[..]);
+}
+
+/// A sale and the voucher used on it are stored together or not at all: a voucher that
+/// cannot be used refuses the sale, a sale that cannot be recorded leaves the voucher, another
+/// member's voucher refuses both, and a resend meets both first answers.
+async fn a_sale_and_its_voucher_are_stored_together_or_not_at_all(store: Store) {
+    let cafe = Cafe::open(store).await;
+    let (member, other) = (phone("0918000011"), phone("0918000012"));
+    let coffee = cafe.reward("Cà phê", 30, None).await;
+    for (id, who) in [("T-0", &member), ("T-00", &other)] {
+        cafe.journal
+            .submit(cafe.event(id, day(0), purchase(who.clone(), 1_000_000, 0)))
+            .await
+            .unwrap();
+    }
+    let code = cafe
+        .journal
+        .submit(cafe.event(
+            "T-1",
+            day(10),
+            IncomingKind::Redemption {
+                member: member.clone(),
+                reward_id: coffee,
+            },
+        ))
+        .await
+        .unwrap()
+        .voucher
+        .unwrap()
+        .code;
+    let pair = |id: &str, who: &MemberRef, points_paid: i64, code: &str| {
+        vec![
+            cafe.event(id, day(11), purchase(who.clone(), 200_000, points_paid)),
+            cafe.event(
+                &format!("{id}-voucher"),
+                day(11),
+                IncomingKind::VoucherUse {
+                    code: code.into(),
+                    store: Some("HN01".into()),
+                },
+            ),
+        ]
+    };
+    // The sale is refused (150 points paid, 70 held): the voucher stays unused.
+    let before = snapshot(&cafe.store).await;
+    let answers = cafe
+        .journal
+        .submit_together(pair("T-2", &member, 150, &code))
+        .await;
+    assert_eq!(
+        answers[0].as_ref().unwrap_err().code(),
+        "insufficient_points"
+    );
+    assert_eq!(answers[1], Err(EventError::RefusedWithItsGroup));
+    assert_eq!(snapshot(&cafe.store).await, before, "nothing written");
+    // Another member's sale with this voucher: refused as not found, nothing written.
+    let answers = cafe
+        .journal
+        .submit_together(pair("T-3", &other, 0, &code))
+        .await;
+    assert_eq!(answers[0], Err(EventError::RefusedWithItsGroup));
+    assert_eq!(answers[1], Err(EventError::VoucherNotFound));
+    assert_eq!(snapshot(&cafe.store).await, before, "nothing written");
+    // The member's own sale: both stored; sent again, both first answers and nothing more.
+    let answers = cafe
+        .journal
+        .submit_together(pair("T-4", &member, 10, &code))
+        .await;
+    let (sale, used) = (answers[0].clone().unwrap(), answers[1].clone().unwrap());
+    assert_eq!(sale.points_spent, 10);
+    assert_eq!(used.voucher.as_ref().unwrap().status, "used");
+    let stored = snapshot(&cafe.store).await;
+    let again = cafe
+        .journal
+        .submit_together(pair("T-4", &member, 10, &code))
+        .await;
+    assert_eq!(again, vec![Ok(sale), Ok(used)]);
+    assert_eq!(snapshot(&cafe.store).await, stored);
+    // The used voucher with a new sale: refused, and the sale is not recorded either.
+    let answers = cafe
+        .journal
+        .submit_together(pair("T-5", &member, 0, &code))
+        .await;
+    assert_eq!(answers[0], Err(EventError::RefusedWithItsGroup));
+    assert_eq!(
+        answers[1].as_ref().unwrap_err().code(),
+        "voucher_not_usable"
+    );
+    assert_eq!(snapshot(&cafe.store).await, stored);
+    let check = cafe.store.check_ledger().await.unwrap();
+    assert!(check.is_sound(), "{check:?}");
 }
 
 on_both_backends! {
+    a_sale_and_its_voucher_are_stored_together_or_not_at_all;
     a_refused_purchase_from_an_unknown_phone_writes_no_member;
     assets_keep_their_own_balances;
     idempotency_same_and_different_body;

@@ -399,6 +399,8 @@ struct MemberPanel {
     view: MemberView,
     card_code: String,
     vouchers: Vec<VoucherView>,
+    /// Store credit and stamps.
+    holdings: Vec<format::HoldingLine>,
 }
 
 impl MemberPanel {
@@ -442,6 +444,7 @@ async fn member_panel(
         .filter(|voucher| voucher.status == "issued")
         .collect();
     Ok(MemberPanel {
+        holdings: format::holding_lines(t, &view.holdings, &staff.tenant.currency),
         view,
         card_code: display_card_code(&card_code),
         vouchers,
@@ -573,11 +576,6 @@ struct PurchaseFields {
     confirmed_amount: String,
 }
 
-/// A voucher code as the API reads it: upper case, no hyphens.
-fn normal_voucher(code: &str) -> String {
-    code.trim().to_ascii_uppercase().replace(['-', ' '], "")
-}
-
 /// Checks the typed fields; returns the amount, points and voucher to record.
 fn check_purchase(
     t: Texts,
@@ -687,7 +685,7 @@ async fn purchase(
         .event_result(staff.tenant_id, &fields.event_id)
         .await
     {
-        return to_receipt(&fields.event_id, None, None);
+        return to_receipt(&fields.event_id);
     }
     let panel = match member_panel(&state, &staff, member).await {
         Ok(panel) => panel,
@@ -767,7 +765,7 @@ async fn purchase(
         if let Err(refusal) = submit(&state, &staff, &fields.event_id, command).await {
             return refused(staff, panel, stores, refusal);
         }
-        return remembering(remember, to_receipt(&fields.event_id, None, None));
+        return remembering(remember, to_receipt(&fields.event_id));
     };
     // The sale and the voucher's use go together; the use's id is the sale's with `-voucher`
     // after it, so a resend repeats both harmlessly.
@@ -786,23 +784,10 @@ async fn purchase(
             },
         )
         .await;
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(error) => return refused(staff, panel, stores, refusal(t, error)),
-    };
-    if let Err(error) = answer.purchase {
+    if let Err(error) = answer {
         return refused(staff, panel, stores, refusal(t, error));
     }
-    let failure = match answer.voucher {
-        Ok(_) => None,
-        Err(error) if error.kind == ErrorKind::Internal => return page::failed(t, error),
-        Err(error) => Some(match &error.event {
-            Some(event) => VoucherFailure::of(event),
-            None => VoucherFailure::Unknown,
-        }),
-    };
-    let code = normal_voucher(&fields.voucher);
-    remembering(remember, to_receipt(&fields.event_id, Some(&code), failure))
+    remembering(remember, to_receipt(&fields.event_id))
 }
 
 /// Adds the cookie that remembers the till's store, when there is one.
@@ -815,65 +800,8 @@ fn remembering(cookie: Option<String>, mut response: Response) -> Response {
     response
 }
 
-/// Why a voucher was not used after its sale was recorded; travels in the receipt's address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum VoucherFailure {
-    Unknown,
-    Used,
-    Expired,
-    WrongStore,
-    Other,
-}
-
-impl VoucherFailure {
-    const ALL: [VoucherFailure; 5] = [
-        VoucherFailure::Unknown,
-        VoucherFailure::Used,
-        VoucherFailure::Expired,
-        VoucherFailure::WrongStore,
-        VoucherFailure::Other,
-    ];
-
-    fn of(error: &EventError) -> VoucherFailure {
-        match error {
-            EventError::VoucherNotFound => VoucherFailure::Unknown,
-            EventError::Rejected(rejection) => match rejection.code() {
-                "voucher_not_usable" => VoucherFailure::Used,
-                "voucher_expired" => VoucherFailure::Expired,
-                "voucher_wrong_store" => VoucherFailure::WrongStore,
-                _ => VoucherFailure::Other,
-            },
-            _ => VoucherFailure::Other,
-        }
-    }
-
-    /// Its name in the address, and the message key.
-    fn key(self) -> &'static str {
-        match self {
-            VoucherFailure::Unknown => "cashier.voucher_unknown",
-            VoucherFailure::Used => "cashier.voucher_used",
-            VoucherFailure::Expired => "cashier.voucher_expired",
-            VoucherFailure::WrongStore => "cashier.voucher_wrong_store",
-            VoucherFailure::Other => "cashier.voucher_other",
-        }
-    }
-
-    fn parse(text: &str) -> Option<VoucherFailure> {
-        VoucherFailure::ALL
-            .into_iter()
-            .find(|failure| failure.key() == text)
-    }
-}
-
-fn to_receipt(event_id: &str, voucher: Option<&str>, failure: Option<VoucherFailure>) -> Response {
-    let mut target = format!("/cashier/receipt/{}", query_escape(event_id));
-    if let Some(voucher) = voucher {
-        target.push_str(&format!("?voucher={}", query_escape(voucher)));
-        if let Some(failure) = failure {
-            target.push_str(&format!("&failure={}", failure.key()));
-        }
-    }
-    Redirect::to(&target).into_response()
+fn to_receipt(event_id: &str) -> Response {
+    Redirect::to(&format!("/cashier/receipt/{}", query_escape(event_id))).into_response()
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -899,12 +827,8 @@ struct ReceiptPage {
     staff: Staff,
     result: EventResult,
     member: MemberView,
-    /// The voucher the cashier typed, if any.
-    voucher: Option<String>,
-    /// The code of the voucher used with this sale, if it was.
+    /// The code of the voucher used with this sale, if one was (they are recorded together).
     voucher_used: Option<String>,
-    /// The message key of why the typed voucher was not used.
-    voucher_failure: Option<&'static str>,
     reverse: ReverseForm,
 }
 
@@ -930,18 +854,11 @@ impl ReverseForm {
     }
 }
 
-#[derive(Deserialize)]
-struct ReceiptQuery {
-    voucher: Option<String>,
-    failure: Option<String>,
-}
-
 /// The receipt of the purchase `event_id`, with empty refund and void forms.
 async fn receipt_page(
     state: &AppState,
     staff: Staff,
     event_id: &str,
-    query: ReceiptQuery,
 ) -> Result<ReceiptPage, Response> {
     let t = staff.t;
     let result = match state.store.event_result(staff.tenant_id, event_id).await {
@@ -962,13 +879,7 @@ async fn receipt_page(
         t,
         result,
         member,
-        voucher: query.voucher.map(|code| normal_voucher(&code)),
         voucher_used,
-        voucher_failure: query
-            .failure
-            .as_deref()
-            .and_then(VoucherFailure::parse)
-            .map(VoucherFailure::key),
         reverse: ReverseForm::new(&staff),
         staff,
     })
@@ -1003,12 +914,11 @@ async fn receipt(
     State(state): State<AppState>,
     staff: Staff,
     Path(event_id): Path<String>,
-    Query(query): Query<ReceiptQuery>,
 ) -> Response {
     if let Err(refused) = staff.require(Permission::RecordEvents) {
         return refused;
     }
-    match receipt_page(&state, staff, &event_id, query).await {
+    match receipt_page(&state, staff, &event_id).await {
         Ok(page) => render(&page),
         Err(refused) => refused,
     }
@@ -1029,7 +939,7 @@ async fn find_receipt(staff: Staff, Query(query): Query<FindReceiptQuery>) -> Re
     if receipt.is_empty() || receipt.len() > FIND_LENGTH_MAX {
         return page::not_found(staff.t);
     }
-    to_receipt(receipt, None, None)
+    to_receipt(receipt)
 }
 
 #[derive(Deserialize)]
@@ -1131,11 +1041,7 @@ async fn reverse(
             Err(Refusal::Page(response)) => return response,
         }
     }
-    let query = ReceiptQuery {
-        voucher: None,
-        failure: None,
-    };
-    let mut page = match receipt_page(&state, staff, &original, query).await {
+    let mut page = match receipt_page(&state, staff, &original).await {
         Ok(page) => page,
         Err(refused) => return refused,
     };
@@ -1270,8 +1176,7 @@ mod tests {
     }
 
     #[test]
-    fn voucher_codes_are_read_as_the_api_reads_them() {
-        assert_eq!(normal_voucher(" ab-cd 12 "), "ABCD12");
+    fn receipt_addresses_escape_the_event_id() {
         assert_eq!(query_escape("a b&c"), "a%20b%26c");
     }
 }

@@ -59,6 +59,87 @@ pub fn money(locale: Locale, minor: i64, currency: &str) -> String {
     }
 }
 
+/// What an asset other than points is called: store credit, or a card's stamps.
+pub fn asset_label(t: crate::i18n::Texts, asset: &str) -> String {
+    match asset.strip_prefix("stamps:") {
+        Some(card) => t.fill("common.asset_stamps", &[("card", card)]),
+        None => t.get("common.asset_money").to_owned(),
+    }
+}
+
+/// An amount of an asset other than points: money in `currency`, or a count of stamps;
+/// `signed` puts a `+` before a gain.
+pub fn asset_amount(
+    t: crate::i18n::Texts,
+    asset: &str,
+    amount: i64,
+    currency: &str,
+    signed: bool,
+) -> String {
+    let text = if asset.starts_with("stamps:") {
+        t.fill(
+            "common.amount_stamps",
+            &[("count", &points(t.locale, amount))],
+        )
+    } else {
+        money(t.locale, amount, currency)
+    };
+    if signed && amount > 0 {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+/// A member's holding of an asset other than points, as the pages show it.
+pub struct HoldingLine {
+    /// "Store credit", "Stamps on card coffee".
+    pub label: String,
+    /// The balance: "50.000đ", "7 stamps".
+    pub amount: String,
+    /// What expires soon, when something does.
+    pub expiring: Option<String>,
+}
+
+/// The lines of a member's holdings other than points, in the order given.
+pub fn holding_lines(
+    t: crate::i18n::Texts,
+    holdings: &[patron_store::HoldingView],
+    currency: &str,
+) -> Vec<HoldingLine> {
+    holdings
+        .iter()
+        .map(|holding| HoldingLine {
+            label: asset_label(t, &holding.asset),
+            amount: asset_amount(t, &holding.asset, holding.balance, currency, false),
+            expiring: (holding.expiring_soon > 0).then(|| {
+                let amount =
+                    asset_amount(t, &holding.asset, holding.expiring_soon, currency, false);
+                t.fill("common.asset_expiring", &[("amount", &amount)])
+            }),
+        })
+        .collect()
+}
+
+/// What a history entry moved of assets other than points, one text each:
+/// "+50.000đ Store credit".
+pub fn moved_lines(
+    t: crate::i18n::Texts,
+    moved: &std::collections::BTreeMap<String, i64>,
+    currency: &str,
+) -> Vec<String> {
+    moved
+        .iter()
+        .map(|(asset, amount)| {
+            format!(
+                "{} {}",
+                asset_amount(t, asset, *amount, currency, true),
+                asset_label(t, asset)
+            )
+        })
+        .collect()
+}
+
 /// A count of points.
 pub fn points(locale: Locale, points: i64) -> String {
     group(

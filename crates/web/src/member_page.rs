@@ -385,6 +385,8 @@ struct HistoryLine {
     what: String,
     detail: String,
     points: i64,
+    /// Store credit and stamps moved, one text each.
+    others: Vec<String>,
 }
 
 /// A reward on the card: redeemable now, or how many points are missing.
@@ -410,6 +412,8 @@ struct CardPage {
     redeemed: Option<VoucherView>,
     rewards: Vec<RewardLine>,
     vouchers: Vec<VoucherView>,
+    /// Store credit and stamps.
+    holdings: Vec<format::HoldingLine>,
     history: Vec<HistoryLine>,
     currency: String,
     zone: chrono_tz::Tz,
@@ -593,7 +597,12 @@ fn next_expiry(
     Some((points, day))
 }
 
-fn history_line(t: Texts, entry: &HistoryEntry, zone: chrono_tz::Tz) -> HistoryLine {
+fn history_line(
+    t: Texts,
+    entry: &HistoryEntry,
+    zone: chrono_tz::Tz,
+    currency: &str,
+) -> HistoryLine {
     let what = match entry.kind.as_str() {
         "earn" => "member.kind.earn",
         "payment" => "member.kind.payment",
@@ -623,6 +632,7 @@ fn history_line(t: Texts, entry: &HistoryEntry, zone: chrono_tz::Tz) -> HistoryL
         what: t.get(what).to_owned(),
         detail,
         points: entry.points,
+        others: format::moved_lines(t, &entry.holdings, currency),
     }
 }
 
@@ -666,7 +676,7 @@ async fn card_page(
         .history(tenant_id, member_id, HISTORY_SHOWN_MAX, None)
         .await?
         .iter()
-        .map(|entry| history_line(visit.t, entry, visit.tenant.zone))
+        .map(|entry| history_line(visit.t, entry, visit.tenant.zone, &visit.tenant.currency))
         .collect();
     Ok(CardPage {
         t: visit.t,
@@ -676,6 +686,7 @@ async fn card_page(
         qr_svg: qr_svg(&card_code),
         card_code,
         expiring: next_expiry(&member_state, now, visit.t.locale, visit.tenant.zone),
+        holdings: format::holding_lines(visit.t, &member.holdings, &visit.tenant.currency),
         member,
         redeemed,
         rewards,

@@ -86,6 +86,7 @@ mod tests {
                 transaction_id: "t".into(),
                 kind: kind.into(),
                 points,
+                holdings: Default::default(),
                 event_id: None,
                 occurred_at: "2026-01-01T00:00:00+07:00".into(),
                 reason,

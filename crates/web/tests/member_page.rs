@@ -826,3 +826,102 @@ async fn the_sign_in_page_says_why_plain_http_at_a_network_address_cannot_keep_a
     let html = page(None).await;
     assert!(!html.contains("id=\"member-insecure\""), "{html}");
 }
+
+/// Store credit and stamps, beside points: the member's page, the member's profile in the
+/// admin, the till and the API show each balance and what each transaction moved.
+#[tokio::test]
+async fn store_credit_and_stamps_show_wherever_points_do() {
+    let site = Site::start(false).await;
+    let inbox = subscribed_inbox(&site).await;
+    let dispatcher = dispatcher(&site);
+    let member = member_with_points(&site, "0912345679", "Hoa", 150_000).await;
+    let (status, body) = site
+        .api(
+            "POST",
+            "/v1/events",
+            Some(json!({
+                "id": "credit-1", "type": "adjustment", "member": {"phone": "0912345679"},
+                "asset": "money", "points": 150_000, "reason": "Hoàn tiền đơn lỗi",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["holdings"]["money"], 150_000);
+    let stamps = patron_store::IncomingEvent {
+        tenant_id: site.tenant,
+        id: patron_core::EventId::parse("stamps-1").unwrap(),
+        occurred_at: chrono::Utc::now(),
+        body_hash: "stamps-1".into(),
+        kind: patron_store::IncomingKind::Adjustment {
+            member: patron_store::MemberRef::Id(member),
+            asset: patron_core::ledger::Asset::Stamps("coffee".into()),
+            points: 3,
+            reason: "Tem tặng".into(),
+            actor: Some("cli".into()),
+        },
+        actor: Some("cli".into()),
+        store_scope: None,
+    };
+    site.journal.submit(stamps).await.unwrap();
+    // The API: holdings on the member, and on each history entry what it moved.
+    let (status, view) = site
+        .api("GET", &format!("/v1/members/{member}"), None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["holdings"],
+        json!([
+            {"asset": "money", "balance": 150_000, "available": 150_000, "expiring_soon": 0},
+            {"asset": "stamps:coffee", "balance": 3, "available": 3, "expiring_soon": 0}
+        ])
+    );
+    assert_eq!(view["balance"], 15, "points untouched");
+    let (status, history) = site
+        .api("GET", &format!("/v1/members/{member}/history"), None)
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let moved: Vec<(i64, serde_json::Value)> = history["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .map(|entry| (entry["points"].as_i64().unwrap(), entry["holdings"].clone()))
+        .collect();
+    assert!(moved.contains(&(0, json!({"money": 150_000}))), "{history}");
+    assert!(
+        moved.contains(&(0, json!({"stamps:coffee": 3}))),
+        "{history}"
+    );
+    assert!(moved.contains(&(15, serde_json::Value::Null)), "{history}");
+    // The member's page.
+    let pages = sign_in_with_code(&site, &inbox, "0912345679").await;
+    let (_, html) = pages.get(&format!("/m/{}", site.tenant)).await;
+    assert!(html.contains("id=\"holdings\""), "{html}");
+    assert!(
+        html.contains("Tiền tích luỹ</span> <strong>150.000đ</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Tem trên thẻ coffee</span> <strong>3 tem</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("+150.000đ Tiền tích luỹ"), "history: {html}");
+    // The admin's profile of the member, and the till.
+    let manager = site.signed_in(Role::Manager).await;
+    let (status, html) = manager.get(&format!("/admin/members/{member}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("member-holding"), "{html}");
+    assert!(html.contains("150.000đ"), "{html}");
+    assert!(
+        html.contains("<div class=\"history-other\">+3 tem Tem trên thẻ coffee</div>"),
+        "{html}"
+    );
+    let cashier = site.signed_in(Role::Cashier).await;
+    let (status, html) = cashier.get(&format!("/cashier/member/{member}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("till-holding"), "{html}");
+    assert!(
+        html.contains("<span class=\"figure\">3 tem</span>"),
+        "{html}"
+    );
+    dispatcher.stop().await;
+}

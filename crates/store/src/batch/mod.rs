@@ -106,7 +106,8 @@ struct EventRow {
     member_id: Option<MemberId>,
     occurred_at: Timestamp,
     body_hash: String,
-    result: String,
+    /// The answer, stored as its record ([`crate::records`]).
+    result: EventResult,
     /// The store a purchase or voucher use names, for figures per store.
     store_code: Option<String>,
     /// Who sent it.
@@ -133,12 +134,25 @@ struct World {
     writes: Writes,
 }
 
-/// Judges and stores `events` in one transaction. An event that fails validation fails alone;
-/// a database error fails the batch (the journal then retries its events one by one).
+/// How a batch's events stand to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// Each event is judged on its own: one refused, the others are stored.
+    Apart,
+    /// The events are one act of one member (a sale and the voucher used on it): stored all or
+    /// none. When one is refused, every one is answered with its refusal and nothing is
+    /// written; an event judged for another member than the first (a voucher someone else
+    /// holds) is refused as [`EventError::VoucherNotFound`].
+    Together,
+}
+
+/// Judges and stores `events` in one transaction. Apart, an event that fails validation fails
+/// alone; a database error fails the batch (the journal then retries its events one by one).
 pub(crate) async fn process(
     store: &Store,
     connection: Option<&mut rusqlite::Connection>,
     events: &[IncomingEvent],
+    batch: Batch,
 ) -> Result<Vec<Answer>, StoreError> {
     let now = chrono::Utc::now();
     let mut world = World::default();
@@ -173,8 +187,8 @@ pub(crate) async fn process(
         }
         let answer = match world.existing.get(&key) {
             Some((hash, _)) if *hash != event.body_hash => Err(EventError::ExistsWithDifferentBody),
-            Some((_, result)) => serde_json::from_str(result)
-                .map_err(|error| EventError::Database(format!("stored result: {error}"))),
+            Some((_, result)) => crate::records::decode_answer(result)
+                .map_err(|error| EventError::Database(error.to_string())),
             None if is_quarantined(&world, event) => Err(EventError::MemberQuarantined),
             None => judge(&mut world, event),
         };
@@ -190,7 +204,7 @@ pub(crate) async fn process(
                         .and_then(|id| MemberId::parse(id).ok()),
                     occurred_at: event.occurred_at,
                     body_hash: event.body_hash.clone(),
-                    result: serde_json::to_string(result).expect("a result serialises"),
+                    result: result.clone(),
                     store_code: match &event.kind {
                         IncomingKind::Purchase { purchase, .. } => purchase.store.clone(),
                         IncomingKind::VoucherUse { store, .. } => store.clone(),
@@ -207,6 +221,10 @@ pub(crate) async fn process(
         seen.insert(key, (event.body_hash.clone(), answer.clone()));
         answers.push(answer);
     }
+    if batch == Batch::Together && refuse_together(&mut answers) {
+        // Nothing of the group is kept: the transaction is dropped unwritten.
+        return Ok(answers);
+    }
     let judged_at = timer.elapsed();
     write(&mut db, &mut world, now).await?;
     let written_at = timer.elapsed();
@@ -220,6 +238,34 @@ pub(crate) async fn process(
         "batch committed"
     );
     Ok(answers)
+}
+
+/// Whether a group judged together is refused as a whole: one of its events was refused, or
+/// was judged for another member than the first's (refused then as
+/// [`EventError::VoucherNotFound`]). The refused event keeps its refusal; every other is
+/// answered [`EventError::RefusedWithItsGroup`].
+fn refuse_together(answers: &mut [Answer]) -> bool {
+    let first_member = answers
+        .iter()
+        .find_map(|answer| answer.as_ref().ok()?.member_id.clone());
+    let refused = answers.iter().position(Result::is_err).or_else(|| {
+        answers.iter().position(|answer| {
+            answer
+                .as_ref()
+                .is_ok_and(|result| result.member_id != first_member)
+        })
+    });
+    let Some(refused) = refused else {
+        return false;
+    };
+    for (position, answer) in answers.iter_mut().enumerate() {
+        if position != refused {
+            *answer = Err(EventError::RefusedWithItsGroup);
+        } else if answer.is_ok() {
+            *answer = Err(EventError::VoucherNotFound);
+        }
+    }
+    true
 }
 
 fn member_of(world: &World, tenant_id: TenantId, reference: &MemberRef) -> Option<MemberId> {

@@ -328,7 +328,7 @@ pub(super) async fn write_events(
             to_micros(event.occurred_at).into(),
             recorded_at.into(),
             event.body_hash.into(),
-            event.result.into(),
+            crate::records::encode_answer(&event.result).into(),
             event.store_code.into(),
             purchase.map(|record| record.amount.0).into(),
             purchase.map(|record| record.eligible_amount.0).into(),

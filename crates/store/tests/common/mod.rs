@@ -264,3 +264,34 @@ pub async fn assert_figures_agree(store: &Store, tenant: TenantId, days: std::op
         "figures kept by the writers and rebuilt from the tables"
     );
 }
+
+/// Everything an event may change, as text to compare.
+pub async fn snapshot(store: &Store) -> String {
+    let mut out = String::new();
+    for sql in [
+        "SELECT COUNT(*) AS n FROM events",
+        "SELECT COUNT(*) AS n FROM ledger_transactions",
+        "SELECT COUNT(*) AS n FROM ledger_entries",
+        "SELECT COUNT(*) AS n FROM members",
+        "SELECT COUNT(*) AS n FROM vouchers",
+        "SELECT COUNT(*) AS n FROM event_lines",
+        "SELECT COUNT(*) AS n FROM audit_log",
+    ] {
+        out.push_str(&format!(
+            "{sql}: {}\n",
+            patron_testkit::scalar(store, sql, vec![]).await
+        ));
+    }
+    for sql in [
+        "SELECT id, points_balance, tier, order_count, lifetime_spend FROM members ORDER BY id",
+        "SELECT member_id, asset, balance FROM member_balances ORDER BY member_id, asset",
+        "SELECT id, asset, remaining FROM lots ORDER BY id",
+        "SELECT code, status FROM vouchers ORDER BY code",
+        "SELECT id, stock FROM rewards ORDER BY id",
+    ] {
+        for row in store.db().fetch(sql, vec![]).await.unwrap() {
+            out.push_str(&format!("{:?}\n", row.cells()));
+        }
+    }
+    out
+}

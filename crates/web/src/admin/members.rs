@@ -196,6 +196,8 @@ struct HistoryRow {
     kind: &'static str,
     points: String,
     credit: bool,
+    /// Store credit and stamps the transaction moved, one text each.
+    others: Vec<String>,
     reason: String,
     /// Who sent the event: a staff member's or key's name.
     who: String,
@@ -248,6 +250,8 @@ struct MemberPage {
     expiring: String,
     expiring_note: String,
     debt: Option<String>,
+    /// Store credit and stamps.
+    holdings: Vec<format::HoldingLine>,
     lifetime_spend: String,
     orders: String,
     joined: String,
@@ -471,10 +475,13 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
             kind: kind_label(t, &entry.kind),
             points: if entry.points > 0 {
                 format!("+{}", staff.points(entry.points))
+            } else if entry.points == 0 && !entry.holdings.is_empty() {
+                String::new()
             } else {
                 staff.points(entry.points)
             },
             credit: entry.points > 0,
+            others: format::moved_lines(t, &entry.holdings, &staff.tenant.currency),
             reason: reason_text(&staff, entry),
             who: actor_name(&actors, entry),
             purchase: entry
@@ -522,6 +529,7 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
             &[("date", &date_of(&staff, &member.expiring_soon_until))],
         ),
         debt: (member.debt != 0).then(|| staff.points(member.debt.abs())),
+        holdings: format::holding_lines(t, &member.holdings, &staff.tenant.currency),
         lifetime_spend: staff.money(member.lifetime_spend),
         orders: staff.points(member.order_count),
         joined: date_of(&staff, &member.created_at),

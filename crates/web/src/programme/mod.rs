@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::TimeZone;
 use form::{parse_whole, DefinitionForm, Fault};
+use patron_app::ImpactCount;
 use patron_core::programme::{Programme, ProgrammeDefinition, BASE_RULE_ID};
 use patron_core::reward::Reward;
 use patron_core::{MemberId, Phone, Points, RewardId};
@@ -111,6 +112,8 @@ struct PreviewResult {
     tier_line: Option<String>,
     member_line: String,
     impact_line: String,
+    /// The tier impact is still being counted: the page reloads itself until it is done.
+    counting: bool,
 }
 
 #[derive(Template)]
@@ -701,7 +704,7 @@ fn describe(
     programme: &Programme,
     amount: i64,
     outcome: &DryRun,
-    impact: &TierImpact,
+    impact: &ImpactCount,
 ) -> PreviewResult {
     let t = staff.t;
     let (headline, lines) = explain(staff, &programme.definition, amount, outcome);
@@ -732,7 +735,14 @@ fn describe(
             },
             &[("tier", &tier_name(&outcome.tier_before))],
         ),
-        impact_line: impact_line(t, impact),
+        impact_line: match impact {
+            ImpactCount::Counted(impact) => impact_line(t, impact),
+            ImpactCount::Counting { settled } => t.fill(
+                "programme.preview.counting",
+                &[("settled", &settled.to_string())],
+            ),
+        },
+        counting: matches!(impact, ImpactCount::Counting { .. }),
     }
 }
 
