@@ -1,6 +1,7 @@
 //! Administration: tenants (platform operator), API keys, staff users, staff sessions and the
 //! audit log.
 
+use crate::answers::*;
 use crate::auth::{cookie_value, session_cookie, Caller, Permission, SignInAnswer, SESSION_COOKIE};
 use crate::error::{body_json, parse_json, ApiError, ErrorBody};
 use crate::AppState;
@@ -10,9 +11,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use patron_core::TenantId;
-use patron_store::admin::{ApiKeyView, CreatedKey, KeyScope, NewTenant};
-use patron_store::audit::{Actor, AuditEntry, AUDIT_PAGE_MAX};
-use patron_store::users::{Role, User};
+use patron_store::admin::{KeyScope, NewTenant};
+use patron_store::audit::{Actor, AUDIT_PAGE_MAX};
+use patron_store::users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -141,13 +142,13 @@ async fn create_tenant(
 
 /// The tenant's API keys (never their secrets).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "admin",
-    responses((status = 200, body = Vec<ApiKeyView>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ApiKeyAnswer>), (status = 403, body = ErrorBody)))]
 async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+) -> Result<Json<Vec<ApiKeyAnswer>>, ApiError> {
     caller.require(Permission::Administer)?;
-    Ok(Json(state.store.api_keys(caller.0.tenant_id).await?))
+    Ok(Json(all(state.store.api_keys(caller.0.tenant_id).await?)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -162,13 +163,13 @@ struct KeyRequest {
 
 /// Creates an API key; its secret is in this answer only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "admin", request_body = KeyRequest,
-    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody),
+    responses((status = 201, body = CreatedKeyAnswer), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKeyAnswer>), ApiError> {
     caller.require(Permission::Administer)?;
     let request: KeyRequest = parse_json(body_json(&body)?)?;
     let scope = KeyScope::parse(&request.scope)
@@ -183,7 +184,7 @@ async fn create_key(
             caller.actor(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 /// Revokes an API key at once.
@@ -202,13 +203,13 @@ async fn revoke_key(
 
 /// The tenant's staff.
 #[utoipa::path(get, path = "/v1/users", tag = "admin",
-    responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<UserAnswer>), (status = 403, body = ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<User>>, ApiError> {
+) -> Result<Json<Vec<UserAnswer>>, ApiError> {
     caller.require(Permission::Administer)?;
-    Ok(Json(state.store.users(caller.0.tenant_id).await?))
+    Ok(Json(all(state.store.users(caller.0.tenant_id).await?)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -233,13 +234,13 @@ fn parse_role(text: &str) -> Result<Role, ApiError> {
 
 /// Adds a staff user.
 #[utoipa::path(post, path = "/v1/users", tag = "admin", request_body = UserRequest,
-    responses((status = 201, body = User), (status = 403, body = ErrorBody),
+    responses((status = 201, body = UserAnswer), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<User>), ApiError> {
+) -> Result<(StatusCode, Json<UserAnswer>), ApiError> {
     caller.require(Permission::Administer)?;
     let request: UserRequest = parse_json(body_json(&body)?)?;
     let role = parse_role(&request.role)?;
@@ -254,7 +255,7 @@ async fn create_user(
             caller.actor(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -267,14 +268,14 @@ struct UserUpdate {
 /// Changes a user's role or disables them; their sessions end.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "admin", request_body = UserUpdate,
     params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 403, body = ErrorBody),
+    responses((status = 200, body = UserAnswer), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserAnswer>, ApiError> {
     caller.require(Permission::Administer)?;
     let request: UserUpdate = parse_json(body_json(&body)?)?;
     let role = request.role.as_deref().map(parse_role).transpose()?;
@@ -288,7 +289,7 @@ async fn update_user(
             caller.actor(),
         )
         .await?;
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -321,7 +322,7 @@ struct SignInRequest {
 
 #[derive(Serialize, ToSchema)]
 struct SignedIn {
-    user: User,
+    user: UserAnswer,
     /// Send in `X-CSRF-Token` with every change made with this session.
     csrf_token: String,
 }
@@ -388,7 +389,7 @@ async fn sign_in(
     };
     let cookie = session_cookie(Some(&session.token));
     let mut response = Json(SignedIn {
-        user,
+        user: user.into(),
         csrf_token: session.csrf_token,
     })
     .into_response();
@@ -426,7 +427,7 @@ struct AuditQuery {
 
 #[derive(Serialize, ToSchema)]
 struct AuditPage {
-    entries: Vec<AuditEntry>,
+    entries: Vec<AuditEntryAnswer>,
     next_before: Option<String>,
 }
 
@@ -456,7 +457,7 @@ async fn audit_log(
         .then(|| entries.last().map(|entry| entry.id.clone()))
         .flatten();
     Ok(Json(AuditPage {
-        entries,
+        entries: all(entries),
         next_before,
     }))
 }

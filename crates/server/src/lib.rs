@@ -119,18 +119,22 @@ fn derived_public_url(bound: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{address}")
 }
 
+/// The API's routes and their OpenAPI document.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(events::router())
+        .merge(members::router())
+        .merge(admin::router())
+        .merge(programme::router())
+        .merge(rewards::router())
+        .merge(imports::router())
+        .merge(webhooks::router())
+        .split_for_parts()
+}
+
 /// The whole router: the API, and the web pages when given.
 pub fn router(state: AppState, pages: Option<Router<AppState>>) -> Router {
-    let (documented, document) =
-        utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-            .merge(events::router())
-            .merge(members::router())
-            .merge(admin::router())
-            .merge(programme::router())
-            .merge(rewards::router())
-            .merge(imports::router())
-            .merge(webhooks::router())
-            .split_for_parts();
+    let (documented, document) = documented();
     Router::new()
         .merge(documented)
         .merge(openapi::router(document))
@@ -259,6 +263,51 @@ mod tests {
         assert!(parse_public_url("https://user@evil.example").is_err());
         assert!(parse_public_url("https://loyalty.example/?next=x").is_err());
         assert!(parse_public_url("https://loyalty.example/#x").is_err());
+    }
+
+    /// Every schema the document names is in it (the answer types are the server's own,
+    /// each registered under the name clients know).
+    #[test]
+    fn every_schema_the_document_refers_to_is_in_it() {
+        fn refs(value: &serde_json::Value, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        match (key.as_str(), value.as_str()) {
+                            ("$ref", Some(target)) => found.push(target.to_owned()),
+                            _ => refs(value, found),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+                _ => {}
+            }
+        }
+        let document = serde_json::to_value(documented().1).unwrap();
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 20, "{found:?}");
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{target}"));
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "{target} is named but not in the document"
+            );
+        }
+        for name in [
+            "EventResult",
+            "VoucherView",
+            "MemberView",
+            "HoldingView",
+            "HistoryEntry",
+        ] {
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Members: list and search with a cursor, create, look up by id or phone, update the profile,
 //! history, vouchers, manual adjustments, merge, and the Decree 13 export and erasure.
 
-use crate::answers::{EventAnswer, VoucherAnswer};
+use crate::answers::*;
+
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::events::{parse_profile, ProfileRequest};
@@ -11,11 +12,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use patron_core::{EventId, MemberId, Phone};
-use patron_store::members::{
-    MemberFilter, MemberSummary, MergeReport, ProfileUpdate, MEMBER_PAGE_MAX, SEARCH_LENGTH_MAX,
-};
+use patron_store::members::{MemberFilter, ProfileUpdate, MEMBER_PAGE_MAX, SEARCH_LENGTH_MAX};
 use patron_store::queries::{HistoryCursor, HISTORY_PAGE_MAX};
-use patron_store::{HistoryEntry, MemberRef, MemberView};
+use patron_store::MemberRef;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -43,8 +42,8 @@ async fn member_view(
     state: &AppState,
     caller: &Caller,
     reference: &MemberRef,
-) -> Result<Json<MemberView>, ApiError> {
-    Ok(Json(state.app.member(&caller.0, reference).await?))
+) -> Result<Json<MemberAnswer>, ApiError> {
+    Ok(Json(state.app.member(&caller.0, reference).await?.into()))
 }
 
 /// A member of the caller's tenant named by id in the path (404 for another tenant's).
@@ -72,7 +71,7 @@ struct ListQuery {
 
 #[derive(Serialize, ToSchema)]
 struct MemberPage {
-    members: Vec<MemberSummary>,
+    members: Vec<MemberSummaryAnswer>,
     /// Pass as `after` for the next page; absent on the last page.
     next_after: Option<String>,
 }
@@ -115,7 +114,7 @@ async fn list_members(
         .then(|| members.last().map(|member| member.id.clone()))
         .flatten();
     Ok(Json(MemberPage {
-        members,
+        members: all(members),
         next_after,
     }))
 }
@@ -169,12 +168,12 @@ async fn create_member(
 /// A member with balances (available, pending, debt, expiring soon) and tier progress.
 #[utoipa::path(get, path = "/v1/members/{id}", tag = "members",
     params(("id" = String, Path, description = "member id")),
-    responses((status = 200, body = MemberView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MemberAnswer), (status = 404, body = ErrorBody)))]
 async fn get_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<MemberView>, ApiError> {
+) -> Result<Json<MemberAnswer>, ApiError> {
     let reference = MemberRef::Id(member_id(&id)?);
     member_view(&state, &caller, &reference).await
 }
@@ -182,13 +181,13 @@ async fn get_member(
 /// A member by phone, as a till looks them up.
 #[utoipa::path(get, path = "/v1/members/by-phone/{phone}", tag = "members",
     params(("phone" = String, Path, description = "any Vietnamese spelling: 0912…, +84912…")),
-    responses((status = 200, body = MemberView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = MemberAnswer), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn find_by_phone(
     State(state): State<AppState>,
     caller: Caller,
     Path(phone): Path<String>,
-) -> Result<Json<MemberView>, ApiError> {
+) -> Result<Json<MemberAnswer>, ApiError> {
     let phone =
         Phone::parse(&phone).map_err(|error| ApiError::invalid("phone", error.to_string()))?;
     member_view(&state, &caller, &MemberRef::Phone(phone)).await
@@ -205,14 +204,14 @@ struct UpdateMemberRequest {
 /// Changes a member's phone or profile fields; fields given are set, `null` clears. Audited.
 #[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", request_body = UpdateMemberRequest,
     params(("id" = String, Path)),
-    responses((status = 200, body = MemberView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = MemberAnswer), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<MemberView>, ApiError> {
+) -> Result<Json<MemberAnswer>, ApiError> {
     caller.require(Permission::RecordEvents)?;
     let request: UpdateMemberRequest = parse_json(body_json(&body)?)?;
     let member = own_member(&state, &caller, &id).await?;
@@ -272,7 +271,7 @@ struct HistoryQuery {
 
 #[derive(Serialize, ToSchema)]
 struct HistoryPage {
-    entries: Vec<HistoryEntry>,
+    entries: Vec<HistoryEntryAnswer>,
     /// Pass as `cursor` for the next page; absent on the last page. Opaque.
     next_cursor: Option<String>,
 }
@@ -320,7 +319,7 @@ async fn get_history(
         .then(|| entries.last().map(|entry| entry.cursor.encode()))
         .flatten();
     Ok(Json(HistoryPage {
-        entries,
+        entries: all(entries),
         next_cursor,
     }))
 }
@@ -394,20 +393,22 @@ struct MergeBody {
 /// Merges another member into this one, keeping every ledger entry. Audited.
 #[utoipa::path(post, path = "/v1/members/{id}/merge", tag = "members", request_body = MergeBody,
     params(("id" = String, Path, description = "the member that stays")),
-    responses((status = 200, body = MergeReport), (status = 403, body = ErrorBody),
+    responses((status = 200, body = MergeReportAnswer), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn merge_member(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<MergeReport>, ApiError> {
+) -> Result<Json<MergeReportAnswer>, ApiError> {
     caller.require(Permission::ManageMembers)?;
     let request: MergeBody = parse_json(body_json(&body)?)?;
     let survivor = member_id(&id)?;
     let source = MemberId::parse(&request.member_id)
         .map_err(|_| ApiError::invalid("member_id", "not a member id"))?;
-    Ok(Json(state.app.merge(&caller.0, survivor, source).await?))
+    Ok(Json(
+        state.app.merge(&caller.0, survivor, source).await?.into(),
+    ))
 }
 
 /// Everything held about a member, as JSON (Decree 13/2023 data-access request).

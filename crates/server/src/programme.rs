@@ -1,7 +1,8 @@
 //! The programme: published versions, the draft, publishing, and the dry run ("what would this
 //! purchase earn, and why").
 
-use crate::answers::TierChangeAnswer;
+use crate::answers::*;
+
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::events::{body_hash, parse_event, EventRequest};
@@ -14,7 +15,7 @@ use patron_core::engine::Judge;
 use patron_core::member::MemberState;
 use patron_core::programme::{Programme, ProgrammeDefinition};
 use patron_core::{EventId, MemberId, TenantId};
-use patron_store::programmes::{validate, DraftView, VersionView};
+use patron_store::programmes::validate;
 use patron_store::{IncomingKind, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,15 +46,16 @@ fn parse_definition(value: serde_json::Value) -> Result<ProgrammeDefinition, Api
 
 /// Every published version, oldest first.
 #[utoipa::path(get, path = "/v1/programme/versions", tag = "programme",
-    responses((status = 200, body = Vec<VersionView>)))]
+    responses((status = 200, body = Vec<VersionAnswer>)))]
 async fn list_versions(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<VersionView>>, ApiError> {
+) -> Result<Json<Vec<VersionAnswer>>, ApiError> {
     caller.require(Permission::Read)?;
-    Ok(Json(
-        state.store.programme_versions(caller.0.tenant_id).await?,
-    ))
+    Ok(Json(all(state
+        .store
+        .programme_versions(caller.0.tenant_id)
+        .await?)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -101,17 +103,17 @@ async fn publish_version(
 
 /// The draft being edited.
 #[utoipa::path(get, path = "/v1/programme/draft", tag = "programme",
-    responses((status = 200, body = DraftView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DraftAnswer), (status = 404, body = ErrorBody)))]
 async fn get_draft(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<DraftView>, ApiError> {
+) -> Result<Json<DraftAnswer>, ApiError> {
     caller.require(Permission::ManageProgramme)?;
     state
         .store
         .draft(caller.0.tenant_id)
         .await?
-        .map(Json)
+        .map(|draft| Json(draft.into()))
         .ok_or_else(|| ApiError::not_found("draft"))
 }
 
@@ -124,13 +126,13 @@ struct DraftRequest {
 
 /// Saves the draft; it must be a valid programme (errors name the field).
 #[utoipa::path(put, path = "/v1/programme/draft", tag = "programme", request_body = DraftRequest,
-    responses((status = 200, body = DraftView), (status = 403, body = ErrorBody),
+    responses((status = 200, body = DraftAnswer), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn save_draft(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<Json<DraftView>, ApiError> {
+) -> Result<Json<DraftAnswer>, ApiError> {
     caller.require(Permission::ManageProgramme)?;
     let request: DraftRequest = parse_json(body_json(&body)?)?;
     let definition = parse_definition(request.definition)?;
@@ -138,7 +140,8 @@ async fn save_draft(
         state
             .store
             .save_draft(caller.0.tenant_id, &definition, caller.actor())
-            .await?,
+            .await?
+            .into(),
     ))
 }
 

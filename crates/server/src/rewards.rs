@@ -1,6 +1,7 @@
 //! The rewards catalogue, stores and tiers: `GET/POST /v1/rewards`, `PATCH /v1/rewards/{id}`,
 //! `GET/POST /v1/stores`, `GET /v1/tiers`.
 
+use crate::answers::*;
 use crate::auth::{Caller, Permission};
 use crate::error::{body_json, parse_instant, parse_json, ApiError, ErrorBody};
 use crate::AppState;
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use patron_core::reward::Reward;
 use patron_core::{Points, RewardId};
-use patron_store::admin::{RewardChange, StoreView, TierView};
+use patron_store::admin::RewardChange;
 use patron_store::RewardView;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -35,18 +36,19 @@ struct RewardsQuery {
 
 /// The rewards catalogue.
 #[utoipa::path(get, path = "/v1/rewards", tag = "rewards", params(RewardsQuery),
-    responses((status = 200, body = Vec<RewardView>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Vec<RewardAnswer>), (status = 422, body = ErrorBody)))]
 async fn list_rewards(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<RewardsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<RewardView>>, ApiError> {
+) -> Result<Json<Vec<RewardAnswer>>, ApiError> {
     caller.require(Permission::Read)?;
     let Query(query) = query.map_err(|error| ApiError::invalid("query", error.body_text()))?;
     let offered_at = query.offered.unwrap_or(false).then(chrono::Utc::now);
-    Ok(Json(
-        state.store.rewards(caller.0.tenant_id, offered_at).await?,
-    ))
+    Ok(Json(all(state
+        .store
+        .rewards(caller.0.tenant_id, offered_at)
+        .await?)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -72,13 +74,13 @@ fn thirty() -> u32 {
 
 /// Adds a reward to the catalogue.
 #[utoipa::path(post, path = "/v1/rewards", tag = "rewards", request_body = RewardRequest,
-    responses((status = 201, body = RewardView), (status = 403, body = ErrorBody),
+    responses((status = 201, body = RewardAnswer), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn create_reward(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<RewardView>), ApiError> {
+) -> Result<(StatusCode, Json<RewardAnswer>), ApiError> {
     caller.require(Permission::ManageCatalogue)?;
     let request: RewardRequest = parse_json(body_json(&body)?)?;
     let reward = Reward {
@@ -101,7 +103,7 @@ async fn create_reward(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(reward_view(&state, tenant_id, id).await?),
+        Json(reward_view(&state, tenant_id, id).await?.into()),
     ))
 }
 
@@ -160,14 +162,14 @@ struct RewardPatch {
 /// Changes a reward, or retires it (`{"retired": true}`).
 #[utoipa::path(patch, path = "/v1/rewards/{id}", tag = "rewards", request_body = RewardPatch,
     params(("id" = String, Path, description = "The reward's id")),
-    responses((status = 200, body = RewardView), (status = 403, body = ErrorBody),
+    responses((status = 200, body = RewardAnswer), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_reward(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<RewardView>, ApiError> {
+) -> Result<Json<RewardAnswer>, ApiError> {
     caller.require(Permission::ManageCatalogue)?;
     let id = RewardId::parse(&id).map_err(|_| ApiError::not_found("reward"))?;
     let patch: RewardPatch = parse_json(body_json(&body)?)?;
@@ -192,7 +194,7 @@ async fn update_reward(
         .store
         .update_reward(tenant_id, id, &change, caller.actor())
         .await?;
-    Ok(Json(reward_view(&state, tenant_id, id).await?))
+    Ok(Json(reward_view(&state, tenant_id, id).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -222,22 +224,22 @@ async fn create_store(
 
 /// The tenant's stores, by code.
 #[utoipa::path(get, path = "/v1/stores", tag = "rewards",
-    responses((status = 200, body = Vec<StoreView>)))]
+    responses((status = 200, body = Vec<StoreAnswer>)))]
 async fn list_stores(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<StoreView>>, ApiError> {
+) -> Result<Json<Vec<StoreAnswer>>, ApiError> {
     caller.require(Permission::Read)?;
-    Ok(Json(state.store.stores(caller.0.tenant_id).await?))
+    Ok(Json(all(state.store.stores(caller.0.tenant_id).await?)))
 }
 
 /// The tiers of the programme in force, lowest first, with how many members hold each.
 #[utoipa::path(get, path = "/v1/tiers", tag = "rewards",
-    responses((status = 200, body = Vec<TierView>)))]
+    responses((status = 200, body = Vec<TierAnswer>)))]
 async fn list_tiers(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<TierView>>, ApiError> {
+) -> Result<Json<Vec<TierAnswer>>, ApiError> {
     caller.require(Permission::Read)?;
-    Ok(Json(state.store.tiers(caller.0.tenant_id).await?))
+    Ok(Json(all(state.store.tiers(caller.0.tenant_id).await?)))
 }

@@ -84,7 +84,7 @@ pub struct KeyGrant {
 }
 
 /// An API key as listed (never its secret).
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -99,7 +99,7 @@ pub struct ApiKeyView {
 }
 
 /// A new key: its id and its secret, shown once.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct CreatedKey {
     pub id: String,
     pub secret: String,
@@ -115,7 +115,7 @@ fn parse_tenant_id(text: &str) -> Result<TenantId, StoreError> {
 }
 
 /// A shop or branch.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct StoreView {
     pub code: String,
     pub name: String,
@@ -124,7 +124,7 @@ pub struct StoreView {
 }
 
 /// A tier of the programme in force, with its members.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct TierView {
     pub code: String,
     pub name: String,

@@ -39,15 +39,13 @@ pub struct Change<'a> {
     pub after: Option<serde_json::Value>,
 }
 
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
     pub id: String,
     pub actor: String,
     pub action: String,
     pub subject: String,
-    #[schema(value_type = Option<Object>)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub at: String,
 }

@@ -153,7 +153,7 @@ pub struct MemberFilter {
 }
 
 /// A member in a list.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct MemberSummary {
     pub id: String,
     pub phone: Option<String>,
@@ -183,7 +183,7 @@ pub struct ProfileUpdate {
 }
 
 /// What a merge did.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct MergeReport {
     pub member_id: String,
     pub merged_member_id: String,

@@ -162,7 +162,7 @@ pub struct VoucherView {
 }
 
 /// A member with balances and tier standing.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct MemberView {
     pub id: String,
     pub phone: Option<String>,
@@ -172,7 +172,6 @@ pub struct MemberView {
     pub gender: Option<String>,
     pub city: Option<String>,
     pub tags: Vec<String>,
-    #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub balance: i64,
     pub available: i64,
@@ -181,7 +180,6 @@ pub struct MemberView {
     pub debt: i64,
     pub expiring_soon: i64,
     pub expiring_soon_until: String,
-    #[schema(value_type = Object)]
     pub tier: Progress,
     /// A manager's hold on the tier: no downgrade before this instant.
     pub tier_held_until: Option<String>,
@@ -198,7 +196,7 @@ pub struct MemberView {
 }
 
 /// A member's balance of one asset other than points.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HoldingView {
     /// `money` (store credit) or `stamps:<card>`.
     pub asset: String,
@@ -210,7 +208,7 @@ pub struct HoldingView {
 }
 
 /// One transaction of a member's history, with the reason.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct HistoryEntry {
     /// Where the page after this entry starts (not part of the answer's body).
     #[serde(skip)]
@@ -224,12 +222,11 @@ pub struct HistoryEntry {
     pub holdings: std::collections::BTreeMap<String, i64>,
     pub event_id: Option<String>,
     pub occurred_at: String,
-    #[schema(value_type = Object)]
     pub reason: serde_json::Value,
 }
 
 /// A reward as listed.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RewardView {
     pub id: String,
     pub name: String,

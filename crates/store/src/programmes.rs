@@ -12,20 +12,18 @@ use patron_core::TenantId;
 use serde::Serialize;
 
 /// A published version.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct VersionView {
     pub version: i64,
     pub effective_from: String,
     /// Whether purchases happening now are judged by this version.
     pub current: bool,
-    #[schema(value_type = Object)]
     pub definition: ProgrammeDefinition,
 }
 
 /// The tenant's draft.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DraftView {
-    #[schema(value_type = Object)]
     pub definition: ProgrammeDefinition,
     pub updated_at: String,
     pub updated_by: String,
@@ -37,7 +35,7 @@ pub struct DraftView {
 /// manager's hold keeps the tier held, a member below their tier lands where reviews take them
 /// once grace has run. So a draft identical to the version in force moves nobody: this is how
 /// far the thresholds move people, not when a review would move them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TierImpact {
     /// Every member of the tenant.
     pub members: i64,

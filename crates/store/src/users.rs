@@ -84,7 +84,7 @@ impl Role {
 }
 
 /// A staff user as listed.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     pub tenant_id: String,
@@ -104,7 +104,7 @@ pub struct NewSession {
 }
 
 /// A tenant a person may choose when their e-mail and password open accounts at several.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TenantChoice {
     pub tenant_id: String,
     pub name: String,
