@@ -4,7 +4,7 @@
 //! (expiry, tier review) run through the same writer, a chunk at a time between batches, so
 //! nothing else ever writes a member's balance or lots.
 
-use crate::batch::{self, Batch};
+use crate::batch::{self, Answer, Batch};
 use crate::error::EventError;
 use crate::jobs::{self, JobKind, JobReport};
 use crate::members::{MergeReport, MergeRequest};
@@ -42,7 +42,6 @@ impl Default for JournalConfig {
     }
 }
 
-type Answer = Result<EventResult, EventError>;
 type Reply = oneshot::Sender<Answer>;
 
 enum Message {
@@ -204,9 +203,10 @@ impl Journal {
     }
 
     /// Judges `events` as one act of one member (a sale and the voucher used on it) and stores
-    /// all of them or none: when one is refused, each is answered with that refusal and nothing
-    /// is written; an event for another member than the first's (a voucher someone else holds)
-    /// is refused as [`EventError::VoucherNotFound`]. Sent again, they meet their first answers.
+    /// all of them or none: when one is refused, nothing is written, it keeps its refusal and
+    /// the others are answered [`EventError::RefusedWithItsGroup`]; an event for another member
+    /// than the first's (a voucher someone else holds) is refused as
+    /// [`EventError::VoucherNotFound`]. Sent again, they meet their first answers.
     pub async fn submit_together(&self, events: Vec<IncomingEvent>) -> Vec<Answer> {
         let count = events.len();
         let (reply, answer) = oneshot::channel();

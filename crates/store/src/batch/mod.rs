@@ -34,7 +34,7 @@ use rand::Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-type Answer = Result<EventResult, EventError>;
+pub(crate) type Answer = Result<EventResult, EventError>;
 
 /// Characters of voucher codes: no 0/O or 1/I to misread at a till.
 const VOUCHER_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -140,9 +140,10 @@ pub(crate) enum Batch {
     /// Each event is judged on its own: one refused, the others are stored.
     Apart,
     /// The events are one act of one member (a sale and the voucher used on it): stored all or
-    /// none. When one is refused, every one is answered with its refusal and nothing is
-    /// written; an event judged for another member than the first (a voucher someone else
-    /// holds) is refused as [`EventError::VoucherNotFound`].
+    /// none. When one is refused, nothing is written: it keeps its refusal and every other
+    /// event is answered [`EventError::RefusedWithItsGroup`]; an event judged for another
+    /// member than the first (a voucher someone else holds) is refused as
+    /// [`EventError::VoucherNotFound`].
     Together,
 }
 
