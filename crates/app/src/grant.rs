@@ -21,6 +21,8 @@ pub enum Permission {
     ManageProgramme,
     /// API keys, staff users, webhooks, the audit log.
     Administer,
+    /// Segments, campaigns, journeys and their channels.
+    ManageMarketing,
     /// Bulk downloads of members' personal data (`/v1/exports/members.csv`, `ledger.csv`):
     /// owners and managers only, each download audited.
     ExportPersonalData,
@@ -28,12 +30,13 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order of the table in ARCHITECTURE.md.
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::Read,
         Permission::RecordEvents,
         Permission::ManageMembers,
         Permission::ManageCatalogue,
         Permission::ManageProgramme,
+        Permission::ManageMarketing,
         Permission::Administer,
         Permission::ExportPersonalData,
     ];
@@ -56,7 +59,10 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Role::Owner => true,
         Role::Manager => permission != Administer,
         Role::Integration => !matches!(permission, Administer | ExportPersonalData),
-        Role::Marketer => matches!(permission, Read | ManageCatalogue | ManageProgramme),
+        Role::Marketer => matches!(
+            permission,
+            Read | ManageCatalogue | ManageProgramme | ManageMarketing
+        ),
         Role::Cashier => matches!(permission, Read | RecordEvents),
         Role::Viewer => permission == Read,
     }

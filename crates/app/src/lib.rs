@@ -8,6 +8,7 @@ pub mod commands;
 pub mod error;
 pub mod grant;
 pub mod impact;
+pub mod segments;
 
 pub use commands::{
     body_hash, voucher_code, AdjustPoints, CancelVoucher, Command, Engage, Enrol, HoldTier,
@@ -29,6 +30,7 @@ pub struct App {
     store: Store,
     journal: Journal,
     impacts: impact::ImpactCounts,
+    segments: segments::Segments,
 }
 
 impl App {
@@ -37,6 +39,7 @@ impl App {
             store,
             journal,
             impacts: impact::ImpactCounts::default(),
+            segments: segments::Segments::default(),
         }
     }
 
@@ -46,6 +49,11 @@ impl App {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// Keeps the live segments current, for ever: spawn it once per process.
+    pub fn segments_refresher(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.segments.clone().refresher(self.store.clone())
     }
 
     /// Records one event.

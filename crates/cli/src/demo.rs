@@ -238,6 +238,7 @@ pub(crate) async fn generate(store: &Store, args: &DemoArgs) -> anyhow::Result<(
         JobKind::ExpireLots,
         JobKind::ExpireVouchers,
         JobKind::ReviewTiers,
+        JobKind::KeepProfiles,
     ] {
         journal.run_job(kind, now).await?;
     }

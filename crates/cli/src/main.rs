@@ -293,6 +293,7 @@ async fn run_jobs(journal: &Journal) -> anyhow::Result<()> {
         JobKind::ExpireVouchers,
         JobKind::ReviewTiers,
         JobKind::NotifyExpiring,
+        JobKind::KeepProfiles,
     ] {
         let report = journal.run_job(kind, chrono::Utc::now()).await?;
         tracing::info!(job = ?kind, processed = report.processed, points = report.points,

@@ -13,6 +13,7 @@ pub mod phone;
 pub mod programme;
 pub mod reward;
 pub mod rules;
+pub mod segment;
 pub mod tiers;
 pub mod time;
 

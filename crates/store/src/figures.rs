@@ -91,6 +91,10 @@ pub(crate) struct PurchasePoint {
     pub event_id: String,
     pub store: Option<String>,
     pub tier: String,
+    /// The bill, what was refunded of it, and whether it was voided (for the profiles).
+    pub amount: i64,
+    pub refunded: i64,
+    pub voided: bool,
 }
 
 /// Key of a `daily_figures` row: figure, part, store, instant (`None`: [`NO_DAY`]).
@@ -154,6 +158,8 @@ pub(crate) struct Figures {
     new_purchases: HashMap<(TenantId, MemberId), HashSet<String>>,
     /// Whole purchase histories to add (+1) or take away (−1) from the gaps.
     histories: Vec<(TenantId, i64, Vec<PurchasePoint>)>,
+    /// Members whose profiles change (see [`crate::profiles`]).
+    profiles: crate::profiles::ProfileChanges,
 }
 
 impl Figures {
@@ -162,6 +168,33 @@ impl Figures {
             && self.lots.is_empty()
             && self.new_purchases.is_empty()
             && self.histories.is_empty()
+            && self.profiles.is_empty()
+    }
+
+    /// A member whose purchases changed: their profile is computed again.
+    pub(crate) fn profile(&mut self, tenant_id: TenantId, member_id: MemberId) {
+        self.profiles.members.insert(member_id, tenant_id);
+    }
+
+    /// What a new purchase line adds to its buyer's spend on its category.
+    pub(crate) fn category(
+        &mut self,
+        tenant_id: TenantId,
+        member_id: MemberId,
+        category: &str,
+        amount: i64,
+    ) {
+        let entry = self
+            .profiles
+            .categories
+            .entry((member_id, category.to_owned()))
+            .or_insert((tenant_id, 0));
+        entry.1 = entry.1.saturating_add(amount);
+    }
+
+    /// A member whose profile goes (erased, or merged into another).
+    pub(crate) fn profile_gone(&mut self, member_id: MemberId) {
+        self.profiles.gone.insert(member_id);
     }
 
     /// Adds `value` to a daily figure; `at` is the instant whose local day it counts on
@@ -199,6 +232,7 @@ impl Figures {
             .entry((tenant_id, member_id))
             .or_default()
             .insert(event_id.to_owned());
+        self.profile(tenant_id, member_id);
     }
 
     /// A purchase history that joins (`sign` 1) or leaves (−1) the gaps as a whole (a merge).
@@ -333,6 +367,7 @@ impl Figures {
         let mut tenants: HashSet<TenantId> = self.daily.iter().map(|(t, _, _)| *t).collect();
         tenants.extend(self.new_purchases.keys().map(|(tenant, _)| *tenant));
         tenants.extend(self.histories.iter().map(|(tenant, _, _)| *tenant));
+        tenants.extend(self.profiles.members.values().copied());
         let zones = zones_of(db, tenants).await?;
         let zone = |tenant: &TenantId| zones.get(tenant).copied().unwrap_or(chrono_tz::UTC);
         let mut daily: BTreeMap<(String, &'static str, String, String, i64), i128> =
@@ -346,7 +381,9 @@ impl Figures {
                 .or_default() += value;
         }
         let mut gaps = Gaps::default();
-        let members: Vec<MemberId> = self.new_purchases.keys().map(|(_, m)| *m).collect();
+        let mut members: HashSet<MemberId> = self.new_purchases.keys().map(|(_, m)| *m).collect();
+        members.extend(self.profiles.members.keys().copied());
+        let members: Vec<MemberId> = members.into_iter().collect();
         let histories = purchases_of(db, &members).await?;
         for ((tenant_id, member_id), new_ids) in &self.new_purchases {
             let all = histories.get(member_id).cloned().unwrap_or_default();
@@ -365,7 +402,8 @@ impl Figures {
         }
         write_daily(db, backend, daily).await?;
         write_gaps(db, backend, gaps.counts).await?;
-        write_lots(db, backend, self.lots).await
+        write_lots(db, backend, self.lots).await?;
+        crate::profiles::write(db, self.profiles, &histories, &zones, chrono::Utc::now()).await
     }
 }
 
@@ -454,7 +492,7 @@ fn sort_purchases(purchases: &mut [PurchasePoint]) {
 }
 
 pub(crate) const PURCHASE_POINT_SELECT: &str =
-    "SELECT member_id, occurred_at, event_id, store_code, tier FROM events WHERE kind = 'purchase' AND";
+    "SELECT member_id, occurred_at, event_id, store_code, tier, amount, refunded_amount, voided_at FROM events WHERE kind = 'purchase' AND";
 
 fn purchase_point(row: &Row) -> Result<PurchasePoint, StoreError> {
     Ok(PurchasePoint {
@@ -462,6 +500,9 @@ fn purchase_point(row: &Row) -> Result<PurchasePoint, StoreError> {
         event_id: row.text("event_id")?,
         store: row.opt_text("store_code")?,
         tier: row.opt_text("tier")?.unwrap_or_default(),
+        amount: row.opt_int("amount")?.unwrap_or_default(),
+        refunded: row.opt_int("refunded_amount")?.unwrap_or_default(),
+        voided: row.opt_int("voided_at")?.is_some(),
     })
 }
 
@@ -864,6 +905,9 @@ mod tests {
             event_id: id.into(),
             store: store.map(str::to_owned),
             tier: tier.into(),
+            amount: 1,
+            refunded: 0,
+            voided: false,
         }
     }
 

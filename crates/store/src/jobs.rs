@@ -36,6 +36,9 @@ pub enum JobKind {
     /// Tell subscribers (webhook topic `points.expiring`) about points that expire within
     /// [`EXPIRY_NOTICE_DAYS`], once per member and expiry instant.
     NotifyExpiring,
+    /// Move the members' profile windows (spend and visits in the last 30/90/365 days) to
+    /// today; compute every profile of a tenant that has none yet.
+    KeepProfiles,
 }
 
 /// How far ahead `points.expiring` looks, in days.
@@ -81,6 +84,7 @@ pub(crate) async fn run_chunk(
             review_tiers_chunk(store, &mut db, now, cursor.unwrap_or_default()).await?
         }
         JobKind::NotifyExpiring => notify_expiring_chunk(store, &mut db, now).await?,
+        JobKind::KeepProfiles => crate::profiles::roll_chunk(&mut db, now, cursor).await?,
     };
     db.commit().await?;
     Ok(report)

@@ -205,6 +205,21 @@ fn profile_json(profile: &Profile) -> serde_json::Value {
     })
 }
 
+fn summary_from(row: &Row, zone: chrono_tz::Tz) -> Result<MemberSummary, StoreError> {
+    Ok(MemberSummary {
+        id: row.text("id")?,
+        phone: row.opt_text("phone")?,
+        email: row.opt_text("email")?,
+        name: row.opt_text("name")?,
+        tier: row.text("tier")?,
+        balance: row.int("points_balance")?,
+        lifetime_spend: row.int("lifetime_spend")?,
+        order_count: row.int("order_count")?,
+        created_at: rfc3339(from_micros(row.int("created_at")?), zone),
+        erased: row.opt_int("erased_at")?.is_some(),
+    })
+}
+
 fn subject(member_id: &str) -> String {
     format!("member:{member_id}")
 }
@@ -253,21 +268,39 @@ impl Store {
             .fetch(&sql, values)
             .await?
             .iter()
-            .map(|row| {
-                Ok(MemberSummary {
-                    id: row.text("id")?,
-                    phone: row.opt_text("phone")?,
-                    email: row.opt_text("email")?,
-                    name: row.opt_text("name")?,
-                    tier: row.text("tier")?,
-                    balance: row.int("points_balance")?,
-                    lifetime_spend: row.int("lifetime_spend")?,
-                    order_count: row.int("order_count")?,
-                    created_at: rfc3339(from_micros(row.int("created_at")?), zone),
-                    erased: row.opt_int("erased_at")?.is_some(),
-                })
-            })
+            .map(|row| summary_from(row, zone))
             .collect()
+    }
+
+    /// The members of `ids` (those that exist), in the order of `ids`.
+    pub async fn member_summaries(
+        &self,
+        tenant_id: TenantId,
+        ids: &[MemberId],
+    ) -> Result<Vec<MemberSummary>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let zone = self.tenant(tenant_id).await?.zone;
+        let sql = format!(
+            "{SUMMARY_SELECT} WHERE tenant_id = $1 AND {}",
+            crate::sql::one_of(self.backend, "id", 2)
+        );
+        let texts: Vec<String> = ids.iter().map(MemberId::to_string).collect();
+        let mut found: std::collections::HashMap<String, MemberSummary> =
+            std::collections::HashMap::new();
+        for row in self
+            .db
+            .fetch(
+                &sql,
+                vec![tenant_id.to_string().into(), Bind::Texts(texts.clone())],
+            )
+            .await?
+        {
+            let summary = summary_from(&row, zone)?;
+            found.insert(summary.id.clone(), summary);
+        }
+        Ok(texts.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     /// The member's profile, read inside `tx`.
@@ -397,6 +430,7 @@ impl Store {
                 None,
                 -1,
             );
+            figures.profile_gone(member_id);
             figures.write(&mut transaction).await?;
         }
         let now = to_micros(chrono::Utc::now());
@@ -718,6 +752,38 @@ pub(crate) async fn merge_in(
     figures.history(tenant_id, -1, survivor_purchases);
     figures.history(tenant_id, -1, source_purchases);
     figures.history(tenant_id, 1, all);
+    // The source's purchases are the survivor's now, and so is what it bought of each category.
+    db.execute(
+        "INSERT INTO member_categories (member_id, tenant_id, category, spend) \
+         SELECT $1, tenant_id, category, spend FROM member_categories WHERE member_id = $2 \
+         ON CONFLICT (member_id, category) DO UPDATE SET spend = member_categories.spend + excluded.spend",
+        crate::binds![request.survivor.to_string(), request.source.to_string()],
+    )
+    .await?;
+    // A member's word on consent is the latest of the two's, per channel: an opt-out given
+    // under either phone still holds.
+    db.execute(
+        "INSERT INTO member_consents (member_id, tenant_id, channel, granted, at, source) \
+         SELECT $1, tenant_id, channel, granted, at, source FROM member_consents WHERE member_id = $2 \
+         ON CONFLICT (member_id, channel) DO UPDATE SET granted = excluded.granted, at = excluded.at, \
+         source = excluded.source WHERE excluded.at > member_consents.at",
+        crate::binds![request.survivor.to_string(), request.source.to_string()],
+    )
+    .await?;
+    for table in ["member_categories", "member_consents", "segment_members"] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE member_id = $1"),
+            crate::binds![request.source.to_string()],
+        )
+        .await?;
+    }
+    db.execute(
+        "UPDATE consent_log SET member_id = $1 WHERE member_id = $2",
+        crate::binds![request.survivor.to_string(), request.source.to_string()],
+    )
+    .await?;
+    figures.profile(tenant_id, request.survivor);
+    figures.profile_gone(request.source);
     figures.write(db).await?;
     Ok(report)
 }

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "gaps_by_day",
         include_str!("../migrations/0012_gaps_by_day.sql"),
     ),
+    (
+        13,
+        "profiles_segments",
+        include_str!("../migrations/0013_profiles_segments.sql"),
+    ),
 ];
 
 /// The migration that adds the members' search keys, filled in for existing members.

@@ -131,6 +131,7 @@ pub(super) fn figures_of(world: &World) -> Figures {
                 record.refunded_amount.0,
             );
         } else if entry.changed {
+            figures.profile(*tenant_id, record.member_id);
             figures.add(
                 *tenant_id,
                 figure::REFUNDED,
@@ -142,6 +143,19 @@ pub(super) fn figures_of(world: &World) -> Figures {
                     .0
                     .saturating_sub(entry.refunded_before),
             );
+        }
+    }
+    for event in world
+        .writes
+        .events
+        .iter()
+        .filter(|event| event.kind == "purchase")
+    {
+        let Some(member_id) = event.member_id else {
+            continue;
+        };
+        for item in event.lines.iter().filter(|item| !item.category.is_empty()) {
+            figures.category(event.tenant_id, member_id, &item.category, item.amount.0);
         }
     }
     let stores: HashMap<&str, &str> = world
