@@ -53,7 +53,7 @@ impl App {
 
     /// Keeps the live segments current, for ever: spawn it once per process.
     pub fn segments_refresher(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.segments.clone().refresher(self.store.clone())
+        self.segments.refresher(self.store.clone())
     }
 
     /// Records one event.

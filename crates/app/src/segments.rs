@@ -16,7 +16,9 @@ use patron_core::segment::{Bits, Condition, RfmCutoffs, SegmentDefinition, Table
 use patron_core::time::{to_micros, Timestamp};
 use patron_core::{MemberId, TenantId};
 use patron_store::members::MemberSummary;
-use patron_store::segments::{SegmentRecord, SegmentVersion, PROFILE_PAGE_MAX};
+use patron_store::segments::{
+    Consent, ConsentChannel, SegmentRecord, SegmentVersion, PROFILE_PAGE_MAX,
+};
 use patron_store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,9 +26,10 @@ use std::time::Duration;
 
 /// How often the refresher looks for changed members.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
-/// Changes are read again this far back on each refresh: a batch stamped before a refresh may
-/// commit after it.
-pub const REREAD_MICROS: i64 = 10_000_000;
+/// Changes are read again from this far before the newest change seen: a batch is stamped
+/// (`members.updated_at`) when it starts writing and commits a moment later, so a refresh can
+/// see a later stamp before an earlier one commits. Rows read again unchanged are skipped.
+pub const COMMIT_LAG_MICROS: i64 = 2_000_000;
 /// Members shown as a sample of a segment.
 pub const SAMPLE_SIZE: usize = 10;
 /// Most members in one page of a segment's list.
@@ -45,10 +48,17 @@ struct Live {
 struct Tenant {
     table: Table,
     zone: chrono_tz::Tz,
-    /// Members changed from this instant on are read at the next refresh.
-    since: i64,
+    /// The newest change seen (`members.updated_at`): changes from [`COMMIT_LAG_MICROS`]
+    /// before it are read at the next refresh.
+    newest: i64,
+    /// Each row's change as last read.
+    stamps: Vec<i64>,
     segments: BTreeMap<String, Live>,
     rfm_at: Option<Timestamp>,
+    /// The writes of this process seen by the last refresh ([`Segments::writes`]), and when it
+    /// ran.
+    seen: (u64, u64),
+    refreshed: std::time::Instant,
 }
 
 /// What a segment holds now.
@@ -73,6 +83,8 @@ type Slot = Arc<tokio::sync::Mutex<Option<Tenant>>>;
 #[derive(Clone, Default)]
 pub struct Segments {
     tenants: Arc<Mutex<HashMap<TenantId, Slot>>>,
+    /// Changes this process made to members outside the journal (consent, profile edits).
+    touches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn internal(error: StoreError) -> AppError {
@@ -85,49 +97,84 @@ impl Segments {
         Arc::clone(tenants.entry(tenant_id).or_default())
     }
 
-    /// Runs `read` on the tenant's table, loaded if needed and refreshed first.
+    /// Notes a change to members made outside the journal, so the next read refreshes.
+    pub fn touched(&self) {
+        self.touches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Runs `read` on the tenant's table, loaded if needed. It is refreshed first when this
+    /// process has written since (`batches`, the journal's count, and the touches), or when the
+    /// last refresh is older than [`REFRESH_INTERVAL`]; another node's writes show within that.
     async fn with<T>(
         &self,
         store: &Store,
+        batches: u64,
         tenant_id: TenantId,
         read: impl FnOnce(&mut Tenant) -> T,
     ) -> Result<T, StoreError> {
         let slot = self.slot(tenant_id);
         let mut guard = slot.lock().await;
         let now = chrono::Utc::now();
+        let writes = (
+            batches,
+            self.touches.load(std::sync::atomic::Ordering::Relaxed),
+        );
         match guard.as_mut() {
-            Some(tenant) => refresh(store, tenant_id, tenant, now).await?,
-            None => *guard = Some(load(store, tenant_id, now).await?),
+            Some(tenant) => {
+                if tenant.seen != writes || tenant.refreshed.elapsed() >= REFRESH_INTERVAL {
+                    refresh(store, tenant_id, tenant, now).await?;
+                    tenant.seen = writes;
+                }
+            }
+            None => {
+                let mut tenant = load(store, tenant_id, now).await?;
+                tenant.seen = writes;
+                *guard = Some(tenant);
+            }
         }
         Ok(read(guard.as_mut().expect("loaded")))
     }
 
     /// Refreshes every table this process holds; what the refresher runs.
     pub async fn refresh_all(&self, store: &Store) {
-        let slots: Vec<(TenantId, Slot)> = self
-            .tenants
-            .lock()
-            .expect("segments lock")
-            .iter()
-            .map(|(tenant, slot)| (*tenant, Arc::clone(slot)))
-            .collect();
-        for (tenant_id, slot) in slots {
-            let mut guard = slot.lock().await;
-            if let Some(tenant) = guard.as_mut() {
-                if let Err(error) = refresh(store, tenant_id, tenant, chrono::Utc::now()).await {
-                    tracing::warn!(%tenant_id, %error, "segments not refreshed");
-                }
+        refresh_each(&self.tenants, store).await;
+    }
+
+    /// Refreshes the held tables every [`REFRESH_INTERVAL`] until the last `App` holding them
+    /// is dropped: spawn it once.
+    pub fn refresher(
+        &self,
+        store: Store,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tenants = Arc::downgrade(&self.tenants);
+        async move {
+            let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(tenants) = tenants.upgrade() else {
+                    return;
+                };
+                refresh_each(&tenants, &store).await;
             }
         }
     }
+}
 
-    /// Refreshes the held tables every [`REFRESH_INTERVAL`], for ever: spawn it once.
-    pub async fn refresher(self, store: Store) {
-        let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            self.refresh_all(&store).await;
+async fn refresh_each(tenants: &Mutex<HashMap<TenantId, Slot>>, store: &Store) {
+    let slots: Vec<(TenantId, Slot)> = tenants
+        .lock()
+        .expect("segments lock")
+        .iter()
+        .map(|(tenant, slot)| (*tenant, Arc::clone(slot)))
+        .collect();
+    for (tenant_id, slot) in slots {
+        let mut guard = slot.lock().await;
+        if let Some(tenant) = guard.as_mut() {
+            if let Err(error) = refresh(store, tenant_id, tenant, chrono::Utc::now()).await {
+                tracing::warn!(%tenant_id, %error, "segments not refreshed");
+            }
         }
     }
 }
@@ -135,7 +182,6 @@ impl Segments {
 /// Loads a tenant's table a page at a time, then its segments.
 async fn load(store: &Store, tenant_id: TenantId, now: Timestamp) -> Result<Tenant, StoreError> {
     let zone = store.tenant(tenant_id).await?.zone;
-    let since = to_micros(now) - REREAD_MICROS;
     let today = patron_store::figures::local_day(zone, now);
     let stored_rfm = store.rfm_cutoffs(tenant_id).await?;
     let mut table = Table::new(
@@ -146,13 +192,17 @@ async fn load(store: &Store, tenant_id: TenantId, now: Timestamp) -> Result<Tena
             .unwrap_or_default(),
     );
     let mut after = None;
+    let mut stamps = Vec::new();
+    // Rows changed while the pages are read are read again at the first refresh.
+    let mut newest = to_micros(now);
     loop {
         let page = store
             .profiles_page(tenant_id, after, PROFILE_PAGE_MAX, now)
             .await?;
         for row in &page {
             if !row.erased {
-                table.upsert(row.member_id, &row.profile);
+                let at = table.upsert(row.member_id, &row.profile);
+                stamp(&mut stamps, at, row.updated_at);
             }
         }
         if page.len() < PROFILE_PAGE_MAX {
@@ -160,12 +210,18 @@ async fn load(store: &Store, tenant_id: TenantId, now: Timestamp) -> Result<Tena
         }
         after = page.last().map(|row| row.member_id);
     }
+    if let Some(latest) = stamps.iter().max() {
+        newest = newest.min(*latest);
+    }
     let mut tenant = Tenant {
         table,
         zone,
-        since,
+        newest,
+        stamps,
         segments: BTreeMap::new(),
         rfm_at: stored_rfm.map(|(_, at)| at),
+        seen: (0, 0),
+        refreshed: std::time::Instant::now(),
     };
     keep_rfm(store, tenant_id, &mut tenant, now).await?;
     for record in store.segments(tenant_id).await? {
@@ -242,22 +298,28 @@ async fn refresh(
     tenant: &mut Tenant,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let started = to_micros(now);
+    tenant.refreshed = std::time::Instant::now();
     let mut after = None;
-    let mut since = tenant.since;
+    let mut since = tenant.newest - COMMIT_LAG_MICROS;
     let mut changed = 0usize;
     loop {
         let page = store
             .profiles_changed(tenant_id, since, after, PROFILE_PAGE_MAX, now)
             .await?;
         for row in &page {
+            tenant.newest = tenant.newest.max(row.updated_at);
+            let known = tenant.table.row(&row.member_id);
+            if known.is_some_and(|at| tenant.stamps.get(at) == Some(&row.updated_at)) {
+                continue;
+            }
+            changed += 1;
             if row.erased {
                 tenant.table.remove(&row.member_id);
             } else {
-                tenant.table.upsert(row.member_id, &row.profile);
+                let at = tenant.table.upsert(row.member_id, &row.profile);
+                stamp(&mut tenant.stamps, at, row.updated_at);
             }
         }
-        changed += page.len();
         match page.last() {
             Some(last) if page.len() == PROFILE_PAGE_MAX => {
                 since = last.updated_at;
@@ -266,7 +328,6 @@ async fn refresh(
             _ => break,
         }
     }
-    tenant.since = started - REREAD_MICROS;
     let today = patron_store::figures::local_day(tenant.zone, now);
     let new_day = today != tenant.table.today();
     if new_day {
@@ -280,6 +341,14 @@ async fn refresh(
         settle(store, tenant_id, tenant, now).await?;
     }
     Ok(())
+}
+
+/// Notes the change a row was read at.
+fn stamp(stamps: &mut Vec<i64>, row: usize, updated_at: i64) {
+    if stamps.len() <= row {
+        stamps.resize(row + 1, i64::MIN);
+    }
+    stamps[row] = updated_at;
 }
 
 /// Takes out of the table the members no longer stored (merged away).
@@ -338,9 +407,72 @@ fn not_found() -> AppError {
 }
 
 impl crate::App {
+    /// Batches the journal has written.
+    fn batches(&self) -> u64 {
+        self.journal
+            .metrics()
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a member's word on promotions over one channel.
+    pub async fn set_consent(
+        &self,
+        grant: &Grant,
+        member: MemberId,
+        channel: ConsentChannel,
+        granted: bool,
+        source: &str,
+    ) -> Result<Consent, AppError> {
+        grant.require(Permission::RecordEvents)?;
+        let consent = self
+            .store
+            .set_consent(
+                grant.tenant_id,
+                member,
+                channel,
+                granted,
+                source,
+                chrono::Utc::now(),
+            )
+            .await?;
+        self.segments.touched();
+        Ok(consent)
+    }
+
+    /// A member's latest word per channel.
+    pub async fn consents(
+        &self,
+        grant: &Grant,
+        member: MemberId,
+    ) -> Result<Vec<Consent>, AppError> {
+        grant.require(Permission::Read)?;
+        Ok(self.store.consents(grant.tenant_id, member).await?)
+    }
+
     /// Every field a segment condition may name.
     pub fn segment_fields(&self) -> Vec<patron_core::segment::FieldInfo> {
         patron_core::segment::fields()
+    }
+
+    /// How many members a condition selects now, of how many: the count alone.
+    pub async fn count_segment(
+        &self,
+        grant: &Grant,
+        condition: &str,
+    ) -> Result<(usize, usize), AppError> {
+        grant.require(Permission::ManageMarketing)?;
+        let condition = Condition::compile(condition)
+            .map_err(|error| AppError::invalid("condition", error.0))?;
+        self.segments
+            .with(&self.store, self.batches(), grant.tenant_id, |tenant| {
+                (
+                    condition.select(&tenant.table).count(),
+                    tenant.table.members(),
+                )
+            })
+            .await
+            .map_err(internal)
     }
 
     /// How many members a condition selects now, and a sample: the builder's live count.
@@ -354,7 +486,7 @@ impl crate::App {
             .map_err(|error| AppError::invalid("condition", error.0))?;
         let (members, of, sample) = self
             .segments
-            .with(&self.store, grant.tenant_id, |tenant| {
+            .with(&self.store, self.batches(), grant.tenant_id, |tenant| {
                 let rows = condition.select(&tenant.table);
                 let sample: Vec<MemberId> = rows
                     .ones()
@@ -430,7 +562,7 @@ impl crate::App {
     pub async fn segments(&self, grant: &Grant) -> Result<Vec<SegmentCount>, AppError> {
         grant.require(Permission::Read)?;
         self.segments
-            .with(&self.store, grant.tenant_id, |tenant| {
+            .with(&self.store, self.batches(), grant.tenant_id, |tenant| {
                 tenant
                     .segments
                     .values()
@@ -472,7 +604,7 @@ impl crate::App {
         let limit = limit.clamp(1, SEGMENT_PAGE_MAX);
         let found = self
             .segments
-            .with(&self.store, grant.tenant_id, |tenant| {
+            .with(&self.store, self.batches(), grant.tenant_id, |tenant| {
                 let live = tenant.segments.get(segment_id)?;
                 let ids: Vec<MemberId> = live
                     .members
@@ -504,7 +636,7 @@ impl crate::App {
     ) -> Result<(SegmentCount, Vec<MemberId>), AppError> {
         grant.require(Permission::ExportPersonalData)?;
         self.segments
-            .with(&self.store, grant.tenant_id, |tenant| {
+            .with(&self.store, self.batches(), grant.tenant_id, |tenant| {
                 let live = tenant.segments.get(segment_id)?;
                 Some((
                     SegmentCount {
@@ -556,7 +688,7 @@ impl crate::App {
     ) -> Result<Vec<SegmentRecord>, AppError> {
         grant.require(Permission::Read)?;
         self.segments
-            .with(&self.store, grant.tenant_id, |tenant| {
+            .with(&self.store, self.batches(), grant.tenant_id, |tenant| {
                 let Some(row) = tenant.table.row(&member_id) else {
                     return Vec::new();
                 };

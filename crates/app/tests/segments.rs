@@ -239,14 +239,13 @@ async fn members_join_and_leave_as_events_arrive(postgres: bool) {
         .await
         .unwrap();
     assert_eq!((preview.members, preview.of), (0, 3));
-    shop.store
+    shop.app
         .set_consent(
-            shop.tenant,
+            &shop.grant(Role::Cashier),
             hoa,
             ConsentChannel::Sms,
             true,
             "till",
-            chrono::Utc::now(),
         )
         .await
         .unwrap();

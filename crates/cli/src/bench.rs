@@ -49,6 +49,8 @@ pub enum Bench {
     Api(crate::bench_api::ApiArgs),
     /// Server time and size of the web pages over the demo's data, and the floor (`/healthz`).
     Pages(crate::bench_pages::PagesArgs),
+    /// A 3-condition segment counted over a million members, and the floor (DuckDB).
+    Segments(crate::bench_segments::SegmentsArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +85,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Ingest(args) => ingest(args).await,
         Bench::Api(args) => crate::bench_api::run(args).await,
         Bench::Pages(args) => crate::bench_pages::run(args).await,
+        Bench::Segments(args) => crate::bench_segments::run(args).await,
     }
 }
 

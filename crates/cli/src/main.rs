@@ -4,6 +4,7 @@ mod bench;
 mod bench_api;
 mod bench_pages;
 mod bench_scale;
+mod bench_segments;
 mod config;
 mod demo;
 mod import;

@@ -413,6 +413,33 @@ pub struct MemberAnswer {
     pub currency: String,
     pub order_count: i64,
     pub created_at: String,
+    /// The segments the member is in now, with what the till offers them.
+    pub segments: Vec<MemberSegmentAnswer>,
+}
+
+/// A segment a member is in, and its sales policy.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MemberSegmentAnswer {
+    pub id: String,
+    pub name: String,
+    /// Whole percent off, 0 to 100 (0 when the segment has no policy).
+    pub discount_percent: u8,
+    pub price_list: Option<String>,
+    /// For the cashier.
+    pub note: Option<String>,
+}
+
+impl From<patron_store::segments::SegmentRecord> for MemberSegmentAnswer {
+    fn from(from: patron_store::segments::SegmentRecord) -> MemberSegmentAnswer {
+        let policy = from.policy.unwrap_or_default();
+        MemberSegmentAnswer {
+            id: from.id,
+            name: from.name,
+            discount_percent: policy.discount_percent,
+            price_list: policy.price_list,
+            note: policy.note,
+        }
+    }
 }
 
 impl From<MemberView> for MemberAnswer {
@@ -440,6 +467,7 @@ impl From<MemberView> for MemberAnswer {
             currency: from.currency,
             order_count: from.order_count,
             created_at: from.created_at,
+            segments: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod openapi;
 mod programme;
 mod rate;
 mod rewards;
+mod segments;
 pub mod throttle;
 pub mod tls;
 mod webhooks;
@@ -129,6 +130,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(rewards::router())
         .merge(imports::router())
         .merge(webhooks::router())
+        .merge(segments::router())
         .split_for_parts()
 }
 
@@ -194,8 +196,10 @@ impl Application {
                 .map_err(|error| std::io::Error::other(format!("public_url: {error}")))?,
             None => derived_public_url(listener.local_addr()?, acceptor.is_some()),
         };
+        let app = patron_app::App::new(store.clone(), journal.clone());
+        tokio::spawn(app.segments_refresher());
         let state = AppState {
-            app: patron_app::App::new(store.clone(), journal.clone()),
+            app,
             store,
             journal,
             keys: Arc::new(auth::KeyCache::default()),

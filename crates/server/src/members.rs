@@ -43,7 +43,11 @@ async fn member_view(
     caller: &Caller,
     reference: &MemberRef,
 ) -> Result<Json<MemberAnswer>, ApiError> {
-    Ok(Json(state.app.member(&caller.0, reference).await?.into()))
+    let view = state.app.member(&caller.0, reference).await?;
+    let member_id = MemberId::parse(&view.id).map_err(ApiError::internal)?;
+    let mut answer = MemberAnswer::from(view);
+    answer.segments = all(state.app.member_segments(&caller.0, member_id).await?);
+    Ok(Json(answer))
 }
 
 /// A member of the caller's tenant named by id in the path (404 for another tenant's).
