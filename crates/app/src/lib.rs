@@ -4,7 +4,9 @@
 //! commands and the answers ([`AppError`] too) into theirs; what is allowed and what an event
 //! is gets decided here and in core, once.
 
+pub mod campaigns;
 pub mod commands;
+pub mod dispatch;
 pub mod error;
 pub mod grant;
 pub mod impact;
@@ -31,6 +33,9 @@ pub struct App {
     journal: Journal,
     impacts: impact::ImpactCounts,
     segments: segments::Segments,
+    outbox: dispatch::Outbox,
+    /// One per `App` clone: the background tasks stop when theirs is the last.
+    alive: std::sync::Arc<()>,
 }
 
 impl App {
@@ -40,6 +45,8 @@ impl App {
             journal,
             impacts: impact::ImpactCounts::default(),
             segments: segments::Segments::default(),
+            outbox: dispatch::Outbox::default(),
+            alive: std::sync::Arc::new(()),
         }
     }
 
@@ -49,6 +56,44 @@ impl App {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// With the server's secret key, which seals the tenants' messaging accounts at rest.
+    pub fn with_secret_key(mut self, key: [u8; 32]) -> App {
+        self.outbox = dispatch::Outbox::with_key(key);
+        self
+    }
+
+    /// Starts the campaigns whose time has come and sends the messages due, every
+    /// `interval`, until every other clone of this `App` is dropped: spawn it once per process.
+    pub fn dispatcher(
+        &self,
+        interval: std::time::Duration,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let app = self.clone();
+        async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if std::sync::Arc::strong_count(&app.alive) <= 1 {
+                    return;
+                }
+                if let Err(error) = app.start_due_campaigns().await {
+                    tracing::warn!(%error, "campaigns not started");
+                }
+                loop {
+                    match app.dispatch_due(chrono::Utc::now()).await {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "messages not dispatched");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Keeps the live segments current, for ever: spawn it once per process.

@@ -654,6 +654,27 @@ impl crate::App {
             .ok_or_else(not_found)
     }
 
+    /// Every member of a segment now, for a campaign's audience (no grant: the caller checked).
+    pub(crate) async fn segments_members(
+        &self,
+        tenant_id: patron_core::TenantId,
+        segment_id: &str,
+    ) -> Result<Vec<MemberId>, AppError> {
+        self.segments
+            .with(&self.store, self.batches(), tenant_id, |tenant| {
+                let live = tenant.segments.get(segment_id)?;
+                Some(
+                    live.members
+                        .ones()
+                        .map(|row| *tenant.table.id(row))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(not_found)
+    }
+
     /// A segment's saved versions, newest first.
     pub async fn segment_versions(
         &self,

@@ -24,6 +24,7 @@ const ENV_KEYS: &[&str] = &[
     "trusted_proxies",
     "tls_cert_path",
     "tls_key_path",
+    "secret_key_file",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,10 @@ pub struct Settings {
     pub tls_cert_path: Option<PathBuf>,
     /// The certificate's private key (PEM).
     pub tls_key_path: Option<PathBuf>,
+    /// The key that seals the tenants' messaging accounts (64 hex characters); made, readable
+    /// by its owner only, on the first `patron serve` when missing. Keep it with the backups:
+    /// without it the accounts must be entered again.
+    pub secret_key_file: PathBuf,
 }
 
 impl Default for Settings {
@@ -85,6 +90,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             tls_cert_path: None,
             tls_key_path: None,
+            secret_key_file: PathBuf::from("patron.key"),
         }
     }
 }
@@ -177,6 +183,38 @@ impl Settings {
         })
     }
 
+    /// The key in `secret_key_file`, made there when the file does not exist.
+    pub fn secret_key(&self) -> anyhow::Result<[u8; 32]> {
+        use anyhow::Context;
+        let path = &self.secret_key_file;
+        if !path.exists() {
+            let key: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(path)
+                .with_context(|| format!("create {}", path.display()))?;
+            std::io::Write::write_all(&mut file, format!("{}\n", hex_of(&key)).as_bytes())?;
+            tracing::info!(path = %path.display(), "made the secret key that seals messaging accounts");
+            return Ok(key);
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let text = text.trim();
+        anyhow::ensure!(
+            text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()),
+            "{}: 64 hex characters expected",
+            path.display()
+        );
+        let mut key = [0u8; 32];
+        for (index, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16)?;
+        }
+        Ok(key)
+    }
+
     /// The settings as TOML, with secrets hidden.
     pub fn describe(&self) -> String {
         let mut shown = self.clone();
@@ -235,8 +273,16 @@ impl Settings {
             lines.push(format!("tls_cert_path = {:?}", cert.display().to_string()));
             lines.push(format!("tls_key_path = {:?}", key.display().to_string()));
         }
+        lines.push(format!(
+            "secret_key_file = {:?}",
+            shown.secret_key_file.display().to_string()
+        ));
         lines.join("\n")
     }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

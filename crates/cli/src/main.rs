@@ -328,6 +328,7 @@ pub(crate) async fn serve(
         public_url: args.public_url.clone(),
         trusted_proxies: args.trusted_proxies.clone(),
         tls: args.tls_files(),
+        secret_key: Some(args.secret_key()?),
         ..patron_server::ServerOptions::default()
     };
     let application = patron_server::Application::build_with(

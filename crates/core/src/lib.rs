@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod lots;
 pub mod member;
 pub mod money;
+pub mod outreach;
 pub mod phone;
 pub mod programme;
 pub mod reward;

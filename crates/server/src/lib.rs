@@ -4,6 +4,7 @@
 mod admin;
 pub mod answers;
 pub mod auth;
+mod campaigns;
 mod error;
 pub mod events;
 pub mod exports;
@@ -90,6 +91,12 @@ pub struct ServerOptions {
     pub public_url: Option<String>,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<tls::TlsFiles>,
+    /// The key that seals the tenants' messaging accounts at rest; none: accounts cannot be
+    /// kept.
+    pub secret_key: Option<[u8; 32]>,
+    /// How often the dispatcher starts due campaigns and sends due messages; none: every
+    /// second.
+    pub dispatch_interval: Option<std::time::Duration>,
 }
 
 /// A public address as configured: `http://` or `https://`, a host, maybe a port and a path
@@ -131,6 +138,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(imports::router())
         .merge(webhooks::router())
         .merge(segments::router())
+        .merge(campaigns::router())
         .split_for_parts()
 }
 
@@ -142,6 +150,7 @@ pub fn router(state: AppState, pages: Option<Router<AppState>>) -> Router {
         .merge(openapi::router(document))
         .merge(home::router())
         .merge(metrics::router())
+        .merge(campaigns::hooks())
         .merge(pages.unwrap_or_default())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -196,8 +205,18 @@ impl Application {
                 .map_err(|error| std::io::Error::other(format!("public_url: {error}")))?,
             None => derived_public_url(listener.local_addr()?, acceptor.is_some()),
         };
-        let app = patron_app::App::new(store.clone(), journal.clone());
+        let mut app = patron_app::App::new(store.clone(), journal.clone());
+        if let Some(key) = options.secret_key {
+            app = app.with_secret_key(key);
+        }
         tokio::spawn(app.segments_refresher());
+        tokio::spawn(
+            app.dispatcher(
+                options
+                    .dispatch_interval
+                    .unwrap_or(std::time::Duration::from_secs(1)),
+            ),
+        );
         let state = AppState {
             app,
             store,

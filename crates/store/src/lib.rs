@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod audit;
 mod batch;
+pub mod campaigns;
 pub mod db;
 pub mod error;
 pub mod exports;

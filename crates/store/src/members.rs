@@ -283,7 +283,7 @@ impl Store {
         }
         let zone = self.tenant(tenant_id).await?.zone;
         let sql = format!(
-            "{SUMMARY_SELECT} WHERE tenant_id = $1 AND {}",
+            "{SUMMARY_SELECT} WHERE tenant_id || '' = $1 AND {}",
             crate::sql::one_of(self.backend, "id", 2)
         );
         let texts: Vec<String> = ids.iter().map(MemberId::to_string).collect();
@@ -822,9 +822,11 @@ impl Store {
         if event_ids.is_empty() {
             return Ok(states);
         }
+        // `kind || ''`: compared as written, SQLite (which never knows how long the list is)
+        // takes the tenant's purchases index and walks every purchase of the tenant.
         let sql = format!(
             "SELECT event_id, amount, refunded_amount, voided_at FROM events \
-             WHERE tenant_id = $1 AND kind = 'purchase' AND {}",
+             WHERE tenant_id = $1 AND {} AND kind || '' = 'purchase'",
             crate::sql::one_of(self.backend, "event_id", 2)
         );
         let rows = self

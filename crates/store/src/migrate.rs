@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "profiles_segments",
         include_str!("../migrations/0013_profiles_segments.sql"),
     ),
+    (
+        14,
+        "campaigns",
+        include_str!("../migrations/0014_campaigns.sql"),
+    ),
 ];
 
 /// The migration that adds the members' search keys, filled in for existing members.

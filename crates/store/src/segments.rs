@@ -276,7 +276,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT id FROM members WHERE tenant_id = $1 AND {}",
+            "SELECT id FROM members WHERE tenant_id || '' = $1 AND {}",
             crate::sql::one_of(self.backend, "id", 2)
         );
         let ids = members.iter().map(MemberId::to_string).collect();
