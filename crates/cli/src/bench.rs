@@ -51,6 +51,9 @@ pub enum Bench {
     Pages(crate::bench_pages::PagesArgs),
     /// A 3-condition segment counted over a million members, and the floor (DuckDB).
     Segments(crate::bench_segments::SegmentsArgs),
+    /// A campaign to a million members rendered and queued, and the floor (the same rows
+    /// written).
+    Campaigns(crate::bench_campaigns::CampaignsArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -86,6 +89,7 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Api(args) => crate::bench_api::run(args).await,
         Bench::Pages(args) => crate::bench_pages::run(args).await,
         Bench::Segments(args) => crate::bench_segments::run(args).await,
+        Bench::Campaigns(args) => crate::bench_campaigns::run(args).await,
     }
 }
 
@@ -100,6 +104,14 @@ pub(crate) struct BenchDatabase {
 }
 
 impl BenchDatabase {
+    /// A database made before (never dropped here).
+    pub(crate) fn existing(url: &str) -> BenchDatabase {
+        BenchDatabase {
+            url: url.to_owned(),
+            postgres_admin: None,
+        }
+    }
+
     pub(crate) async fn create(
         backend: BackendChoice,
         postgres: &str,

@@ -20,6 +20,42 @@ use patron_store::{DatabaseConfig, Journal, JournalConfig, MemberRef, Store};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// Seeds the demo through the engine and copies it until it has the size asked for.
+async fn seed(
+    args: &PagesArgs,
+    store: &Store,
+    copies: u32,
+    base_members: usize,
+) -> anyhow::Result<(patron_core::TenantId, String)> {
+    let copies_usize = copies as usize;
+    let started = Instant::now();
+    let (tenant, api_key) = crate::demo::generate(
+        store,
+        &DemoArgs::sized(base_members, args.purchases.div_ceil(copies_usize)),
+    )
+    .await?;
+    println!(
+        "seeded through the engine: {base_members} members in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    for (table, seconds) in
+        crate::bench_scale::scale_out(store, tenant, copies, base_members).await?
+    {
+        println!("  copied ×{copies}: {table} in {seconds:.1} s");
+    }
+    let size = store.check_ledger().await?;
+    println!(
+        "scaled out ×{copies} in {:.0} s: {} members, {} events, {} ledger transactions (ledger sound: {})",
+        started.elapsed().as_secs_f64(),
+        size.members,
+        size.events,
+        size.transactions,
+        size.is_sound()
+    );
+    Ok((tenant, api_key))
+}
+
 /// Goal (issue 11): 99% of page loads and API reads within this many microseconds.
 const PAGE_P99_GOAL_MICROS: u32 = 1_000_000;
 /// Purchases generated through the engine; the rest are copies of them.
@@ -51,6 +87,12 @@ pub struct PagesArgs {
     /// PostgreSQL server to create the benchmark database on.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres: String,
+    /// Keep the seeded database (its address is printed) to time it again with `--database`.
+    #[arg(long)]
+    keep: bool,
+    /// Time a database a `--keep` run seeded (with the same sizes) instead of seeding one.
+    #[arg(long)]
+    database: Option<String>,
 }
 
 pub async fn run(args: PagesArgs) -> anyhow::Result<()> {
@@ -58,9 +100,16 @@ pub async fn run(args: PagesArgs) -> anyhow::Result<()> {
         args.members > 0 && args.requests > 0,
         "members and requests must be more than 0"
     );
-    let database = BenchDatabase::create(args.backend, &args.postgres).await?;
+    let database = match &args.database {
+        Some(url) => BenchDatabase::existing(url),
+        None => BenchDatabase::create(args.backend, &args.postgres).await?,
+    };
     let outcome = bench(&args, &database).await;
-    database.drop().await?;
+    if args.keep || args.database.is_some() {
+        println!("kept the database: --database {}", database.url);
+    } else {
+        database.drop().await?;
+    }
     outcome
 }
 
@@ -78,31 +127,21 @@ async fn bench(args: &PagesArgs, database: &BenchDatabase) -> anyhow::Result<()>
     );
     let copies_usize = copies as usize;
     let base_members = args.members.div_ceil(copies_usize);
-    let started = Instant::now();
-    let (tenant, api_key) = crate::demo::generate(
-        &store,
-        &DemoArgs::sized(base_members, args.purchases.div_ceil(copies_usize)),
-    )
-    .await?;
-    println!(
-        "seeded through the engine: {base_members} members in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    let started = Instant::now();
-    for (table, seconds) in
-        crate::bench_scale::scale_out(&store, tenant, copies, base_members).await?
-    {
-        println!("  copied ×{copies}: {table} in {seconds:.1} s");
-    }
-    let size = store.check_ledger().await?;
-    println!(
-        "scaled out ×{copies} in {:.0} s: {} members, {} events, {} ledger transactions (ledger sound: {})",
-        started.elapsed().as_secs_f64(),
-        size.members,
-        size.events,
-        size.transactions,
-        size.is_sound()
-    );
+    let (tenant, api_key) = match &args.database {
+        Some(_) => {
+            let row = store
+                .db()
+                .fetch_one("SELECT id FROM tenants ORDER BY created_at LIMIT 1", Vec::new())
+                .await?;
+            let tenant = patron_core::TenantId::parse(&row.text("id")?)?;
+            let key = store
+                .create_api_key(tenant, "bench", patron_store::admin::KeyScope::Admin)
+                .await?;
+            println!("timing the database seeded before");
+            (tenant, key)
+        }
+        None => seed(args, &store, copies, base_members).await?,
+    };
     let (journal, writer) = Journal::start(store.clone(), JournalConfig::default());
     let options = patron_server::ServerOptions {
         rate_limit: patron_server::RateLimit {

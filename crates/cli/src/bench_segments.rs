@@ -58,7 +58,7 @@ pub async fn run(args: SegmentsArgs) -> anyhow::Result<()> {
 
 /// The members of the tenant, made in one statement: row `i`'s fields are spread by
 /// multiplying `i` by primes, so every run makes the same members.
-fn seed_sql(backend: Backend, members: usize) -> [String; 2] {
+pub(crate) fn seed_sql(backend: Backend, members: usize) -> [String; 2] {
     let (series, id, phone) = match backend {
         Backend::Sqlite => (
             format!(

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_campaigns;
 mod bench_pages;
 mod bench_scale;
 mod bench_segments;

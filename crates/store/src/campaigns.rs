@@ -468,6 +468,36 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// Every message of a campaign as queued (bodies and all), in id order.
+    pub async fn campaign_messages(&self, campaign_id: &str) -> Result<Vec<NewMessage>, StoreError> {
+        self.db
+            .fetch(
+                "SELECT id, member_id, campaign_id, variant, held_out, purpose, channel, to_address, body, \
+                 fallback, status, reason, next_at FROM messages WHERE campaign_id = $1 ORDER BY id",
+                binds![campaign_id],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(NewMessage {
+                    id: row.text("id")?,
+                    member_id: crate::batch::parse_member_id(&row.text("member_id")?)?,
+                    campaign_id: row.opt_text("campaign_id")?,
+                    variant: row.int("variant")?,
+                    held_out: row.int("held_out")? != 0,
+                    purpose: row.text("purpose")?,
+                    channel: row.text("channel")?,
+                    to_address: row.text("to_address")?,
+                    body: row.text("body")?,
+                    fallback: row.opt_text("fallback")?,
+                    status: row.text("status")?,
+                    reason: row.opt_text("reason")?,
+                    next_at: from_micros(row.int("next_at")?),
+                })
+            })
+            .collect()
+    }
+
     /// Takes a cancelled campaign's unsent messages out of the queue.
     pub async fn cancel_campaign_messages(&self, campaign_id: &str) -> Result<(), StoreError> {
         self.db
