@@ -133,6 +133,7 @@ async fn bench(args: &CampaignsArgs, database: &BenchDatabase) -> anyhow::Result
         .sum();
     for message in &mut messages {
         message.id = format!("floor:{}", message.id);
+        message.campaign_id = Some("floor".into());
     }
     let started = Instant::now();
     let mut rest = messages;
