@@ -105,25 +105,31 @@ mod tests {
     /// The documented table of roles and permissions, written out: one row per role, `true`
     /// where the role holds the permission, columns in the order of `Permission::ALL`.
     /// ARCHITECTURE.md's Rules is to show the same table.
-    const TABLE: [(Role, [bool; 7]); 6] = [
-        //                  Read  Record Members Catal. Progr. Admin  Export
-        (Role::Owner, [true, true, true, true, true, true, true]),
-        (Role::Manager, [true, true, true, true, true, false, true]),
+    const TABLE: [(Role, [bool; 8]); 6] = [
+        //             Read  Record Members Catal. Progr. Market. Admin  Export
+        (
+            Role::Owner,
+            [true, true, true, true, true, true, true, true],
+        ),
+        (
+            Role::Manager,
+            [true, true, true, true, true, true, false, true],
+        ),
         (
             Role::Marketer,
-            [true, false, false, true, true, false, false],
+            [true, false, false, true, true, true, false, false],
         ),
         (
             Role::Cashier,
-            [true, true, false, false, false, false, false],
+            [true, true, false, false, false, false, false, false],
         ),
         (
             Role::Viewer,
-            [true, false, false, false, false, false, false],
+            [true, false, false, false, false, false, false, false],
         ),
         (
             Role::Integration,
-            [true, true, true, true, true, false, false],
+            [true, true, true, true, true, true, false, false],
         ),
     ];
 

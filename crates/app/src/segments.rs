@@ -440,6 +440,30 @@ impl crate::App {
         Ok(consent)
     }
 
+    /// A member's own word on promotions over one channel, given on their member page (the
+    /// member's session is the grant).
+    pub async fn set_own_consent(
+        &self,
+        tenant_id: patron_core::TenantId,
+        member: MemberId,
+        channel: ConsentChannel,
+        granted: bool,
+    ) -> Result<Consent, StoreError> {
+        let consent = self
+            .store
+            .set_consent(
+                tenant_id,
+                member,
+                channel,
+                granted,
+                "member_page",
+                chrono::Utc::now(),
+            )
+            .await?;
+        self.segments.touched();
+        Ok(consent)
+    }
+
     /// A member's latest word per channel.
     pub async fn consents(
         &self,

@@ -401,6 +401,45 @@ struct MemberPanel {
     vouchers: Vec<VoucherView>,
     /// Store credit and stamps.
     holdings: Vec<format::HoldingLine>,
+    /// The sales policies of the segments the member is in.
+    policies: Vec<PolicyLine>,
+}
+
+/// What a segment the member is in asks of the till: `VIP · −5% · price list Sỉ · note`.
+struct PolicyLine {
+    segment: String,
+    discount: Option<String>,
+    price_list: Option<String>,
+    note: Option<String>,
+}
+
+/// The sales policies of the member's segments. The till still serves when the segments
+/// cannot be read (logged): a sale matters more than its discount note.
+async fn policy_lines(
+    state: &AppState,
+    grant: &patron_app::Grant,
+    member: MemberId,
+) -> Vec<PolicyLine> {
+    let segments = match state.app.member_segments(grant, member).await {
+        Ok(segments) => segments,
+        Err(error) => {
+            tracing::warn!(%error, %member, "the member's segments were not read for the till");
+            return Vec::new();
+        }
+    };
+    segments
+        .into_iter()
+        .filter_map(|segment| {
+            let policy = segment.policy?;
+            Some(PolicyLine {
+                segment: segment.name,
+                discount: (policy.discount_percent > 0)
+                    .then(|| crate::admin::discount_text(policy.discount_percent)),
+                price_list: policy.price_list.filter(|list| !list.is_empty()),
+                note: policy.note.filter(|note| !note.is_empty()),
+            })
+        })
+        .collect()
 }
 
 impl MemberPanel {
@@ -443,8 +482,10 @@ async fn member_panel(
         .into_iter()
         .filter(|voucher| voucher.status == "issued")
         .collect();
+    let policies = policy_lines(state, &grant, member).await;
     Ok(MemberPanel {
         holdings: format::holding_lines(t, &view.holdings, &staff.tenant.currency),
+        policies,
         view,
         card_code: display_card_code(&card_code),
         vouchers,

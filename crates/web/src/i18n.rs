@@ -17,6 +17,7 @@ const VI: &[&str] = &[
     include_str!("../messages/vi/admin.toml"),
     include_str!("../messages/vi/programme.toml"),
     include_str!("../messages/vi/settings.toml"),
+    include_str!("../messages/vi/segments.toml"),
 ];
 const EN: &[&str] = &[
     include_str!("../messages/en/common.toml"),
@@ -25,6 +26,7 @@ const EN: &[&str] = &[
     include_str!("../messages/en/admin.toml"),
     include_str!("../messages/en/programme.toml"),
     include_str!("../messages/en/settings.toml"),
+    include_str!("../messages/en/segments.toml"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //!
 //! Areas, each with its own module, templates folder and message files:
 //! - `/admin/…`: staff sign-in and the admin (dashboard, members, programme, staff, keys,
-//!   webhooks, audit), gated by role;
+//!   segments, webhooks, audit), gated by role;
 //! - `/cashier`: the till;
 //! - `/m/…`: the member page, public per tenant.
 
@@ -16,6 +16,7 @@ pub mod format;
 pub mod i18n;
 pub mod page;
 pub mod reasons;
+pub mod segment_condition;
 pub mod staff;
 
 mod admin;

@@ -27,6 +27,7 @@ use patron_store::member_access::{
     display_card_code, CodeCheck, MemberSession, NewMemberSession, SignedLink, MEMBER_SESSION_TTL,
     SIGN_IN_CODE_DIGITS,
 };
+use patron_store::segments::{Consent, ConsentChannel};
 use patron_store::{
     EventError, HistoryEntry, MemberRef, MemberView, RewardView, StoreError, TenantSettings,
     VoucherView,
@@ -66,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/m/{tenant}/code", get(code_page).post(check_code))
         .route("/m/{tenant}/link", get(follow_link))
         .route("/m/{tenant}/redeem", post(redeem))
+        .route("/m/{tenant}/consent", post(consent))
         .route("/m/{tenant}/sign-out", post(sign_out))
 }
 
@@ -415,8 +417,48 @@ struct CardPage {
     /// Store credit and stamps.
     holdings: Vec<format::HoldingLine>,
     history: Vec<HistoryLine>,
+    /// The member's word on promotions, per channel.
+    consents: Vec<ConsentLine>,
+    /// The consent form was just saved.
+    consent_saved: bool,
     currency: String,
     zone: chrono_tz::Tz,
+}
+
+/// One channel of the promotions form: whether the member agreed, and since when.
+struct ConsentLine {
+    code: &'static str,
+    label: &'static str,
+    granted: bool,
+    since: Option<String>,
+}
+
+/// The message key of a channel's name.
+pub(crate) fn channel_key(channel: ConsentChannel) -> &'static str {
+    match channel {
+        ConsentChannel::Zns => "member.consent.zns",
+        ConsentChannel::Sms => "member.consent.sms",
+        ConsentChannel::Email => "member.consent.email",
+    }
+}
+
+fn consent_lines(t: Texts, consents: &[Consent], zone: chrono_tz::Tz) -> Vec<ConsentLine> {
+    ConsentChannel::ALL
+        .iter()
+        .map(|channel| {
+            let given = consents.iter().find(|consent| consent.channel == *channel);
+            ConsentLine {
+                code: channel.as_str(),
+                label: t.get(channel_key(*channel)),
+                granted: given.is_some_and(|consent| consent.granted),
+                since: given.and_then(|consent| {
+                    chrono::DateTime::parse_from_rfc3339(&consent.at)
+                        .ok()
+                        .map(|at| format::date(t.locale, at.with_timezone(&chrono::Utc), zone))
+                }),
+            }
+        })
+        .collect()
 }
 
 impl CardPage {
@@ -678,7 +720,10 @@ async fn card_page(
         .iter()
         .map(|entry| history_line(visit.t, entry, visit.tenant.zone, &visit.tenant.currency))
         .collect();
+    let consents = store.consents(tenant_id, member_id).await?;
     Ok(CardPage {
+        consents: consent_lines(visit.t, &consents, visit.tenant.zone),
+        consent_saved: false,
         t: visit.t,
         tenant_name: visit.tenant.name.clone(),
         base: visit.base(),
@@ -700,6 +745,7 @@ async fn card_page(
 #[derive(Deserialize)]
 struct CardQuery {
     voucher: Option<String>,
+    consent: Option<String>,
 }
 
 async fn card(
@@ -714,7 +760,10 @@ async fn card(
         Err(refused) => return refused,
     };
     match card_page(&state, &visit, &session, query.voucher.as_deref(), None).await {
-        Ok(card) => render(&card),
+        Ok(mut card) => {
+            card.consent_saved = query.consent.as_deref() == Some("saved");
+            render(&card)
+        }
         Err(StoreError::NotFound { .. }) => {
             Redirect::to(&format!("{}/sign-in", visit.base())).into_response()
         }
@@ -802,6 +851,75 @@ async fn redeem(
         Ok(card) => render_with(StatusCode::UNPROCESSABLE_ENTITY, &card),
         Err(error) => page::failed(t, error),
     }
+}
+
+#[derive(Deserialize)]
+struct ConsentForm {
+    #[serde(default)]
+    csrf: String,
+    /// Each ticked channel is sent as `yes`; an unticked one is not sent at all.
+    #[serde(default)]
+    zns: String,
+    #[serde(default)]
+    sms: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// The member's own word on promotions per channel (`POST /m/{tenant}/consent`): each channel
+/// whose answer changed is recorded, with the source `member_page`.
+async fn consent(
+    State(state): State<AppState>,
+    visit: Visit,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let t = visit.t;
+    let session = match session(&state, &visit, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Redirect::to(&format!("{}/sign-in", visit.base())).into_response(),
+        Err(refused) => return refused,
+    };
+    if !tokens_match(&form.csrf, &session.csrf_token) {
+        return page::message(
+            StatusCode::FORBIDDEN,
+            t,
+            "common.forbidden_title",
+            "common.csrf_invalid",
+        );
+    }
+    let (store, tenant_id, member_id) = (&state.store, visit.tenant_id, session.member_id);
+    let current = match store.consents(tenant_id, member_id).await {
+        Ok(current) => current,
+        Err(error) => return page::failed(t, error),
+    };
+    for (channel, ticked) in [
+        (ConsentChannel::Zns, &form.zns),
+        (ConsentChannel::Sms, &form.sms),
+        (ConsentChannel::Email, &form.email),
+    ] {
+        let granted = ticked == "yes";
+        let was = current
+            .iter()
+            .find(|consent| consent.channel == channel)
+            .map(|consent| consent.granted);
+        // Unchanged, or never given and still not: nothing to record.
+        if was == Some(granted) || (was.is_none() && !granted) {
+            continue;
+        }
+        match state
+            .app
+            .set_own_consent(tenant_id, member_id, channel, granted)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                return Redirect::to(&format!("{}/sign-in", visit.base())).into_response()
+            }
+            Err(error) => return page::failed(t, error),
+        }
+    }
+    Redirect::to(&format!("{}?consent=saved#consent", visit.base())).into_response()
 }
 
 #[derive(Deserialize)]

@@ -99,6 +99,7 @@ impl Staff {
         if self.may(Permission::Read) && self.role() != Role::Cashier {
             nav.push(("/admin", "nav.dashboard"));
             nav.push(("/admin/members", "nav.members"));
+            nav.push(("/admin/segments", "nav.segments"));
         }
         if self.may(Permission::ManageProgramme) {
             nav.push(("/admin/programme", "nav.programme"));

@@ -21,13 +21,7 @@ impl Csv {
 
     /// Adds a row of fields, each defused and quoted as needed.
     pub fn row(&mut self, fields: impl IntoIterator<Item = String>) {
-        for (index, field) in fields.into_iter().enumerate() {
-            if index > 0 {
-                self.text.push(',');
-            }
-            self.text.push_str(&quote(&text_field(&field)));
-        }
-        self.text.push_str("\r\n");
+        self.text.push_str(&line(fields));
     }
 
     /// The download, as an attachment named `file_name` (ASCII).
@@ -45,6 +39,20 @@ impl Csv {
         )
             .into_response()
     }
+}
+
+/// One CSV line of fields, each defused and quoted as needed, ended by CRLF: what a download
+/// streamed a part at a time writes.
+pub fn line(fields: impl IntoIterator<Item = String>) -> String {
+    let mut text = String::new();
+    for (index, field) in fields.into_iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        text.push_str(&quote(&text_field(&field)));
+    }
+    text.push_str("\r\n");
+    text
 }
 
 /// Text a spreadsheet would read as a formula, defused by the one rule every Patron CSV uses

@@ -42,7 +42,7 @@ fn member_path(id: &str) -> String {
 }
 
 /// The tier's name in the programme in force, or its code.
-fn tier_name(staff: &Staff, code: &str) -> String {
+pub(super) fn tier_name(staff: &Staff, code: &str) -> String {
     staff
         .tenant
         .programme_at(Utc::now())
@@ -57,7 +57,7 @@ fn date_of(staff: &Staff, rfc3339: &str) -> String {
         .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
-fn date_time_of(staff: &Staff, rfc3339: &str) -> String {
+pub(super) fn date_time_of(staff: &Staff, rfc3339: &str) -> String {
     DateTime::parse_from_rfc3339(rfc3339)
         .map(|at| format::date_time(staff.t.locale, at.with_timezone(&Utc), staff.tenant.zone))
         .unwrap_or_else(|_| rfc3339.to_owned())
@@ -215,6 +215,37 @@ struct PurchaseRow {
     void_event_id: String,
 }
 
+/// A channel's consent as the profile lists it.
+struct ConsentRow {
+    channel: &'static str,
+    granted: bool,
+    at: String,
+    source: String,
+}
+
+/// Where a consent was given, in words (`member_page` → "member page"); unknown ones as given.
+fn consent_source(t: Texts, source: &str) -> String {
+    let key = format!("admin.consent.source.{source}");
+    match t.get(&key) {
+        text if text == key => source.to_owned(),
+        text => text.to_owned(),
+    }
+}
+
+fn consent_rows(staff: &Staff, consents: &[patron_store::segments::Consent]) -> Vec<ConsentRow> {
+    consents
+        .iter()
+        .map(|consent| ConsentRow {
+            channel: staff
+                .t
+                .get(crate::member_page::channel_key(consent.channel)),
+            granted: consent.granted,
+            at: date_time_of(staff, &consent.at),
+            source: consent_source(staff.t, &consent.source),
+        })
+        .collect()
+}
+
 struct VoucherRow {
     code: String,
     reward: String,
@@ -261,6 +292,8 @@ struct MemberPage {
     history_next: Option<String>,
     history_first: Option<String>,
     vouchers: Vec<VoucherRow>,
+    /// Promotions consent per channel, as last given.
+    consents: Vec<ConsentRow>,
     may_manage: bool,
     /// May refund a purchase (on the till's receipt page).
     may_refund: bool,
@@ -391,6 +424,8 @@ struct Loaded {
     purchases: HashMap<String, PurchaseState>,
     /// Names of the tenant's staff and keys, by how events name them (`user:<id>`, `key:<id>`).
     actors: HashMap<String, String>,
+    /// The member's latest word on promotions per channel.
+    consents: Vec<patron_store::segments::Consent>,
 }
 
 async fn load(
@@ -424,6 +459,7 @@ async fn load(
         purchases: state.store.purchase_states(tenant, &event_ids).await?,
         history,
         vouchers: state.store.vouchers(tenant, member_id).await?,
+        consents: state.store.consents(tenant, member_id).await?,
         actors,
         member,
     })
@@ -449,6 +485,7 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
         vouchers,
         purchases,
         actors,
+        consents,
     } = loaded;
     let erased = figures.erased_at.is_some();
     let title = match (&member.name, &member.phone, erased) {
@@ -541,6 +578,7 @@ fn member_page(staff: Staff, loaded: Loaded, mut forms: Forms) -> MemberPage {
             .later_page
             .then(|| format!("{}#history", member_path(&member.id))),
         vouchers,
+        consents: consent_rows(&staff, &consents),
         may_manage: staff.may(Permission::ManageMembers) && !erased,
         may_refund: staff.may(Permission::RecordEvents) && !erased,
         may_export: staff.may(Permission::ManageMembers),

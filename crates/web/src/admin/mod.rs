@@ -1,11 +1,15 @@
-//! The admin's owner pages: the dashboard (`/admin`, with CSV downloads of its tables) and the
+//! The admin's owner pages: the dashboard (`/admin`, with CSV downloads of its tables), the
 //! members (`/admin/members/…`: search, profile, adjustment, merge, Decree 13 export and
-//! erasure). Every role that may read opens them, except the cashier, whose place is the till.
+//! erasure), and the segments (`/admin/segments/…`: builder, live count, members, CSV).
+//! Every role that may read opens them, except the cashier, whose place is the till.
 
 mod charts;
 mod csv;
 mod dashboard;
 mod members;
+mod segments;
+
+pub(crate) use segments::discount_text;
 
 use crate::staff::Staff;
 use axum::response::Response;
@@ -32,6 +36,18 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/members/{id}/export", get(members::export))
         .route("/admin/members/{id}/erase", post(members::erase))
+        .route("/admin/segments", get(segments::list))
+        .route(
+            "/admin/segments/new",
+            get(segments::new_builder).post(segments::submit_new),
+        )
+        .route("/admin/segments/{id}", get(segments::show))
+        .route(
+            "/admin/segments/{id}/edit",
+            get(segments::edit_builder).post(segments::submit_edit),
+        )
+        .route("/admin/segments/{id}/members.csv", get(segments::download))
+        .route("/admin/segments/{id}/archive", post(segments::archive))
 }
 
 /// A 403 page unless the staff member may read the admin (a cashier may read, at the till).
