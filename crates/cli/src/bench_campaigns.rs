@@ -4,7 +4,9 @@
 //! same outbox table in the same run (the floor: no audience, no rendering, no draws).
 
 use crate::bench::{BackendChoice, BenchDatabase};
-use patron_app::campaigns::{CampaignDefinition, Channel, Purpose, Variant, ZnsContent, QUEUE_CHUNK};
+use patron_app::campaigns::{
+    CampaignDefinition, Channel, Purpose, Variant, ZnsContent, QUEUE_CHUNK,
+};
 use patron_app::{App, Grant};
 use patron_core::segment::SegmentDefinition;
 use patron_store::audit::Actor;
@@ -39,7 +41,8 @@ pub async fn run(args: CampaignsArgs) -> anyhow::Result<()> {
 }
 
 fn definition(segment_id: &str) -> CampaignDefinition {
-    let variant = |name: &str, greeting: &str| Variant {
+    let variant = |name: &str, greeting: &str| {
+        Variant {
         name: name.into(),
         weight: 1,
         zns: Some(ZnsContent {
@@ -54,6 +57,7 @@ fn definition(segment_id: &str) -> CampaignDefinition {
             "{{{{ tenant.name }}}}: {greeting} {{{{ member.first_name }}}}, ban co {{{{ member.points }}}} diem. Giam 20% den Chu nhat."
         )),
         email: None,
+    }
     };
     CampaignDefinition {
         name: "Bench".into(),
@@ -70,7 +74,9 @@ fn definition(segment_id: &str) -> CampaignDefinition {
 async fn bench(args: &CampaignsArgs, database: &BenchDatabase) -> anyhow::Result<()> {
     let store = Store::open(&DatabaseConfig::new(database.url.clone())).await?;
     let tenant = store
-        .create_tenant(&patron_store::admin::NewTenant::vietnamese("Bench campaigns"))
+        .create_tenant(&patron_store::admin::NewTenant::vietnamese(
+            "Bench campaigns",
+        ))
         .await?;
     let now = chrono::Utc::now();
     let zone = store.tenant(tenant).await?.zone;
@@ -119,7 +125,9 @@ async fn bench(args: &CampaignsArgs, database: &BenchDatabase) -> anyhow::Result
         segment.members,
         started.elapsed().as_secs_f64()
     );
-    let campaign = app.create_campaign(&grant, &definition(&segment.record.id)).await?;
+    let campaign = app
+        .create_campaign(&grant, &definition(&segment.record.id))
+        .await?;
 
     let started = Instant::now();
     let audience = app.start_campaign(&grant, &campaign.row.id).await?;
@@ -169,7 +177,11 @@ async fn bench(args: &CampaignsArgs, database: &BenchDatabase) -> anyhow::Result
     );
     println!(
         "  ≤ {FLOOR_RATIO_GOAL}× floor: {ratio:.2}×, {}",
-        if ratio <= FLOOR_RATIO_GOAL { "met" } else { "miss" }
+        if ratio <= FLOOR_RATIO_GOAL {
+            "met"
+        } else {
+            "miss"
+        }
     );
     Ok(())
 }

@@ -131,7 +131,10 @@ async fn bench(args: &PagesArgs, database: &BenchDatabase) -> anyhow::Result<()>
         Some(_) => {
             let row = store
                 .db()
-                .fetch_one("SELECT id FROM tenants ORDER BY created_at LIMIT 1", Vec::new())
+                .fetch_one(
+                    "SELECT id FROM tenants ORDER BY created_at LIMIT 1",
+                    Vec::new(),
+                )
                 .await?;
             let tenant = patron_core::TenantId::parse(&row.text("id")?)?;
             let key = store
