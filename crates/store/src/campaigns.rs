@@ -469,7 +469,10 @@ impl Store {
     }
 
     /// Every message of a campaign as queued (bodies and all), in id order.
-    pub async fn campaign_messages(&self, campaign_id: &str) -> Result<Vec<NewMessage>, StoreError> {
+    pub async fn campaign_messages(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<NewMessage>, StoreError> {
         self.db
             .fetch(
                 "SELECT id, member_id, campaign_id, variant, held_out, purpose, channel, to_address, body, \

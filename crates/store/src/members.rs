@@ -167,6 +167,8 @@ pub struct MemberSummary {
     pub erased: bool,
 }
 
+const SUMMARY_COLUMNS: &str = "members.id, members.phone, members.email, members.name, members.tier, \
+     members.points_balance, members.lifetime_spend, members.order_count, members.created_at, members.erased_at";
 const SUMMARY_SELECT: &str = "SELECT id, phone, email, name, tier, points_balance, lifetime_spend, order_count, created_at, erased_at FROM members";
 
 /// A change to a member's profile: `Some` fields are set (`Some(None)` clears).
@@ -282,10 +284,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let zone = self.tenant(tenant_id).await?.zone;
-        let sql = format!(
-            "{SUMMARY_SELECT} WHERE tenant_id || '' = $1 AND {}",
-            crate::sql::one_of(self.backend, "id", 2)
-        );
+        let sql = crate::sql::members_by_id(self.backend, SUMMARY_COLUMNS);
         let texts: Vec<String> = ids.iter().map(MemberId::to_string).collect();
         let mut found: std::collections::HashMap<String, MemberSummary> =
             std::collections::HashMap::new();
@@ -293,7 +292,7 @@ impl Store {
             .db
             .fetch(
                 &sql,
-                vec![tenant_id.to_string().into(), Bind::Texts(texts.clone())],
+                vec![Bind::Texts(texts.clone()), tenant_id.to_string().into()],
             )
             .await?
         {

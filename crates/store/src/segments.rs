@@ -275,13 +275,10 @@ impl Store {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT id FROM members WHERE tenant_id || '' = $1 AND {}",
-            crate::sql::one_of(self.backend, "id", 2)
-        );
+        let sql = crate::sql::members_by_id(self.backend, "members.id");
         let ids = members.iter().map(MemberId::to_string).collect();
         self.db
-            .fetch(&sql, vec![tenant_id.to_string().into(), Bind::Texts(ids)])
+            .fetch(&sql, vec![Bind::Texts(ids), tenant_id.to_string().into()])
             .await?
             .iter()
             .map(|row| crate::batch::parse_member_id(&row.text("id")?))

@@ -109,6 +109,24 @@ pub(crate) fn one_of(backend: Backend, column: &str, index: usize) -> String {
     }
 }
 
+/// `SELECT {columns} FROM members` for each id of the list bound as `$1`, of the tenant bound as
+/// `$2`: one primary-key probe per id whatever the planner knows. On SQLite the list is the
+/// outer loop of a `CROSS JOIN` (which fixes the join order there): written as `id IN
+/// rarray(…)`, the planner cannot tell how long the list is and may walk the whole table once
+/// per call instead. On PostgreSQL it is [`by_keys`]'s lateral probe.
+pub(crate) fn members_by_id(backend: Backend, columns: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT {columns} FROM rarray($1) AS wanted CROSS JOIN members \
+             WHERE members.id = wanted.value AND members.tenant_id = $2"
+        ),
+        Backend::Postgres => format!(
+            "SELECT found.* FROM unnest($1::text[]) AS wanted(key) CROSS JOIN LATERAL \
+             (SELECT {columns} FROM members WHERE members.id = wanted.key AND members.tenant_id = $2 LIMIT 1) AS found"
+        ),
+    }
+}
+
 /// The rows of `select` for each key of the list bound as `$list`, where `select` ends in a
 /// `WHERE` clause ready for one more condition on `key` (e.g. `SELECT … FROM events WHERE
 /// tenant_id = $1 AND`).
