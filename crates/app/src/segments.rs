@@ -26,9 +26,9 @@ use std::time::Duration;
 
 /// How often the refresher looks for changed members.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
-/// Changes are read again from this far before the newest change seen: a batch is stamped
-/// (`members.updated_at`) when it starts writing and commits a moment later, so a refresh can
-/// see a later stamp before an earlier one commits. Rows read again unchanged are skipped.
+/// How long a change may take to commit after its stamp (`members.updated_at`, taken when a
+/// batch starts writing): each refresh reads again the changes stamped this long before it
+/// started, which may have committed since. Rows read again unchanged are skipped.
 pub const COMMIT_LAG_MICROS: i64 = 2_000_000;
 /// Members shown as a sample of a segment.
 pub const SAMPLE_SIZE: usize = 10;
@@ -48,9 +48,9 @@ struct Live {
 struct Tenant {
     table: Table,
     zone: chrono_tz::Tz,
-    /// The newest change seen (`members.updated_at`): changes from [`COMMIT_LAG_MICROS`]
-    /// before it are read at the next refresh.
-    newest: i64,
+    /// Changes stamped from this instant on are read at the next refresh: every change stamped
+    /// before it was committed, and read, by the last one.
+    since: i64,
     /// Each row's change as last read.
     stamps: Vec<i64>,
     segments: BTreeMap<String, Live>,
@@ -194,7 +194,7 @@ async fn load(store: &Store, tenant_id: TenantId, now: Timestamp) -> Result<Tena
     let mut after = None;
     let mut stamps = Vec::new();
     // Rows changed while the pages are read are read again at the first refresh.
-    let mut newest = to_micros(now);
+    let since = to_micros(now) - COMMIT_LAG_MICROS;
     loop {
         let page = store
             .profiles_page(tenant_id, after, PROFILE_PAGE_MAX, now)
@@ -210,13 +210,10 @@ async fn load(store: &Store, tenant_id: TenantId, now: Timestamp) -> Result<Tena
         }
         after = page.last().map(|row| row.member_id);
     }
-    if let Some(latest) = stamps.iter().max() {
-        newest = newest.min(*latest);
-    }
     let mut tenant = Tenant {
         table,
         zone,
-        newest,
+        since,
         stamps,
         segments: BTreeMap::new(),
         rfm_at: stored_rfm.map(|(_, at)| at),
@@ -300,14 +297,14 @@ async fn refresh(
 ) -> Result<(), StoreError> {
     tenant.refreshed = std::time::Instant::now();
     let mut after = None;
-    let mut since = tenant.newest - COMMIT_LAG_MICROS;
+    let started = to_micros(now);
+    let mut since = tenant.since;
     let mut changed = 0usize;
     loop {
         let page = store
             .profiles_changed(tenant_id, since, after, PROFILE_PAGE_MAX, now)
             .await?;
         for row in &page {
-            tenant.newest = tenant.newest.max(row.updated_at);
             let known = tenant.table.row(&row.member_id);
             if known.is_some_and(|at| tenant.stamps.get(at) == Some(&row.updated_at)) {
                 continue;
@@ -328,6 +325,7 @@ async fn refresh(
             _ => break,
         }
     }
+    tenant.since = tenant.since.max(started - COMMIT_LAG_MICROS);
     let today = patron_store::figures::local_day(tenant.zone, now);
     let new_day = today != tenant.table.today();
     if new_day {
