@@ -163,8 +163,19 @@ async fn esms_failures_are_mapped_and_only_transient_ones_retryable() {
     assert_eq!(failure.reason, FailureReason::ProviderUnavailable);
     assert!(failure.retryable);
 
-    // A phone the fake (like eSMS) finds malformed.
+    // A phone too short to be one is refused before anything is sent.
+    let sent_before = fake.received_by(FakeProvider::Esms).len();
     let failure = channel.send(&text("+8490123", "h", "x")).await.unwrap_err();
+    assert_eq!(failure.reason, FailureReason::InvalidRecipient);
+    assert!(!failure.retryable);
+    assert_eq!(fake.received_by(FakeProvider::Esms).len(), sent_before);
+
+    // eSMS's own "invalid phone" (108) means the same.
+    fake.fail_next(FakeProvider::Esms, 1, FakeFailure::Code("108".into()));
+    let failure = channel
+        .send(&text("+84901234567", "i", "x"))
+        .await
+        .unwrap_err();
     assert_eq!(failure.reason, FailureReason::InvalidRecipient);
     assert_eq!(failure.provider_code, "108");
 }
