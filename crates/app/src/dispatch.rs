@@ -79,6 +79,61 @@ fn yes() -> bool {
 }
 
 impl Account {
+    /// Refuses what would send the server's requests elsewhere than to the provider: another
+    /// API address, an SMTP host on this machine or its private network — unless `local`
+    /// (tests, closed networks).
+    pub fn check_targets(&self, local: bool) -> Result<(), AppError> {
+        if local {
+            return Ok(());
+        }
+        let overrides: [(&str, &Option<String>); 3] = match self {
+            Account::Zns {
+                api_base_url,
+                oauth_base_url,
+                ..
+            } => [
+                ("api_base_url", api_base_url),
+                ("oauth_base_url", oauth_base_url),
+                ("", &None),
+            ],
+            Account::Esms { base_url, .. } | Account::Speedsms { base_url, .. } => {
+                [("base_url", base_url), ("", &None), ("", &None)]
+            }
+            Account::Smtp { host, .. } => {
+                let lowered = host.trim().to_ascii_lowercase();
+                let local_name = lowered == "localhost" || lowered.ends_with(".localhost");
+                let local_address = lowered
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|address| match address {
+                        std::net::IpAddr::V4(v4) => {
+                            v4.is_loopback()
+                                || v4.is_private()
+                                || v4.is_link_local()
+                                || v4.is_unspecified()
+                        }
+                        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified(),
+                    });
+                if local_name || local_address {
+                    return Err(AppError::invalid(
+                        "host",
+                        "an SMTP host on this machine or a private network is not allowed",
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        for (field, value) in overrides {
+            if value.is_some() {
+                return Err(AppError::invalid(
+                    field,
+                    "the provider's own address is used; another is allowed only in tests",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The channel the account sends on.
     pub fn channel(&self) -> Channel {
         match self {
@@ -110,6 +165,9 @@ type Adapter = Arc<dyn patron_channels::Channel>;
 /// The server's key and the opened adapters, shared by the dispatchers.
 #[derive(Clone, Default)]
 pub struct Outbox {
+    /// Accounts may name other provider addresses and local SMTP hosts (tests, closed
+    /// networks); otherwise only the providers' own addresses and public SMTP hosts.
+    pub(crate) local_targets: bool,
     sealer: Option<Arc<Sealer>>,
     adapters: Arc<Mutex<HashMap<(TenantId, Channel), Adapter>>>,
 }
@@ -219,6 +277,7 @@ impl Outbox {
     /// With the server's key, which seals the tenants' accounts.
     pub fn with_key(key: [u8; 32]) -> Outbox {
         Outbox {
+            local_targets: false,
             sealer: Some(Arc::new(Sealer::new(key))),
             adapters: Arc::default(),
         }
@@ -474,6 +533,7 @@ impl crate::App {
         account: &Account,
     ) -> Result<(), AppError> {
         grant.require(Permission::ManageMarketing)?;
+        account.check_targets(self.outbox.local_targets)?;
         let sealer = self.outbox.sealer()?;
         seal_account(&self.store, sealer, grant.tenant_id, account).await?;
         self.outbox

@@ -64,6 +64,13 @@ impl App {
         self
     }
 
+    /// Lets messaging accounts name other provider addresses and local SMTP hosts (tests,
+    /// closed networks).
+    pub fn allowing_local_targets(mut self) -> App {
+        self.outbox.local_targets = true;
+        self
+    }
+
     /// Starts the campaigns whose time has come and sends the messages due, every
     /// `interval`, until every other clone of this `App` is dropped: spawn it once per process.
     pub fn dispatcher(

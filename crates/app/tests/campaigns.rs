@@ -66,7 +66,9 @@ impl Shop {
             .await
             .unwrap();
         let (journal, _) = Journal::start(store.clone(), JournalConfig::default());
-        let app = App::new(store.clone(), journal).with_secret_key([7; 32]);
+        let app = App::new(store.clone(), journal)
+            .with_secret_key([7; 32])
+            .allowing_local_targets();
         let fake = FakeProviders::start().await;
         let tokens = fake.zns_issue_tokens(chrono::Duration::hours(25));
         let zns = fake.zns_config();
@@ -137,6 +139,35 @@ impl Shop {
             .unwrap();
     }
 
+    async fn refused_targets(&self) {
+        let owner = grant(self.tenant, Role::Owner);
+        let strict =
+            App::new(self.app.store().clone(), self.app.journal().clone()).with_secret_key([7; 32]);
+        let elsewhere = Account::Speedsms {
+            access_token: "t".into(),
+            sender: "S".into(),
+            base_url: Some("http://169.254.169.254".into()),
+        };
+        let error = strict
+            .save_channel_account(&owner, &elsewhere)
+            .await
+            .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("base_url"));
+        let local_smtp = Account::Smtp {
+            host: "127.0.0.1".into(),
+            port: 25,
+            username: None,
+            password: None,
+            starttls: false,
+            from: "shop@example.vn".into(),
+        };
+        let error = strict
+            .save_channel_account(&owner, &local_smtp)
+            .await
+            .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("host"));
+    }
+
     async fn segment(&self) -> String {
         self.app
             .save_segment(
@@ -186,6 +217,7 @@ async fn dispatch_all(app: &App, at: chrono::DateTime<chrono::Utc>) {
 
 async fn a_campaign_reaches_members_on_the_channel_they_agreed_to(postgres: bool) {
     let shop = Shop::open(postgres).await;
+    shop.refused_targets().await;
     let lan = shop.buy("b-1", "0935000001", 100_000).await;
     let minh = shop.buy("b-2", "0935000002", 100_000).await;
     let hoa = shop.buy("b-3", "0935000003", 100_000).await;

@@ -231,7 +231,7 @@ async fn create_campaign(
 }
 
 /// One campaign.
-#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns",
+#[utoipa::path(get, path = "/v1/campaigns/{id}", params(("id" = String, Path)), tag = "campaigns",
     responses((status = 200, body = CampaignAnswer), (status = 404, body = ErrorBody)))]
 async fn get_campaign(
     State(state): State<AppState>,
@@ -242,7 +242,7 @@ async fn get_campaign(
 }
 
 /// Starts a scheduled campaign now: fixes its audience and queues its messages.
-#[utoipa::path(post, path = "/v1/campaigns/{id}/start", tag = "campaigns",
+#[utoipa::path(post, path = "/v1/campaigns/{id}/start", params(("id" = String, Path)), tag = "campaigns",
     responses((status = 200, body = StartedAnswer), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn start_campaign(
@@ -255,7 +255,7 @@ async fn start_campaign(
 }
 
 /// Cancels a campaign: what is not sent yet is not.
-#[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", tag = "campaigns",
+#[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", params(("id" = String, Path)), tag = "campaigns",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel_campaign(
     State(state): State<AppState>,
@@ -267,7 +267,7 @@ async fn cancel_campaign(
 }
 
 /// What a campaign did, and what its members bought against the hold-out.
-#[utoipa::path(get, path = "/v1/campaigns/{id}/report", tag = "campaigns",
+#[utoipa::path(get, path = "/v1/campaigns/{id}/report", params(("id" = String, Path)), tag = "campaigns",
     responses((status = 200, body = ReportAnswer), (status = 404, body = ErrorBody)))]
 async fn campaign_report(
     State(state): State<AppState>,
@@ -296,7 +296,7 @@ async fn list_channels(
 }
 
 /// Keeps the tenant's account on a channel, sealed with the server's key; never shown back.
-#[utoipa::path(put, path = "/v1/channels/{channel}", tag = "campaigns",
+#[utoipa::path(put, path = "/v1/channels/{channel}", params(("channel" = String, Path)), tag = "campaigns",
     request_body(content = Object, description = "{provider: zns, app_id, secret_key, oa_secret_key, \
         access_token, refresh_token, expires_at} | {provider: esms, api_key, secret_key, brandname} | \
         {provider: speedsms, access_token, sender} | {provider: smtp, host, port, username, password, starttls, from}"),

@@ -209,6 +209,9 @@ impl Application {
         if let Some(key) = options.secret_key {
             app = app.with_secret_key(key);
         }
+        if options.webhooks_allow_private_targets {
+            app = app.allowing_local_targets();
+        }
         tokio::spawn(app.segments_refresher());
         tokio::spawn(
             app.dispatcher(

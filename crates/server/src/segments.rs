@@ -314,7 +314,7 @@ async fn preview_segment(
 }
 
 /// One segment, its count and a sample of members.
-#[utoipa::path(get, path = "/v1/segments/{id}", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}", params(("id" = String, Path)), tag = "segments",
     responses((status = 200, body = SegmentDetailAnswer), (status = 404, body = ErrorBody)))]
 async fn get_segment(
     State(state): State<AppState>,
@@ -329,7 +329,7 @@ async fn get_segment(
 }
 
 /// Saves a new version of a segment.
-#[utoipa::path(put, path = "/v1/segments/{id}", tag = "segments", request_body = SegmentRequest,
+#[utoipa::path(put, path = "/v1/segments/{id}", params(("id" = String, Path)), tag = "segments", request_body = SegmentRequest,
     responses((status = 200, body = SegmentAnswer), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_segment(
@@ -349,7 +349,7 @@ async fn update_segment(
 }
 
 /// Archives a segment; its versions stay.
-#[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments",
+#[utoipa::path(delete, path = "/v1/segments/{id}", params(("id" = String, Path)), tag = "segments",
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn archive_segment(
     State(state): State<AppState>,
@@ -361,7 +361,7 @@ async fn archive_segment(
 }
 
 /// A page of a segment's members, in member id order.
-#[utoipa::path(get, path = "/v1/segments/{id}/members", tag = "segments", params(PageQuery),
+#[utoipa::path(get, path = "/v1/segments/{id}/members", tag = "segments", params(("id" = String, Path), PageQuery),
     responses((status = 200, body = SegmentMembersAnswer), (status = 404, body = ErrorBody)))]
 async fn segment_members(
     State(state): State<AppState>,
@@ -393,7 +393,7 @@ const CSV_PAGE: usize = 1_000;
 
 /// Every member of a segment as CSV (`id,phone,name,email,tier,balance,lifetime_spend,
 /// order_count,created_at`), for owners and managers; audited.
-#[utoipa::path(get, path = "/v1/segments/{id}/members.csv", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/members.csv", params(("id" = String, Path)), tag = "segments",
     responses((status = 200, content_type = "text/csv", body = String),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn segment_members_csv(
@@ -470,7 +470,7 @@ async fn segment_members_csv(
 }
 
 /// A segment's saved versions, newest first.
-#[utoipa::path(get, path = "/v1/segments/{id}/versions", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments/{id}/versions", params(("id" = String, Path)), tag = "segments",
     responses((status = 200, body = Vec<SegmentVersionAnswer>), (status = 404, body = ErrorBody)))]
 async fn segment_versions(
     State(state): State<AppState>,
@@ -486,7 +486,7 @@ fn member_id(text: &str) -> Result<MemberId, ApiError> {
 }
 
 /// A member's latest word per channel.
-#[utoipa::path(get, path = "/v1/members/{id}/consents", tag = "members",
+#[utoipa::path(get, path = "/v1/members/{id}/consents", params(("id" = String, Path)), tag = "members",
     responses((status = 200, body = Vec<ConsentAnswer>), (status = 404, body = ErrorBody)))]
 async fn member_consents(
     State(state): State<AppState>,
@@ -499,7 +499,7 @@ async fn member_consents(
 }
 
 /// Records a member's word on promotions over one channel (`zns`, `sms`, `email`).
-#[utoipa::path(put, path = "/v1/members/{id}/consents/{channel}", tag = "members",
+#[utoipa::path(put, path = "/v1/members/{id}/consents/{channel}", params(("id" = String, Path), ("channel" = String, Path)), tag = "members",
     request_body = ConsentRequest,
     responses((status = 200, body = ConsentAnswer), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
